@@ -1,0 +1,298 @@
+//! A local AWS on loopback for drs-extender's tests and demo: DRS (rest-json),
+//! EventBridge `PutEvents` (awsJson1.1), STS `AssumeRole` (awsQuery) and the Lambda
+//! Runtime API, all on one port, answering as the real services do, with faults
+//! to inject. It runs in-process (tests) or as the `local-aws` binary.
+
+mod drs;
+mod eventbridge;
+mod reply;
+mod runtime_api;
+mod sts;
+mod world;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use reply::Reply;
+pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
+pub use world::{Call, ExtendedServer, Fault, StagingServer, World};
+
+/// The target account the demo and tests use unless told otherwise.
+pub const TARGET_ACCOUNT: &str = "444455556666";
+
+struct Shared {
+    world: Mutex<World>,
+    runtime: RuntimeApi,
+}
+
+pub struct LocalAws {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+}
+
+impl Drop for LocalAws {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl LocalAws {
+    /// Serves `world` on a free loopback port.
+    pub async fn start(world: World) -> std::io::Result<Self> {
+        Self::start_on(world, 0).await
+    }
+
+    pub async fn start_on(world: World, port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            world: Mutex::new(world),
+            runtime: RuntimeApi::default(),
+        });
+        let server = tokio::spawn(serve(listener, shared.clone()));
+        Ok(Self {
+            addr,
+            shared,
+            server,
+        })
+    }
+
+    /// The endpoint URL for every AWS service here (`AWS_ENDPOINT_URL`).
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The value for `AWS_LAMBDA_RUNTIME_API`.
+    pub fn runtime_api_address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.shared.world.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn runtime(&self) -> &RuntimeApi {
+        &self.shared.runtime
+    }
+
+    /// Hands `payload` to the function polling the Runtime API and waits for how
+    /// the invocation ends; `None` if it did not end within `timeout`.
+    pub async fn invoke(&self, payload: Value, timeout: Duration) -> Option<Invocation> {
+        let (_, done) = self.shared.runtime.enqueue(payload, timeout);
+        tokio::time::timeout(timeout + Duration::from_secs(5), done)
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let shared = shared.clone();
+                async move { Ok::<_, Infallible>(respond(&shared, request).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let path = parts.uri.path().to_owned();
+    let reply = if path.starts_with("/2018-06-01/runtime/") {
+        shared
+            .runtime
+            .handle(parts.method.as_str(), &path, &body)
+            .await
+    } else {
+        aws(shared, &parts, &path, &body).await
+    };
+    let mut response = Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        response = response.header(*name, value);
+    }
+    response = response.header("x-amzn-requestid", "00000000-0000-0000-0000-000000000000");
+    response
+        .body(Full::new(Bytes::from(reply.body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// The access key and region a SigV4 `Authorization` header was made with.
+fn signer(parts: &hyper::http::request::Parts) -> (String, String, String) {
+    let header = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let credential = header
+        .split("Credential=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_default();
+    let mut scope = credential.split('/');
+    let key = scope.next().unwrap_or_default().to_owned();
+    let _date = scope.next();
+    let region = scope.next().unwrap_or("us-east-1").to_owned();
+    let service = scope.next().unwrap_or_default().to_owned();
+    (key, region, service)
+}
+
+async fn aws(
+    shared: &Shared,
+    parts: &hyper::http::request::Parts,
+    path: &str,
+    body: &[u8],
+) -> Reply {
+    let (key, region, service) = signer(parts);
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let form: Vec<(String, String)> = if service == "sts" {
+        form_urlencoded::parse(body).into_owned().collect()
+    } else {
+        Vec::new()
+    };
+    let operation = if service == "sts" {
+        form.iter()
+            .find(|(k, _)| k == "Action")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    } else if let Some(op) = target.strip_prefix("AWSEvents.") {
+        op.to_owned()
+    } else {
+        path.trim_start_matches('/').to_owned()
+    };
+    let json: Value = if body.is_empty() || service == "sts" {
+        Value::Null
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(_) => {
+                return Reply::rest_json_error(
+                    400,
+                    "SerializationException",
+                    "body is not JSON",
+                    None,
+                )
+            }
+        }
+    };
+
+    let (latency, fault) = {
+        let mut world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
+        world.calls.push(Call {
+            operation: operation.clone(),
+            region: region.clone(),
+            access_key: key.clone(),
+            body: if service == "sts" {
+                Value::Null
+            } else {
+                json.clone()
+            },
+        });
+        (world.latency, world.take_fault(&operation))
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        Some(Fault::Error {
+            status,
+            code,
+            message,
+            retry_after,
+        }) => {
+            return match service.as_str() {
+                "events" => Reply::aws_json_error(status, &code, &message),
+                "sts" => Reply::query_error(status, &code, &message),
+                _ => Reply::rest_json_error(status, &code, &message, retry_after),
+            }
+        }
+        Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
+        None => {}
+    }
+
+    let mut world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
+    match service.as_str() {
+        "sts" => sts::handle(&mut world, &form),
+        "events" if operation == "PutEvents" => eventbridge::put_events(&mut world, &json),
+        "events" => Reply::aws_json_error(
+            400,
+            "UnknownOperationException",
+            "only PutEvents is served here",
+        ),
+        "drs" => {
+            if world.over_rate_limit(&region) {
+                return Reply::rest_json_error(
+                    429,
+                    "ThrottlingException",
+                    "Rate exceeded",
+                    Some(1),
+                );
+            }
+            let account = world.account_of_key(&key);
+            drs::handle(
+                &mut world,
+                &operation,
+                &account,
+                &region,
+                &json,
+                parts.uri.query().unwrap_or_default(),
+            )
+        }
+        _ => Reply::rest_json_error(
+            403,
+            "MissingAuthenticationTokenException",
+            "request is not signed",
+            None,
+        ),
+    }
+}
+
+/// Environment for a function process pointed at this local AWS.
+pub fn function_env(aws: &LocalAws, region: &str) -> Vec<(String, String)> {
+    [
+        ("AWS_ENDPOINT_URL", aws.endpoint()),
+        ("AWS_LAMBDA_RUNTIME_API", aws.runtime_api_address()),
+        ("AWS_LAMBDA_FUNCTION_NAME", "drs-extender".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        ("AWS_REGION", region.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "AKIDLOCALFUNCTION".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "local-secret".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}

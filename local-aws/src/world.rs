@@ -1,0 +1,353 @@
+//! What the local AWS holds: staging servers in staging accounts, the target
+//! accounts' extended servers, credentials handed out by STS, the calls received,
+//! the events put, and the faults to inject.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub type Tags = BTreeMap<String, String>;
+
+#[derive(Clone, Debug)]
+pub struct StagingServer {
+    pub id: String,
+    pub arn: String,
+    pub account: String,
+    pub region: String,
+    pub hostname: String,
+    pub tags: Tags,
+    /// Volumes on the default EBS key cannot be extended: DRS answers ValidationException.
+    pub default_ebs_key: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExtendedServer {
+    pub id: String,
+    pub arn: String,
+    pub account: String,
+    pub region: String,
+    pub staging_arn: String,
+    pub staging_account: String,
+    pub tags: Tags,
+}
+
+/// One request as received, after its signature's scope was read.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub operation: String,
+    pub region: String,
+    pub access_key: String,
+    pub body: Value,
+}
+
+/// What the next calls of an operation get instead of an answer.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// An error response as the service sends it.
+    Error {
+        status: u16,
+        code: String,
+        message: String,
+        retry_after: Option<u32>,
+    },
+    /// The answer comes this much later.
+    Delay(Duration),
+}
+
+impl Fault {
+    pub fn error(status: u16, code: &str) -> Self {
+        Fault::Error {
+            status,
+            code: code.to_owned(),
+            message: format!("injected {code}"),
+            retry_after: None,
+        }
+    }
+
+    pub fn throttling(retry_after: u32) -> Self {
+        Fault::Error {
+            status: 429,
+            code: "ThrottlingException".to_owned(),
+            message: "Rate exceeded".to_owned(),
+            retry_after: Some(retry_after),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Planned {
+    operation: String,
+    remaining: usize,
+    fault: Fault,
+}
+
+#[derive(Debug)]
+pub struct World {
+    /// The account that credentials not issued by this STS belong to: the
+    /// function's own.
+    pub default_account: String,
+    pub(crate) keys: HashMap<String, String>,
+    /// Roles that require an external id, by ARN.
+    pub(crate) external_ids: HashMap<String, String>,
+    pub(crate) staging: Vec<StagingServer>,
+    pub(crate) extended: Vec<ExtendedServer>,
+    /// Staging accounts that have not trusted the target account in DRS.
+    pub(crate) untrusted: BTreeSet<String>,
+    /// Target accounts (account, region) where DRS is not initialised.
+    pub(crate) uninitialized: BTreeSet<(String, String)>,
+    pub(crate) calls: Vec<Call>,
+    pub(crate) events: Vec<Value>,
+    planned: Vec<Planned>,
+    /// Every call is answered this much later.
+    pub latency: Duration,
+    /// Requests per second DRS accepts per region before it throttles.
+    pub drs_rate_limit: Option<u32>,
+    rate_windows: HashMap<String, VecDeque<Instant>>,
+    pub(crate) refuse_entries: usize,
+    next_id: u64,
+}
+
+impl World {
+    pub fn new(default_account: &str) -> Self {
+        Self {
+            default_account: default_account.to_owned(),
+            keys: HashMap::new(),
+            external_ids: HashMap::new(),
+            staging: Vec::new(),
+            extended: Vec::new(),
+            untrusted: BTreeSet::new(),
+            uninitialized: BTreeSet::new(),
+            calls: Vec::new(),
+            events: Vec::new(),
+            planned: Vec::new(),
+            latency: Duration::ZERO,
+            drs_rate_limit: None,
+            rate_windows: HashMap::new(),
+            refuse_entries: 0,
+            next_id: 1,
+        }
+    }
+
+    pub fn partition(region: &str) -> &'static str {
+        if region.starts_with("cn-") {
+            "aws-cn"
+        } else if region.starts_with("us-gov-") {
+            "aws-us-gov"
+        } else {
+            "aws"
+        }
+    }
+
+    pub(crate) fn new_id(&mut self, prefix: &str, width: usize) -> String {
+        let n = self.next_id;
+        self.next_id += 1;
+        format!("{prefix}{n:0width$x}")
+    }
+
+    /// The world the sample events under `events/` speak of: two staging accounts
+    /// in us-east-1 with the servers those events name, and a few more each.
+    pub fn sample() -> Self {
+        let mut world = Self::new(crate::TARGET_ACCOUNT);
+        for (account, ids) in [
+            (
+                "111122223333",
+                ["s-1111aaaa2222bbbb3", "s-1111aaaa2222bbbb4"],
+            ),
+            (
+                "222233334444",
+                ["s-2222cccc3333dddd5", "s-2222cccc3333dddd6"],
+            ),
+        ] {
+            for id in ids {
+                world.add_staging_server_with_id(
+                    account,
+                    "us-east-1",
+                    id,
+                    &[("app", "billing"), ("env", "prod")],
+                );
+            }
+            world.seed(account, "us-east-1", 2);
+        }
+        world
+    }
+
+    /// Adds a staging server and answers its ARN.
+    pub fn add_staging_server(
+        &mut self,
+        account: &str,
+        region: &str,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let id = self.new_id("s-", 17);
+        self.add_staging_server_with_id(account, region, &id, tags)
+    }
+
+    pub fn add_staging_server_with_id(
+        &mut self,
+        account: &str,
+        region: &str,
+        id: &str,
+        tags: &[(&str, &str)],
+    ) -> String {
+        let id = id.to_owned();
+        let arn = format!(
+            "arn:{}:drs:{region}:{account}:source-server/{id}",
+            Self::partition(region)
+        );
+        self.staging.push(StagingServer {
+            id: id.clone(),
+            arn: arn.clone(),
+            account: account.to_owned(),
+            region: region.to_owned(),
+            hostname: format!("host-{id}"),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            default_ebs_key: false,
+        });
+        arn
+    }
+
+    /// Adds `count` staging servers to an account; answers their ARNs.
+    pub fn seed(&mut self, account: &str, region: &str, count: usize) -> Vec<String> {
+        (0..count)
+            .map(|_| self.add_staging_server(account, region, &[("app", "demo")]))
+            .collect()
+    }
+
+    pub fn mark_default_ebs_key(&mut self, staging_arn: &str) {
+        for server in self.staging.iter_mut().filter(|s| s.arn == staging_arn) {
+            server.default_ebs_key = true;
+        }
+    }
+
+    pub fn distrust(&mut self, staging_account: &str) {
+        self.untrusted.insert(staging_account.to_owned());
+    }
+
+    pub fn uninitialize(&mut self, account: &str, region: &str) {
+        self.uninitialized
+            .insert((account.to_owned(), region.to_owned()));
+    }
+
+    pub fn require_external_id(&mut self, role_arn: &str, external_id: &str) {
+        self.external_ids
+            .insert(role_arn.to_owned(), external_id.to_owned());
+    }
+
+    /// The next `count` calls of `operation` get `fault`.
+    pub fn inject(&mut self, operation: &str, count: usize, fault: Fault) {
+        self.planned.push(Planned {
+            operation: operation.to_owned(),
+            remaining: count,
+            fault,
+        });
+    }
+
+    /// The next `count` PutEvents entries are refused one by one (the call succeeds).
+    pub fn refuse_event_entries(&mut self, count: usize) {
+        self.refuse_entries = count;
+    }
+
+    pub(crate) fn take_fault(&mut self, operation: &str) -> Option<Fault> {
+        let planned = self
+            .planned
+            .iter_mut()
+            .find(|p| p.operation == operation && p.remaining > 0)?;
+        planned.remaining -= 1;
+        Some(planned.fault.clone())
+    }
+
+    /// Counts a DRS request against the region's one-second window.
+    pub(crate) fn over_rate_limit(&mut self, region: &str) -> bool {
+        let Some(limit) = self.drs_rate_limit else {
+            return false;
+        };
+        let now = Instant::now();
+        let window = self.rate_windows.entry(region.to_owned()).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            window.pop_front();
+        }
+        if window.len() >= limit as usize {
+            return true;
+        }
+        window.push_back(now);
+        false
+    }
+
+    pub fn account_of_key(&self, access_key: &str) -> String {
+        self.keys
+            .get(access_key)
+            .cloned()
+            .unwrap_or_else(|| self.default_account.clone())
+    }
+
+    pub fn calls(&self) -> &[Call] {
+        &self.calls
+    }
+
+    pub fn calls_of(&self, operation: &str) -> Vec<&Call> {
+        self.calls
+            .iter()
+            .filter(|c| c.operation == operation)
+            .collect()
+    }
+
+    pub fn drs_calls(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| !matches!(c.operation.as_str(), "PutEvents" | "AssumeRole"))
+            .count()
+    }
+
+    /// Every event entry PutEvents accepted, as sent.
+    pub fn events(&self) -> &[Value] {
+        &self.events
+    }
+
+    pub fn extended(&self) -> &[ExtendedServer] {
+        &self.extended
+    }
+
+    pub fn staging(&self) -> &[StagingServer] {
+        &self.staging
+    }
+
+    /// Records an extension made outside the function (by a person, or earlier).
+    pub fn extend_directly(&mut self, target_account: &str, staging_arn: &str) -> Option<String> {
+        let staging = self.staging.iter().find(|s| s.arn == staging_arn)?.clone();
+        Some(
+            self.record_extension(target_account, &staging, Tags::new())
+                .arn,
+        )
+    }
+
+    pub(crate) fn record_extension(
+        &mut self,
+        target_account: &str,
+        staging: &StagingServer,
+        tags: Tags,
+    ) -> ExtendedServer {
+        let id = self.new_id("s-", 17);
+        let extended = ExtendedServer {
+            arn: format!(
+                "arn:{}:drs:{}:{target_account}:source-server/{id}",
+                Self::partition(&staging.region),
+                staging.region
+            ),
+            id,
+            account: target_account.to_owned(),
+            region: staging.region.clone(),
+            staging_arn: staging.arn.clone(),
+            staging_account: staging.account.clone(),
+            tags,
+        };
+        self.extended.push(extended.clone());
+        extended
+    }
+}

@@ -1,0 +1,173 @@
+//! AWS clients, built once at start from one `SdkConfig` and kept: DRS clients for
+//! the target account (one per region, made on first use), the EventBridge client
+//! for outcome events with the function's own credentials.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_drs::config::retry::{RetryConfig, RetryPartition, TokenBucket};
+use aws_sdk_drs::config::timeout::TimeoutConfig;
+use aws_sdk_drs::config::SharedCredentialsProvider;
+
+use crate::arn::Region;
+use crate::config::{Config, TargetRole};
+use crate::drs::TargetDrs;
+use crate::pace::Pace;
+use crate::retry_after::RetryAfterClassifier;
+
+/// How hard and how long one AWS call may try. The defaults bound a single call
+/// to well under a minute, so an invocation cannot hang on a dead endpoint.
+#[derive(Clone, Debug)]
+pub struct CallPolicy {
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub connect_timeout: Duration,
+    pub attempt_timeout: Duration,
+    pub operation_timeout: Duration,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+            attempt_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(40),
+        }
+    }
+}
+
+impl CallPolicy {
+    fn retry_config(&self) -> RetryConfig {
+        RetryConfig::standard()
+            .with_max_attempts(self.max_attempts)
+            .with_initial_backoff(self.initial_backoff)
+            .with_max_backoff(self.max_backoff)
+    }
+
+    fn timeout_config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect_timeout)
+            .operation_attempt_timeout(self.attempt_timeout)
+            .operation_timeout(self.operation_timeout)
+            .build()
+    }
+
+    /// Attempts are bounded per call and paced per region already; the SDK's shared
+    /// retry quota would otherwise turn one throttling storm into failures for every
+    /// server after it.
+    fn retry_partition(name: &'static str) -> RetryPartition {
+        RetryPartition::custom(name)
+            .token_bucket(TokenBucket::unlimited())
+            .build()
+    }
+}
+
+pub struct Clients {
+    own: SdkConfig,
+    target: SdkConfig,
+    policy: CallPolicy,
+    drs_max_rps: u32,
+    drs: Mutex<HashMap<Region, TargetDrs>>,
+    eventbridge: aws_sdk_eventbridge::Client,
+}
+
+impl Clients {
+    /// Loads the function's own AWS configuration (environment, Lambda's
+    /// credentials, `AWS_ENDPOINT_URL*`) and builds the clients.
+    pub async fn load(config: &Config) -> Self {
+        let own = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        Self::new(own, config, CallPolicy::default()).await
+    }
+
+    pub async fn new(own: SdkConfig, config: &Config, policy: CallPolicy) -> Self {
+        let target = match &config.target_role {
+            Some(role) => assume(&own, role).await,
+            None => own.clone(),
+        };
+        let eventbridge = eventbridge_client(&own, &config.result_event_bus, &policy);
+        Self {
+            own,
+            target,
+            policy,
+            drs_max_rps: config.drs_max_rps,
+            drs: Mutex::new(HashMap::new()),
+            eventbridge,
+        }
+    }
+
+    /// The target account's DRS in `region`; built on first use, then reused with
+    /// its connection pool and its pace.
+    pub fn drs(&self, region: &Region) -> TargetDrs {
+        let mut clients = self
+            .drs
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        clients
+            .entry(region.clone())
+            .or_insert_with(|| {
+                let config = aws_sdk_drs::config::Builder::from(&self.target)
+                    .region(aws_sdk_drs::config::Region::new(region.to_string()))
+                    .retry_config(self.policy.retry_config())
+                    .retry_partition(CallPolicy::retry_partition("drs-extender-drs"))
+                    .timeout_config(self.policy.timeout_config())
+                    .retry_classifier(RetryAfterClassifier)
+                    .build();
+                TargetDrs::new(
+                    aws_sdk_drs::Client::from_conf(config),
+                    Arc::new(Pace::per_second(self.drs_max_rps)),
+                )
+            })
+            .clone()
+    }
+
+    pub fn eventbridge(&self) -> &aws_sdk_eventbridge::Client {
+        &self.eventbridge
+    }
+
+    /// The function's own region, where it knows it.
+    pub fn own_region(&self) -> Option<&str> {
+        self.own.region().map(|r| r.as_ref())
+    }
+}
+
+async fn assume(own: &SdkConfig, role: &TargetRole) -> SdkConfig {
+    let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
+        .session_name("drs-extender")
+        .configure(own);
+    if let Some(external_id) = &role.external_id {
+        provider = provider.external_id(external_id.clone());
+    }
+    let provider = provider.build().await;
+    own.to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .build()
+}
+
+/// A bus named by ARN may live in another region than the function; PutEvents
+/// must then be sent there.
+fn eventbridge_client(
+    own: &SdkConfig,
+    bus: &str,
+    policy: &CallPolicy,
+) -> aws_sdk_eventbridge::Client {
+    let mut builder = aws_sdk_eventbridge::config::Builder::from(own)
+        .retry_config(policy.retry_config())
+        .retry_partition(CallPolicy::retry_partition("drs-extender-events"))
+        .timeout_config(policy.timeout_config())
+        .retry_classifier(RetryAfterClassifier);
+    if let Some(region) = bus
+        .strip_prefix("arn:")
+        .and_then(|rest| rest.split(':').nth(2))
+    {
+        if !region.is_empty() {
+            builder = builder.region(aws_sdk_eventbridge::config::Region::new(region.to_owned()));
+        }
+    }
+    aws_sdk_eventbridge::Client::from_conf(builder.build())
+}

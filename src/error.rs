@@ -1,0 +1,180 @@
+//! The project's errors. `DrsError` keeps what DRS said and whether trying again can
+//! help; that one fact drives retries, outcome events and whether the invocation fails.
+
+use aws_sdk_drs::config::http::HttpResponse;
+use aws_sdk_drs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_drs::operation::RequestId;
+use lambda_runtime::Diagnostic;
+
+/// Input that names something DRS could never accept. Messages echo the input
+/// shortened and cleaned of control characters, never whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("account id `{0}` is not 12 digits")]
+    AccountId(String),
+    #[error("source server id `{0}` is not `s-` and 17 letters or digits")]
+    SourceServerId(String),
+    #[error("region `{0}` is not an AWS region name")]
+    Region(String),
+    #[error("source server ARN `{arn}` is malformed: {why}")]
+    Arn { arn: String, why: &'static str },
+}
+
+/// A DRS call that did not succeed, as DRS (or the network) put it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DrsError {
+    pub code: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// DRS's codes for faults on its side or of pace: trying later can help.
+const RETRYABLE_CODES: &[&str] = &[
+    "ThrottlingException",
+    "InternalServerException",
+    "ServiceUnavailableException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+impl DrsError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            retryable,
+        }
+    }
+
+    /// Maps any SDK error of any AWS service into the code DRS gave (or a name for
+    /// what went wrong on the way) and whether a later attempt can succeed.
+    pub fn from_sdk<E>(err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
+    {
+        match &err {
+            SdkError::ServiceError(context) => {
+                let status = context.raw().status().as_u16();
+                let inner = context.err();
+                let code = inner
+                    .code()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| format!("Http{status}"));
+                let message = inner
+                    .message()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| code.clone());
+                let retryable =
+                    RETRYABLE_CODES.contains(&code.as_str()) || status == 429 || status >= 500;
+                let message = match inner.request_id() {
+                    Some(id) => format!("{message} (request id {id})"),
+                    None => message,
+                };
+                Self::new(code, message, retryable)
+            }
+            SdkError::TimeoutError(_) => {
+                Self::new("Timeout", "the call timed out, after retries", true)
+            }
+            SdkError::DispatchFailure(failure) => {
+                let what = if failure.is_timeout() {
+                    "connection timed out"
+                } else if failure.is_io() {
+                    "connection failed"
+                } else {
+                    "request could not be sent"
+                };
+                Self::new(
+                    "ConnectionError",
+                    format!("{what}: {}", source_chain(&err)),
+                    true,
+                )
+            }
+            SdkError::ResponseError(_) => Self::new(
+                "InvalidResponse",
+                format!("the response could not be read: {}", source_chain(&err)),
+                true,
+            ),
+            SdkError::ConstructionFailure(_) => Self::new(
+                "RequestNotBuilt",
+                format!("the request could not be built: {}", source_chain(&err)),
+                false,
+            ),
+            _ => Self::new("Unknown", source_chain(&err), false),
+        }
+    }
+}
+
+/// The whole `source()` chain on one line: the SDK's top-level messages alone
+/// ("dispatch failure") do not tell an operator what happened.
+fn source_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text.replace(['\n', '\r'], " ")
+}
+
+/// A configuration value that does not parse; it stops the start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {why}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub why: String,
+}
+
+/// Why an invocation is reported to Lambda as failed, so that Lambda retries it
+/// and then hands it to the failure destination.
+#[derive(Debug, thiserror::Error)]
+pub enum InvocationError {
+    #[error("{failed} server(s) failed with retryable errors; summary: {summary}")]
+    RetryableFailures { failed: usize, summary: String },
+    #[error("{undelivered} outcome event(s) could not be delivered ({cause}); summary: {summary}")]
+    OutcomesUndelivered {
+        undelivered: usize,
+        cause: String,
+        summary: String,
+    },
+}
+
+impl InvocationError {
+    fn error_type(&self) -> &'static str {
+        match self {
+            Self::RetryableFailures { .. } => "RetryableFailures",
+            Self::OutcomesUndelivered { .. } => "OutcomesUndelivered",
+        }
+    }
+}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(err: InvocationError) -> Self {
+        Diagnostic {
+            error_type: err.error_type().to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invocation_errors_have_stable_types_and_full_messages() {
+        let diagnostic = Diagnostic::from(InvocationError::RetryableFailures {
+            failed: 2,
+            summary: "{}".into(),
+        });
+        assert_eq!(diagnostic.error_type, "RetryableFailures");
+        assert!(diagnostic.error_message.starts_with("2 server(s) failed"));
+    }
+
+    #[test]
+    fn source_chain_stays_on_one_line() {
+        let io = std::io::Error::other("first\nsecond");
+        assert_eq!(source_chain(&io), "first second");
+    }
+}

@@ -1,0 +1,286 @@
+//! The invocation: classify the event once, act on what it asks, report every
+//! outcome as an event, and fail the invocation when Lambda should retry it.
+
+use std::collections::BTreeSet;
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+use crate::arn::{AccountId, Region};
+use crate::authorize::authorize;
+use crate::clients::Clients;
+use crate::config::Config;
+use crate::deadline::{Deadline, DEFAULT_MARGIN};
+use crate::error::InvocationError;
+use crate::event_bus::EventBus;
+use crate::extend::{extend, ExtendSettings, Known};
+use crate::inbound::{classify, Classified, ReconcileRequest, Request, ServerRequest, Trigger};
+use crate::outcome::{OutboundEvent, Outcome, Response, Subject};
+use crate::reconcile::{self, Scope};
+
+pub struct App {
+    config: Config,
+    clients: Clients,
+    bus: EventBus,
+}
+
+impl App {
+    pub fn new(config: Config, clients: Clients) -> Self {
+        let bus = EventBus::new(
+            clients.eventbridge().clone(),
+            config.result_event_bus.clone(),
+            config.result_event_source.clone(),
+        );
+        Self {
+            config,
+            clients,
+            bus,
+        }
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, InvocationError> {
+        let deadline = Deadline::from_epoch_ms(event.context.deadline, DEFAULT_MARGIN);
+        let target = self.target_account(&event.context);
+        let Classified {
+            trigger,
+            sender,
+            request,
+        } = classify(&event.payload);
+        tracing::info!(
+            event_id = trigger.id.as_deref().unwrap_or("-"),
+            source = trigger.source.as_deref().unwrap_or("-"),
+            detail_type = trigger.detail_type.as_deref().unwrap_or("-"),
+            "event received"
+        );
+        let settings = self.settings(None);
+        let (outcomes, summary) = match request {
+            Request::Ignored(reason) => {
+                tracing::info!(%reason, "event ignored");
+                return Ok(Response::ignored(reason));
+            }
+            Request::Rejected(rejection) => (vec![Outcome::rejected(rejection)], None),
+            Request::Servers(servers) => {
+                let outcomes = self
+                    .extend_servers(servers, sender.as_ref(), target.as_ref(), &settings)
+                    .await;
+                (outcomes, None)
+            }
+            Request::ReconcileAccount { account, region } => {
+                match authorize(&self.config, &account, sender.as_ref(), target.as_ref()) {
+                    Err(rejection) => (vec![Outcome::rejected(rejection)], None),
+                    Ok(()) => {
+                        let scope = Scope {
+                            staging_account_id: account,
+                            region,
+                        };
+                        self.reconcile(vec![scope], Vec::new(), settings, deadline)
+                            .await
+                    }
+                }
+            }
+            Request::Reconcile(request) => {
+                let settings = self.settings(request.dry_run);
+                let (scopes, mut refused) = self
+                    .coverage(&request, sender.as_ref(), target.as_ref())
+                    .await;
+                let (mut outcomes, summary) =
+                    self.reconcile(scopes, Vec::new(), settings, deadline).await;
+                refused.append(&mut outcomes);
+                (refused, summary)
+            }
+        };
+        self.finish(outcomes, summary, &trigger).await
+    }
+
+    fn settings(&self, dry_run: Option<bool>) -> ExtendSettings {
+        ExtendSettings {
+            configured_tags: self.config.extension_tags.clone(),
+            copy_staging_tags: self.config.copy_staging_tags,
+            // A request may ask for a dry run; it may not lift a configured one.
+            dry_run: self.config.dry_run || dry_run.unwrap_or(false),
+        }
+    }
+
+    /// The account of `TARGET_ROLE_ARN`, else the function's own account.
+    fn target_account(&self, context: &Context) -> Option<AccountId> {
+        if let Some(role) = &self.config.target_role {
+            return Some(role.account.clone());
+        }
+        context
+            .invoked_function_arn
+            .split(':')
+            .nth(4)
+            .and_then(|account| AccountId::parse(account).ok())
+    }
+
+    async fn extend_servers(
+        &self,
+        servers: Vec<Result<ServerRequest, crate::inbound::Rejection>>,
+        sender: Option<&AccountId>,
+        target: Option<&AccountId>,
+        settings: &ExtendSettings,
+    ) -> Vec<Outcome> {
+        let mut outcomes = Vec::with_capacity(servers.len());
+        for server in servers {
+            let outcome = match server {
+                Err(rejection) => Outcome::rejected(rejection),
+                Ok(server) => match authorize(&self.config, server.arn.account(), sender, target) {
+                    Err(mut rejection) => {
+                        rejection.staging_arn = Some(server.arn);
+                        Outcome::rejected(rejection)
+                    }
+                    Ok(()) => {
+                        let drs = self.clients.drs(server.arn.region());
+                        extend(
+                            &drs,
+                            settings,
+                            &server.arn,
+                            server.tags.as_ref(),
+                            Known::Unknown,
+                        )
+                        .await
+                    }
+                },
+            };
+            outcomes.push(outcome);
+        }
+        outcomes
+    }
+
+    /// Which accounts and regions a reconciliation covers, and the accounts it was
+    /// asked for but may not touch.
+    async fn coverage(
+        &self,
+        request: &ReconcileRequest,
+        sender: Option<&AccountId>,
+        target: Option<&AccountId>,
+    ) -> (Vec<Scope>, Vec<Outcome>) {
+        let regions: Vec<Region> = request
+            .regions
+            .clone()
+            .unwrap_or_else(|| self.config.reconcile_regions.clone());
+        let mut refused = Vec::new();
+        let mut scopes = BTreeSet::new();
+        let sender_is_target = sender.is_some() && sender == target;
+        for region in &regions {
+            let accounts: Vec<AccountId> =
+                match (&request.staging_accounts, &self.config.staging_account_ids) {
+                    (Some(named), _) => named.clone(),
+                    // Only the target account speaks for every staging account.
+                    (None, _) if !sender_is_target => sender.cloned().into_iter().collect(),
+                    (None, Some(allowlist)) => allowlist.iter().cloned().collect(),
+                    (None, None) => match self.clients.drs(region).list_staging_accounts().await {
+                        Ok(accounts) => accounts,
+                        Err(error) => {
+                            tracing::warn!(%region, %error, "could not list staging accounts");
+                            let subject = Subject {
+                                region: Some(region.clone()),
+                                ..Subject::default()
+                            };
+                            refused.push(Outcome::failed(subject, error));
+                            continue;
+                        }
+                    },
+                };
+            for account in accounts {
+                match authorize(&self.config, &account, sender, target) {
+                    Ok(()) => {
+                        scopes.insert(Scope {
+                            staging_account_id: account,
+                            region: region.clone(),
+                        });
+                    }
+                    Err(rejection) => {
+                        let outcome = Outcome::rejected(rejection);
+                        if !refused.contains(&outcome) {
+                            refused.push(outcome);
+                        }
+                    }
+                }
+            }
+        }
+        (scopes.into_iter().collect(), refused)
+    }
+
+    async fn reconcile(
+        &self,
+        scopes: Vec<Scope>,
+        mut before: Vec<Outcome>,
+        settings: ExtendSettings,
+        deadline: Deadline,
+    ) -> (Vec<Outcome>, Option<reconcile::Summary>) {
+        let report = reconcile::run(
+            &self.clients,
+            settings,
+            scopes,
+            self.config.reconcile_concurrency,
+            deadline,
+        )
+        .await;
+        tracing::info!(
+            examined = report.summary.examined,
+            created = report.summary.created,
+            skipped = report.summary.skipped,
+            failed = report.summary.failed,
+            complete = report.summary.complete,
+            duration_ms = report.summary.duration_ms,
+            "reconciliation finished"
+        );
+        before.extend(report.outcomes);
+        (before, Some(report.summary))
+    }
+
+    /// Publishes every outcome (and the summary last), then answers.
+    async fn finish(
+        &self,
+        outcomes: Vec<Outcome>,
+        summary: Option<reconcile::Summary>,
+        trigger: &Trigger,
+    ) -> Result<Response, InvocationError> {
+        for outcome in &outcomes {
+            let subject = outcome.subject();
+            let server = subject
+                .staging_source_server_arn
+                .as_ref()
+                .map(ToString::to_string);
+            match outcome {
+                Outcome::Failed {
+                    error_code,
+                    retryable,
+                    ..
+                } => tracing::warn!(
+                    status = outcome.status(),
+                    server,
+                    error_code,
+                    retryable,
+                    "outcome"
+                ),
+                Outcome::Rejected { reason, .. } => {
+                    tracing::warn!(status = outcome.status(), server, reason, "outcome")
+                }
+                _ => tracing::info!(status = outcome.status(), server, "outcome"),
+            }
+        }
+        let mut events: Vec<OutboundEvent> = outcomes.iter().map(|o| o.event(trigger)).collect();
+        events.extend(summary.as_ref().map(reconcile::Summary::event));
+        let mut response = Response::from_outcomes(outcomes);
+        response.reconciliation = summary.and_then(|s| serde_json::to_value(s).ok());
+
+        if let Err(error) = self.bus.publish(&events).await {
+            tracing::error!(undelivered = error.undelivered, error = %error.last_error, "outcome events undelivered");
+            return Err(InvocationError::OutcomesUndelivered {
+                undelivered: error.undelivered,
+                cause: error.last_error,
+                summary: response.summary(),
+            });
+        }
+        let retryable = response.retryable_failures();
+        if retryable > 0 {
+            return Err(InvocationError::RetryableFailures {
+                failed: retryable,
+                summary: response.summary(),
+            });
+        }
+        Ok(response)
+    }
+}

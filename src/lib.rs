@@ -1,0 +1,21 @@
+//! drs-extender: keeps AWS Elastic Disaster Recovery staging servers extended into
+//! a recovery (target) account, and reports every outcome as an EventBridge event.
+
+pub mod arn;
+pub mod authorize;
+pub mod clients;
+pub mod config;
+pub mod deadline;
+pub mod drs;
+pub mod error;
+pub mod event_bus;
+pub mod extend;
+pub mod handler;
+pub mod inbound;
+pub mod outcome;
+pub mod pace;
+pub mod reconcile;
+pub mod retry_after;
+pub mod tags;
+
+pub use handler::App;

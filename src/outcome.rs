@@ -1,0 +1,370 @@
+//! Outcomes: what happened to each server, the function's response, and the
+//! outcome events that report them. Pure data; no I/O.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::arn::{AccountId, Region, SourceServerArn};
+use crate::drs::ExtendedServer;
+use crate::error::DrsError;
+use crate::inbound::{Rejection, Trigger};
+use crate::tags::DroppedTag;
+
+/// Where the server in question is, as far as known.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subject {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staging_source_server_arn: Option<SourceServerArn>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staging_account_id: Option<AccountId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
+}
+
+impl Subject {
+    pub fn server(arn: &SourceServerArn) -> Self {
+        Self {
+            staging_source_server_arn: Some(arn.clone()),
+            staging_account_id: Some(arn.account().clone()),
+            region: Some(arn.region().clone()),
+        }
+    }
+
+    pub fn account(account: &AccountId, region: Option<&Region>) -> Self {
+        Self {
+            staging_source_server_arn: None,
+            staging_account_id: Some(account.clone()),
+            region: region.cloned(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SkipReason {
+    AlreadyExtended,
+    DryRun,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "status",
+    rename_all = "lowercase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Outcome {
+    Created {
+        #[serde(flatten)]
+        subject: Subject,
+        extended_source_server_id: String,
+        extended_source_server_arn: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        dropped_tags: Vec<DroppedTag>,
+    },
+    Skipped {
+        #[serde(flatten)]
+        subject: Subject,
+        reason: SkipReason,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        extended_source_server_arn: Option<String>,
+    },
+    Failed {
+        #[serde(flatten)]
+        subject: Subject,
+        error_code: String,
+        error_message: String,
+        retryable: bool,
+    },
+    Rejected {
+        #[serde(flatten)]
+        subject: Subject,
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn created(
+        arn: &SourceServerArn,
+        extended: ExtendedServer,
+        dropped_tags: Vec<DroppedTag>,
+    ) -> Self {
+        Self::Created {
+            subject: Subject::server(arn),
+            extended_source_server_id: extended.id,
+            extended_source_server_arn: extended.arn,
+            dropped_tags,
+        }
+    }
+
+    pub fn already_extended(arn: &SourceServerArn, extended: ExtendedServer) -> Self {
+        Self::Skipped {
+            subject: Subject::server(arn),
+            reason: SkipReason::AlreadyExtended,
+            extended_source_server_arn: Some(extended.arn),
+        }
+    }
+
+    pub fn dry_run(arn: &SourceServerArn) -> Self {
+        Self::Skipped {
+            subject: Subject::server(arn),
+            reason: SkipReason::DryRun,
+            extended_source_server_arn: None,
+        }
+    }
+
+    pub fn failed(subject: Subject, error: DrsError) -> Self {
+        Self::Failed {
+            subject,
+            error_code: error.code,
+            error_message: error.message,
+            retryable: error.retryable,
+        }
+    }
+
+    pub fn rejected(rejection: Rejection) -> Self {
+        let subject = match &rejection.staging_arn {
+            Some(arn) => Subject::server(arn),
+            None => Subject {
+                staging_account_id: rejection.staging_account,
+                ..Subject::default()
+            },
+        };
+        Self::Rejected {
+            subject,
+            reason: rejection.reason,
+        }
+    }
+
+    pub fn status(&self) -> &'static str {
+        match self {
+            Self::Created { .. } => "created",
+            Self::Skipped { .. } => "skipped",
+            Self::Failed { .. } => "failed",
+            Self::Rejected { .. } => "rejected",
+        }
+    }
+
+    pub fn subject(&self) -> &Subject {
+        match self {
+            Self::Created { subject, .. }
+            | Self::Skipped { subject, .. }
+            | Self::Failed { subject, .. }
+            | Self::Rejected { subject, .. } => subject,
+        }
+    }
+
+    pub fn is_retryable_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Failed {
+                retryable: true,
+                ..
+            }
+        )
+    }
+
+    fn detail_type(&self) -> &'static str {
+        match self {
+            Self::Created { .. } => "Extended Source Server Created",
+            Self::Skipped { .. } => "Extended Source Server Skipped",
+            Self::Failed { .. } => "Extended Source Server Failed",
+            Self::Rejected { .. } => "Extension Request Rejected",
+        }
+    }
+
+    /// The outcome event: the outcome's own fields, less `status` (the detail-type
+    /// says it), plus the trigger.
+    pub fn event(&self, trigger: &Trigger) -> OutboundEvent {
+        let mut detail = to_object(self);
+        detail.remove("status");
+        detail.insert(
+            "trigger".into(),
+            serde_json::to_value(trigger).unwrap_or(Value::Null),
+        );
+        let mut resources: Vec<String> = Vec::new();
+        if let Some(arn) = &self.subject().staging_source_server_arn {
+            resources.push(arn.to_string());
+        }
+        match self {
+            Self::Created {
+                extended_source_server_arn,
+                ..
+            }
+            | Self::Skipped {
+                extended_source_server_arn: Some(extended_source_server_arn),
+                ..
+            } => resources.push(extended_source_server_arn.clone()),
+            _ => {}
+        }
+        OutboundEvent {
+            detail_type: self.detail_type(),
+            resources,
+            detail: Value::Object(detail),
+        }
+    }
+}
+
+/// An event for `PutEvents`; the bus and source come from configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboundEvent {
+    pub detail_type: &'static str,
+    pub resources: Vec<String>,
+    pub detail: Value,
+}
+
+fn to_object(value: &impl Serialize) -> Map<String, Value> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+/// The function's response: every outcome, and the counts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Response {
+    pub outcomes: Vec<Outcome>,
+    pub created: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub rejected: usize,
+    /// Why the event asked for nothing, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+    /// The `Reconciliation Completed` summary, when the event asked for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconciliation: Option<Value>,
+}
+
+impl Response {
+    pub fn ignored(reason: String) -> Self {
+        Self {
+            ignored: Some(reason),
+            ..Self::default()
+        }
+    }
+
+    pub fn from_outcomes(outcomes: Vec<Outcome>) -> Self {
+        let count = |status: &str| outcomes.iter().filter(|o| o.status() == status).count();
+        Self {
+            created: count("created"),
+            skipped: count("skipped"),
+            failed: count("failed"),
+            rejected: count("rejected"),
+            outcomes,
+            ..Self::default()
+        }
+    }
+
+    pub fn retryable_failures(&self) -> usize {
+        self.outcomes
+            .iter()
+            .filter(|o| o.is_retryable_failure())
+            .count()
+    }
+
+    /// The counts on one line, for logs and error messages.
+    pub fn summary(&self) -> String {
+        format!(
+            "{{\"created\":{},\"skipped\":{},\"failed\":{},\"rejected\":{}}}",
+            self.created, self.skipped, self.failed, self.rejected
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn arn() -> SourceServerArn {
+        SourceServerArn::parse(
+            "arn:aws:drs:us-east-1:111122223333:source-server/s-1234567890abcdef0",
+        )
+        .unwrap()
+    }
+
+    fn trigger() -> Trigger {
+        Trigger {
+            id: Some("e-1".into()),
+            source: Some("org.tooling".into()),
+            detail_type: Some("Staging Source Server Added".into()),
+        }
+    }
+
+    #[test]
+    fn created_event_carries_every_interface_field() {
+        let extended = ExtendedServer {
+            id: "s-00000000000000001".into(),
+            arn: "arn:aws:drs:us-east-1:444455556666:source-server/s-00000000000000001".into(),
+        };
+        let event = Outcome::created(&arn(), extended, vec![]).event(&trigger());
+        assert_eq!(event.detail_type, "Extended Source Server Created");
+        assert_eq!(event.resources.len(), 2);
+        assert_eq!(
+            event.detail,
+            json!({
+                "stagingSourceServerArn": arn().to_string(),
+                "stagingAccountId": "111122223333",
+                "region": "us-east-1",
+                "extendedSourceServerId": "s-00000000000000001",
+                "extendedSourceServerArn": "arn:aws:drs:us-east-1:444455556666:source-server/s-00000000000000001",
+                "trigger": {"id": "e-1", "source": "org.tooling", "detailType": "Staging Source Server Added"}
+            })
+        );
+    }
+
+    #[test]
+    fn failed_and_skipped_and_rejected_events() {
+        let failed = Outcome::failed(
+            Subject::server(&arn()),
+            DrsError::new("ThrottlingException", "slow down", true),
+        );
+        let event = failed.event(&trigger());
+        assert_eq!(event.detail_type, "Extended Source Server Failed");
+        assert_eq!(event.detail["errorCode"], "ThrottlingException");
+        assert_eq!(event.detail["retryable"], true);
+        assert!(event.detail.get("status").is_none());
+
+        let skipped = Outcome::dry_run(&arn()).event(&trigger());
+        assert_eq!(skipped.detail_type, "Extended Source Server Skipped");
+        assert_eq!(skipped.detail["reason"], "DRY_RUN");
+        assert_eq!(skipped.resources, vec![arn().to_string()]);
+
+        let mut rejection = Rejection::new("bad");
+        rejection.staging_account = Some(AccountId::parse("111122223333").unwrap());
+        let rejected = Outcome::rejected(rejection).event(&trigger());
+        assert_eq!(rejected.detail_type, "Extension Request Rejected");
+        assert_eq!(
+            rejected.detail,
+            json!({"stagingAccountId": "111122223333", "reason": "bad", "trigger": rejected.detail["trigger"]})
+        );
+        assert!(rejected.resources.is_empty());
+    }
+
+    #[test]
+    fn response_counts_and_serializes_with_status() {
+        let response = Response::from_outcomes(vec![
+            Outcome::dry_run(&arn()),
+            Outcome::failed(Subject::server(&arn()), DrsError::new("X", "y", true)),
+        ]);
+        assert_eq!(
+            (
+                response.created,
+                response.skipped,
+                response.failed,
+                response.rejected
+            ),
+            (0, 1, 1, 0)
+        );
+        assert_eq!(response.retryable_failures(), 1);
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(json["outcomes"][0]["status"], "skipped");
+        assert_eq!(
+            json["outcomes"][0]["stagingSourceServerArn"],
+            arn().to_string()
+        );
+        assert_eq!(json["outcomes"][1]["errorCode"], "X");
+    }
+}

@@ -1,0 +1,237 @@
+//! Reconciliation: every extensible server of the covered staging accounts and
+//! regions is extended. Accounts are worked on concurrently; creates share one
+//! limit on calls in flight; each region's DRS client keeps its own pace.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::arn::{AccountId, Region, SourceServerArn};
+use crate::clients::Clients;
+use crate::deadline::Deadline;
+use crate::drs::TargetDrs;
+use crate::extend::{extend, ExtendSettings, Known};
+use crate::inbound::Rejection;
+use crate::outcome::{OutboundEvent, Outcome, Subject};
+
+/// One staging account in one region.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scope {
+    pub staging_account_id: AccountId,
+    pub region: Region,
+}
+
+/// The `Reconciliation Completed` detail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub staging_account_ids: Vec<AccountId>,
+    pub regions: Vec<Region>,
+    pub examined: usize,
+    pub created: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub rejected: usize,
+    pub dry_run: bool,
+    pub complete: bool,
+    pub duration_ms: u64,
+    /// The accounts and regions not finished, when the run stopped early.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfinished: Vec<Scope>,
+}
+
+impl Summary {
+    pub fn event(&self) -> OutboundEvent {
+        OutboundEvent {
+            detail_type: "Reconciliation Completed",
+            resources: Vec::new(),
+            detail: serde_json::to_value(self).unwrap_or_default(),
+        }
+    }
+}
+
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+    pub summary: Summary,
+}
+
+struct ScopeReport {
+    scope: Scope,
+    outcomes: Vec<Outcome>,
+    examined: usize,
+    complete: bool,
+}
+
+pub async fn run(
+    clients: &Clients,
+    settings: ExtendSettings,
+    scopes: Vec<Scope>,
+    concurrency: usize,
+    deadline: Deadline,
+) -> Report {
+    let started = Instant::now();
+    let dry_run = settings.dry_run;
+    let settings = Arc::new(settings);
+    let creates = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut accounts: Vec<AccountId> = scopes
+        .iter()
+        .map(|s| s.staging_account_id.clone())
+        .collect();
+    accounts.sort();
+    accounts.dedup();
+    let mut regions: Vec<Region> = scopes.iter().map(|s| s.region.clone()).collect();
+    regions.sort();
+    regions.dedup();
+
+    let mut tasks = JoinSet::new();
+    for scope in scopes {
+        let drs = clients.drs(&scope.region);
+        tasks.spawn(reconcile_scope(
+            drs,
+            settings.clone(),
+            scope,
+            creates.clone(),
+            deadline,
+        ));
+    }
+    let mut outcomes = Vec::new();
+    let mut examined = 0;
+    let mut unfinished = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(report) => {
+                examined += report.examined;
+                if !report.complete {
+                    unfinished.push(report.scope);
+                }
+                outcomes.extend(report.outcomes);
+            }
+            Err(error) => tracing::error!(%error, "a reconciliation task ended abnormally"),
+        }
+    }
+    unfinished.sort();
+    let count = |status: &str| {
+        outcomes
+            .iter()
+            .filter(|o: &&Outcome| o.status() == status)
+            .count()
+    };
+    let summary = Summary {
+        staging_account_ids: accounts,
+        regions,
+        examined,
+        created: count("created"),
+        skipped: count("skipped"),
+        failed: count("failed"),
+        rejected: count("rejected"),
+        dry_run,
+        complete: unfinished.is_empty(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        unfinished,
+    };
+    Report { outcomes, summary }
+}
+
+async fn reconcile_scope(
+    drs: TargetDrs,
+    settings: Arc<ExtendSettings>,
+    scope: Scope,
+    creates: Arc<Semaphore>,
+    deadline: Deadline,
+) -> ScopeReport {
+    let mut report = ScopeReport {
+        scope: scope.clone(),
+        outcomes: Vec::new(),
+        examined: 0,
+        complete: true,
+    };
+    let mut in_flight = JoinSet::new();
+    let mut next_token = None;
+    'pages: loop {
+        if deadline.reached() {
+            report.complete = false;
+            break;
+        }
+        let page = match drs
+            .list_extensible(&scope.staging_account_id, next_token.take())
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "could not list extensible servers");
+                let subject = Subject::account(&scope.staging_account_id, Some(&scope.region));
+                report.outcomes.push(Outcome::failed(subject, error));
+                report.complete = false;
+                break;
+            }
+        };
+        for server in page.items {
+            report.examined += 1;
+            let staging = match listed_arn(&server.arn, &scope) {
+                Ok(arn) => arn,
+                Err(rejection) => {
+                    report.outcomes.push(Outcome::rejected(rejection));
+                    continue;
+                }
+            };
+            let Ok(permit) = creates.clone().acquire_owned().await else {
+                break 'pages;
+            };
+            if deadline.reached() {
+                report.complete = false;
+                break 'pages;
+            }
+            let (drs, settings) = (drs.clone(), settings.clone());
+            in_flight.spawn(async move {
+                let outcome = extend(
+                    &drs,
+                    &settings,
+                    &staging,
+                    server.tags.as_ref(),
+                    Known::NotExtended,
+                )
+                .await;
+                drop(permit);
+                outcome
+            });
+            // Outcomes are gathered as they finish, so memory does not grow with
+            // the number of servers waiting behind the limit.
+            while let Some(Ok(outcome)) = in_flight.try_join_next() {
+                report.outcomes.push(outcome);
+            }
+        }
+        match page.next_token {
+            Some(token) => next_token = Some(token),
+            None => break,
+        }
+    }
+    while let Some(joined) = in_flight.join_next().await {
+        match joined {
+            Ok(outcome) => report.outcomes.push(outcome),
+            Err(error) => tracing::error!(%error, "an extension task ended abnormally"),
+        }
+    }
+    report
+}
+
+/// DRS's own answer is input like any other: a listed ARN must be well formed and
+/// belong to the account and region that were listed.
+fn listed_arn(raw: &str, scope: &Scope) -> Result<SourceServerArn, Rejection> {
+    let rejection = |reason: String| {
+        let mut r = Rejection::new(reason);
+        r.staging_account = Some(scope.staging_account_id.clone());
+        r
+    };
+    let arn = SourceServerArn::parse(raw).map_err(|e| rejection(format!("DRS listed {e}")))?;
+    if arn.account() != &scope.staging_account_id || arn.region() != &scope.region {
+        return Err(rejection(format!(
+            "DRS listed server {arn} when asked for account {} in {}",
+            scope.staging_account_id, scope.region
+        )));
+    }
+    Ok(arn)
+}

@@ -1,0 +1,71 @@
+//! DRS asks callers to wait with a standard `Retry-After` header (seconds), which
+//! the SDK's own classifiers do not read (they read `x-amz-retry-after`). This
+//! classifier tucks that delay into an already-retryable verdict; the SDK's
+//! standard strategy then waits that long, bounded by its maximum backoff.
+
+use std::time::Duration;
+
+use aws_sdk_drs::config::interceptors::InterceptorContext;
+use aws_sdk_drs::config::retry::{ClassifyRetry, RetryAction};
+use aws_smithy_runtime_api::client::retries::classifiers::{RetryClassifierPriority, RetryReason};
+
+#[derive(Debug, Default)]
+pub struct RetryAfterClassifier;
+
+/// Beyond this a server's request to wait is not taken literally: the invocation
+/// has a deadline.
+const LONGEST_WAIT: Duration = Duration::from_secs(20);
+
+impl ClassifyRetry for RetryAfterClassifier {
+    fn classify_retry(&self, _ctx: &InterceptorContext) -> RetryAction {
+        RetryAction::NoActionIndicated
+    }
+
+    fn classify_retry_v2(&self, ctx: &InterceptorContext, previous: &RetryAction) -> RetryAction {
+        let RetryAction::RetryIndicated(RetryReason::RetryableError {
+            kind,
+            retry_after: None,
+        }) = previous
+        else {
+            return RetryAction::NoActionIndicated;
+        };
+        let wait = ctx
+            .response()
+            .and_then(|response| response.headers().get("retry-after"))
+            .and_then(parse_retry_after);
+        match wait {
+            Some(wait) => RetryAction::retryable_error_with_explicit_delay(*kind, wait),
+            None => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "Retry-After header"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+/// `Retry-After` in delay-seconds; the HTTP-date form is not used by AWS services.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0)
+        .then(|| Duration::from_secs_f64(seconds).min(LONGEST_WAIT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_delay_seconds_and_bounds_them() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(parse_retry_after("86400"), Some(LONGEST_WAIT));
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(parse_retry_after("NaN"), None);
+    }
+}

@@ -1,0 +1,152 @@
+//! Which tags go on an extended server. Tags that do not fit are dropped and
+//! reported by key, never sent to fail the call. Values are never reported.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::arn::shorten;
+
+pub type Tags = BTreeMap<String, String>;
+
+pub const MAX_TAGS: usize = 50;
+pub const MAX_KEY_LEN: usize = 256;
+pub const MAX_VALUE_LEN: usize = 256;
+
+/// A tag left off an extended server, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DroppedTag {
+    pub key: String,
+    pub reason: DropReason,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DropReason {
+    /// Keys starting `aws:` are reserved for AWS.
+    ReservedPrefix,
+    KeyTooLong,
+    ValueTooLong,
+    /// Past the 50 tags a resource may carry.
+    TooManyTags,
+}
+
+/// The tags for one extended server: configured tags win over copied ones; then
+/// what cannot be applied is dropped, copied tags first when over the limit.
+pub fn for_extension(configured: &Tags, copied: Option<&Tags>) -> (Tags, Vec<DroppedTag>) {
+    let mut kept = Tags::new();
+    let mut dropped = Vec::new();
+    let copied = copied
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| !configured.contains_key(*key));
+    for (key, value) in configured.iter().chain(copied) {
+        let reason = if key.starts_with("aws:") {
+            Some(DropReason::ReservedPrefix)
+        } else if key.chars().count() > MAX_KEY_LEN {
+            Some(DropReason::KeyTooLong)
+        } else if value.chars().count() > MAX_VALUE_LEN {
+            Some(DropReason::ValueTooLong)
+        } else if kept.len() == MAX_TAGS {
+            Some(DropReason::TooManyTags)
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => dropped.push(DroppedTag {
+                key: shorten(key),
+                reason,
+            }),
+            None => {
+                kept.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    (kept, dropped)
+}
+
+/// The first reason a set of configured tags could not be applied whole.
+pub fn first_unusable(tags: &Tags) -> Option<String> {
+    let (_, dropped) = for_extension(tags, None);
+    dropped
+        .first()
+        .map(|d| format!("tag `{}` cannot be applied: {:?}", d.key, d.reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> Tags {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn configured_tags_win_and_reserved_keys_are_dropped() {
+        let configured = tags(&[("owner", "dr-team")]);
+        let copied = tags(&[
+            ("owner", "app-team"),
+            ("app", "billing"),
+            ("aws:cloudformation:stack-name", "x"),
+        ]);
+        let (kept, dropped) = for_extension(&configured, Some(&copied));
+        assert_eq!(kept, tags(&[("owner", "dr-team"), ("app", "billing")]));
+        assert_eq!(
+            dropped,
+            vec![DroppedTag {
+                key: "aws:cloudformation:stack-name".into(),
+                reason: DropReason::ReservedPrefix
+            }]
+        );
+    }
+
+    #[test]
+    fn keys_and_values_at_the_limit_are_kept_and_past_it_dropped() {
+        let at = "k".repeat(256);
+        let past = "k".repeat(257);
+        let copied = tags(&[
+            (&at, &"v".repeat(256)),
+            (&past, "v"),
+            ("long-value", &"v".repeat(257)),
+        ]);
+        let (kept, dropped) = for_extension(&Tags::new(), Some(&copied));
+        assert_eq!(kept.len(), 1);
+        assert!(kept.contains_key(&at));
+        let reasons: Vec<_> = dropped.iter().map(|d| d.reason).collect();
+        assert_eq!(
+            reasons,
+            vec![DropReason::KeyTooLong, DropReason::ValueTooLong]
+        );
+        assert!(dropped.iter().all(|d| d.key.chars().count() <= 97));
+    }
+
+    #[test]
+    fn at_most_fifty_tags_configured_ones_first() {
+        let configured: Tags = (0..10).map(|i| (format!("c{i:02}"), "x".into())).collect();
+        let copied: Tags = (0..45).map(|i| (format!("a{i:02}"), "x".into())).collect();
+        let (kept, dropped) = for_extension(&configured, Some(&copied));
+        assert_eq!(kept.len(), MAX_TAGS);
+        assert!(configured.keys().all(|k| kept.contains_key(k)));
+        assert_eq!(dropped.len(), 5);
+        assert!(dropped.iter().all(|d| d.reason == DropReason::TooManyTags));
+    }
+
+    #[test]
+    fn multibyte_characters_count_as_one() {
+        let key = "ü".repeat(256);
+        let (kept, dropped) = for_extension(&tags(&[(&key, "v")]), None);
+        assert_eq!(kept.len(), 1);
+        assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn unusable_configured_tags_are_named() {
+        assert!(first_unusable(&tags(&[("aws:x", "y")]))
+            .unwrap()
+            .contains("aws:x"));
+        assert_eq!(first_unusable(&tags(&[("team", "dr")])), None);
+    }
+}

@@ -1,0 +1,139 @@
+//! Drives the real handler and the real AWS SDK clients against the local AWS.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_config::BehaviorVersion;
+use aws_sdk_drs::config::{Credentials, SharedCredentialsProvider};
+use drs_extender::clients::{CallPolicy, Clients};
+use drs_extender::config::Config;
+use drs_extender::error::InvocationError;
+use drs_extender::outcome::Response;
+use drs_extender::App;
+use lambda_runtime::{Context, LambdaEvent};
+pub use local_aws::{Fault, LocalAws, World, TARGET_ACCOUNT};
+use serde_json::Value;
+
+pub const STAGING_A: &str = "111122223333";
+pub const STAGING_B: &str = "222233334444";
+pub const STRANGER: &str = "999988887777";
+pub const REGION: &str = "us-east-1";
+pub const FUNCTION_KEY: &str = "AKIDLOCALFUNCTION";
+
+/// A sample event from `events/`, the same file `cargo lambda invoke` takes.
+pub fn event(name: &str) -> Value {
+    let path = format!("{}/events/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Retries that take milliseconds, so fault tests stay fast; bounds like production's.
+pub fn fast_policy() -> CallPolicy {
+    CallPolicy {
+        max_attempts: 3,
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        connect_timeout: Duration::from_millis(500),
+        attempt_timeout: Duration::from_millis(800),
+        operation_timeout: Duration::from_secs(5),
+    }
+}
+
+pub struct Harness {
+    pub aws: LocalAws,
+    pub app: App,
+}
+
+impl Harness {
+    pub async fn start(world: World, vars: &[(&str, &str)]) -> Self {
+        Self::start_with(world, vars, fast_policy()).await
+    }
+
+    pub async fn start_with(world: World, vars: &[(&str, &str)], policy: CallPolicy) -> Self {
+        let aws = LocalAws::start(world).await.unwrap();
+        let endpoint = aws.endpoint();
+        let app = app_for(&endpoint, vars, policy).await;
+        Self { aws, app }
+    }
+
+    pub async fn invoke(&self, payload: Value) -> Result<Response, InvocationError> {
+        self.app
+            .handle(lambda_event(payload, Duration::from_secs(60)))
+            .await
+    }
+
+    /// Invokes and expects success; answers the response as JSON.
+    pub async fn ok(&self, payload: Value) -> Value {
+        match self.invoke(payload).await {
+            Ok(response) => serde_json::to_value(response).unwrap(),
+            Err(e) => panic!("invocation failed: {e}"),
+        }
+    }
+
+    pub fn events_of(&self, detail_type: &str) -> Vec<Value> {
+        self.aws
+            .world()
+            .events()
+            .iter()
+            .filter(|e| e["DetailType"] == detail_type)
+            .cloned()
+            .collect()
+    }
+
+    pub fn drs_calls(&self) -> usize {
+        self.aws.world().drs_calls()
+    }
+}
+
+pub async fn app_for(endpoint: &str, vars: &[(&str, &str)], policy: CallPolicy) -> App {
+    let mut env: BTreeMap<String, String> = [("AWS_REGION", REGION)]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::from_lookup(|name| env.get(name).cloned()).unwrap();
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            FUNCTION_KEY,
+            "local-secret",
+            None,
+            None,
+            "tests",
+        )))
+        .load()
+        .await;
+    App::new(config.clone(), Clients::new(sdk, &config, policy).await)
+}
+
+pub fn lambda_event(payload: Value, timeout: Duration) -> LambdaEvent<Value> {
+    let mut context = Context::default();
+    context.request_id = "test-request".into();
+    context.invoked_function_arn = local_aws::FUNCTION_ARN.into();
+    context.deadline =
+        (SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + timeout).as_millis() as u64;
+    LambdaEvent::new(payload, context)
+}
+
+pub fn arn(account: &str, id: &str) -> String {
+    format!("arn:aws:drs:{REGION}:{account}:source-server/{id}")
+}
+
+pub fn announcement(staging_arn: &str, sender: &str) -> Value {
+    serde_json::json!({
+        "version": "0", "id": "test-announcement", "detail-type": "Staging Source Server Added",
+        "source": "org.example.dr-tooling", "account": sender, "time": "2026-11-26T09:00:00Z",
+        "region": REGION, "resources": [], "detail": {"sourceServerArn": staging_arn}
+    })
+}
+
+pub fn statuses(response: &Value) -> Vec<String> {
+    response["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap().to_owned())
+        .collect()
+}
