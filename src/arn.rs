@@ -318,7 +318,7 @@ mod tests {
                 "urn:aws:drs:us-east-1:111122223333:source-server/s-1234567890abcdef0",
                 "arn:",
             ),
-            ("arn:aws:drs:us-east-1", "20 to 2048"),
+            ("arn:aws:drs:x", "20 to 2048"),
             ("arn:aws:drs:us-east-1:111122223333", "form"),
         ];
         for (arn, expected) in cases {

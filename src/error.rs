@@ -1,6 +1,7 @@
 //! The project's errors. `DrsError` keeps what DRS said and whether trying again can
 //! help; that one fact drives retries, outcome events and whether the invocation fails.
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_drs::config::http::HttpResponse;
 use aws_sdk_drs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_drs::operation::RequestId;
@@ -76,6 +77,14 @@ impl DrsError {
             SdkError::TimeoutError(_) => {
                 Self::new("Timeout", "the call timed out, after retries", true)
             }
+            SdkError::DispatchFailure(_) if credentials_failure(&err).is_some() => {
+                let retryable = credentials_failure(&err).unwrap_or(false);
+                Self::new(
+                    "CredentialsError",
+                    format!("no credentials for the call: {}", source_chain(&err)),
+                    retryable,
+                )
+            }
             SdkError::DispatchFailure(failure) => {
                 let what = if failure.is_timeout() {
                     "connection timed out"
@@ -103,6 +112,27 @@ impl DrsError {
             _ => Self::new("Unknown", source_chain(&err), false),
         }
     }
+}
+
+/// Whether the call failed for want of credentials (such as a refused
+/// `AssumeRole`), and if so whether trying later can help. STS's own refusals
+/// (access denied, a wrong external id) will not pass by themselves.
+fn credentials_failure(err: &(dyn std::error::Error + 'static)) -> Option<bool> {
+    let mut next = err.source();
+    while let Some(cause) = next {
+        if let Some(credentials) = cause.downcast_ref::<CredentialsError>() {
+            return Some(match credentials {
+                CredentialsError::ProviderTimedOut(_) => true,
+                CredentialsError::ProviderError(_) => {
+                    let text = source_chain(credentials);
+                    !(text.contains("AccessDenied") || text.contains("ValidationError"))
+                }
+                _ => false,
+            });
+        }
+        next = cause.source();
+    }
+    None
 }
 
 /// The whole `source()` chain on one line: the SDK's top-level messages alone

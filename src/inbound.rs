@@ -106,7 +106,7 @@ pub fn classify(payload: &Value) -> Classified {
 
 /// Read field by field, so that even an event that does not parse is cited.
 fn trigger_of(payload: &Value) -> Trigger {
-    let text = |key: &str| payload.get(key).and_then(Value::as_str).map(|s| cite(s));
+    let text = |key: &str| payload.get(key).and_then(Value::as_str).map(cite);
     Trigger {
         id: text("id"),
         source: text("source"),
@@ -303,8 +303,8 @@ fn reconciliation_requested(detail: &Value) -> Request {
             Value::Object(map) => map,
             _ => return Err("the request's detail is not a JSON object".to_owned()),
         };
-        let staging_accounts = list_field(detail, "stagingAccountIds", |s| AccountId::parse(s))?;
-        let regions = list_field(detail, "regions", |s| Region::parse(s))?;
+        let staging_accounts = list_field(detail, "stagingAccountIds", AccountId::parse)?;
+        let regions = list_field(detail, "regions", Region::parse)?;
         let dry_run = match detail.get("dryRun") {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),

@@ -12,6 +12,7 @@ pub mod event_bus;
 pub mod extend;
 pub mod handler;
 pub mod inbound;
+pub mod init_error;
 pub mod outcome;
 pub mod pace;
 pub mod reconcile;

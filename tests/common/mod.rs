@@ -1,5 +1,5 @@
 //! Drives the real handler and the real AWS SDK clients against the local AWS.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

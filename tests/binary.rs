@@ -1,0 +1,126 @@
+//! The real `drs-extender` binary, run as Lambda runs it: against a Runtime API
+//! (the local AWS serves one) with the local AWS behind it.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use local_aws::{function_env, Invocation};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+fn spawn(aws: &LocalAws, extra: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_drs-extender"));
+    command
+        .env_clear()
+        .envs(function_env(aws, REGION))
+        .envs(extra.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command.spawn().unwrap()
+}
+
+async fn output_of(mut child: Child) -> String {
+    child.start_kill().ok();
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout.read_to_string(&mut out).await.ok();
+    }
+    let _ = child.wait().await;
+    out
+}
+
+#[tokio::test]
+async fn the_built_function_serves_events_and_logs_json_with_the_request_id() {
+    let aws = LocalAws::start(World::sample()).await.unwrap();
+    let child = spawn(
+        &aws,
+        &[
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+        ],
+    );
+    let timeout = Duration::from_secs(30);
+
+    let created = aws.invoke(event("announcement-by-arn"), timeout).await;
+    let Some(Invocation::Response(response)) = created else {
+        panic!("{created:?}")
+    };
+    assert_eq!(response["created"], 1);
+    assert_eq!(response["outcomes"][0]["status"], "created");
+
+    let ignored = aws.invoke(event("unrelated-event"), timeout).await;
+    assert!(
+        matches!(ignored, Some(Invocation::Response(ref r)) if r["ignored"].is_string()),
+        "{ignored:?}"
+    );
+
+    // A retryable failure fails the invocation with a stable error type.
+    aws.world().inject(
+        "CreateExtendedSourceServer",
+        100,
+        Fault::error(500, "InternalServerException"),
+    );
+    let failed = aws
+        .invoke(event("announcement-by-id"), Duration::from_secs(120))
+        .await;
+    let Some(Invocation::Error(error)) = failed else {
+        panic!("{failed:?}")
+    };
+    assert_eq!(error["errorType"], "RetryableFailures");
+
+    let logs = output_of(child).await;
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not one JSON object: {line}"))
+        })
+        .collect();
+    let during: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "outcome")
+        .collect();
+    assert_eq!(during.len(), 2, "one line per outcome: created, failed");
+    for line in during {
+        let request_id = line["span"]["requestId"]
+            .as_str()
+            .or(line["spans"][0]["requestId"].as_str());
+        assert!(
+            request_id.is_some_and(|id| id.starts_with("00000000-")),
+            "{line}"
+        );
+    }
+    assert!(!logs.contains("billing"), "tag values never reach the logs");
+}
+
+#[tokio::test]
+async fn a_bad_variable_is_the_init_error() {
+    let aws = LocalAws::start(World::sample()).await.unwrap();
+    let child = spawn(&aws, &[("DRS_MAX_RPS", "fast")]);
+    let status = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut child = child;
+        child.wait().await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!status.success());
+    let result = aws
+        .invoke(event("announcement-by-arn"), Duration::from_secs(5))
+        .await;
+    let Some(Invocation::InitError(error)) = result else {
+        panic!("{result:?}")
+    };
+    assert_eq!(error["errorType"], "ConfigError");
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .unwrap()
+            .starts_with("DRS_MAX_RPS:"),
+        "{error}"
+    );
+}

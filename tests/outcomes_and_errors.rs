@@ -1,0 +1,375 @@
+//! Every outcome and every error class, with faults injected into the local AWS.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use drs_extender::error::InvocationError;
+use serde_json::Value;
+
+const SERVER: &str = "s-2222cccc3333dddd5";
+
+async fn announce(h: &Harness) -> Result<Value, InvocationError> {
+    h.invoke(announcement(&arn(STAGING_B, SERVER), STAGING_B))
+        .await
+        .map(|r| serde_json::to_value(r).unwrap())
+}
+
+fn failed_event(h: &Harness) -> Value {
+    let failed = h.events_of("Extended Source Server Failed");
+    assert_eq!(failed.len(), 1, "exactly one outcome event");
+    failed[0]["Detail"].clone()
+}
+
+#[tokio::test]
+async fn an_already_extended_server_is_skipped_with_its_extended_arn() {
+    let mut world = World::sample();
+    let extended = world
+        .extend_directly(TARGET_ACCOUNT, &arn(STAGING_B, SERVER))
+        .unwrap();
+    let h = Harness::start(world, &[]).await;
+    let response = announce(&h).await.unwrap();
+    assert_eq!(statuses(&response), ["skipped"]);
+    assert_eq!(response["outcomes"][0]["reason"], "ALREADY_EXTENDED");
+    assert_eq!(response["outcomes"][0]["extendedSourceServerArn"], extended);
+    assert!(h
+        .aws
+        .world()
+        .calls_of("CreateExtendedSourceServer")
+        .is_empty());
+    let skipped = h.events_of("Extended Source Server Skipped");
+    assert_eq!(skipped[0]["Detail"]["reason"], "ALREADY_EXTENDED");
+}
+
+#[tokio::test]
+async fn the_same_event_twice_creates_once() {
+    let h = Harness::start(World::sample(), &[]).await;
+    assert_eq!(statuses(&announce(&h).await.unwrap()), ["created"]);
+    assert_eq!(statuses(&announce(&h).await.unwrap()), ["skipped"]);
+    assert_eq!(h.aws.world().extended().len(), 1);
+}
+
+#[tokio::test]
+async fn a_create_that_loses_a_race_is_skipped_not_failed() {
+    let mut world = World::sample();
+    // Both invocations look before either creates; the second create is refused.
+    world.latency = Duration::from_millis(40);
+    let h = Harness::start(world, &[]).await;
+    let (first, second) = tokio::join!(announce(&h), announce(&h));
+    let mut all = statuses(&first.unwrap());
+    all.extend(statuses(&second.unwrap()));
+    all.sort();
+    assert_eq!(all, ["created", "skipped"]);
+    assert_eq!(
+        h.aws.world().calls_of("CreateExtendedSourceServer").len(),
+        2
+    );
+    assert_eq!(h.aws.world().extended().len(), 1);
+}
+
+#[tokio::test]
+async fn dry_run_never_creates() {
+    let h = Harness::start(World::sample(), &[("DRY_RUN", "true")]).await;
+    let response = announce(&h).await.unwrap();
+    assert_eq!(response["outcomes"][0]["reason"], "DRY_RUN");
+    assert!(h
+        .aws
+        .world()
+        .calls_of("CreateExtendedSourceServer")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn throttling_is_retried_honouring_retry_after() {
+    let mut world = World::sample();
+    world.inject("CreateExtendedSourceServer", 1, Fault::throttling(1));
+    // The SDK bounds a server's requested wait by the maximum backoff.
+    let policy = drs_extender::clients::CallPolicy {
+        max_backoff: Duration::from_secs(2),
+        ..fast_policy()
+    };
+    let h = Harness::start_with(world, &[], policy).await;
+    let started = Instant::now();
+    let response = announce(&h).await.unwrap();
+    assert_eq!(statuses(&response), ["created"]);
+    assert_eq!(
+        h.aws.world().calls_of("CreateExtendedSourceServer").len(),
+        2
+    );
+    // The test policy's own backoff is at most 50 ms; the wait is the server's second.
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn throttling_that_persists_fails_retryably_and_fails_the_invocation() {
+    let mut world = World::sample();
+    world.inject(
+        "CreateExtendedSourceServer",
+        100,
+        Fault::error(429, "ThrottlingException"),
+    );
+    let h = Harness::start(world, &[]).await;
+    let err = announce(&h).await.unwrap_err();
+    assert!(
+        matches!(err, InvocationError::RetryableFailures { failed: 1, .. }),
+        "{err}"
+    );
+    let detail = failed_event(&h);
+    assert_eq!(detail["errorCode"], "ThrottlingException");
+    assert_eq!(detail["retryable"], true);
+    // Three attempts (the policy's bound), then one more look before reporting.
+    assert_eq!(
+        h.aws.world().calls_of("CreateExtendedSourceServer").len(),
+        3
+    );
+    assert_eq!(h.aws.world().calls_of("DescribeSourceServers").len(), 2);
+}
+
+#[tokio::test]
+async fn server_errors_are_retryable() {
+    let mut world = World::sample();
+    world.inject(
+        "CreateExtendedSourceServer",
+        100,
+        Fault::error(500, "InternalServerException"),
+    );
+    let h = Harness::start(world, &[]).await;
+    assert!(matches!(
+        announce(&h).await,
+        Err(InvocationError::RetryableFailures { .. })
+    ));
+    assert_eq!(failed_event(&h)["errorCode"], "InternalServerException");
+}
+
+#[tokio::test]
+async fn a_passing_server_error_is_ridden_out() {
+    let mut world = World::sample();
+    world.inject(
+        "CreateExtendedSourceServer",
+        2,
+        Fault::error(503, "ServiceUnavailableException"),
+    );
+    let h = Harness::start(world, &[]).await;
+    assert_eq!(statuses(&announce(&h).await.unwrap()), ["created"]);
+}
+
+/// Errors that no retry can fix: reported, and the invocation succeeds, so Lambda
+/// does not retry them in vain.
+#[tokio::test]
+async fn refusals_fail_without_retry_and_keep_drs_code() {
+    for (status, code) in [
+        (403, "AccessDeniedException"),
+        (400, "ValidationException"),
+        (400, "UninitializedAccountException"),
+        (402, "ServiceQuotaExceededException"),
+        (404, "ResourceNotFoundException"),
+        (409, "ConflictException"),
+    ] {
+        let mut world = World::sample();
+        world.inject(
+            "CreateExtendedSourceServer",
+            100,
+            Fault::error(status, code),
+        );
+        let h = Harness::start(world, &[]).await;
+        let response = announce(&h).await.unwrap();
+        assert_eq!(statuses(&response), ["failed"], "{code}");
+        let outcome = &response["outcomes"][0];
+        assert_eq!(outcome["errorCode"], code);
+        assert_eq!(outcome["retryable"], false, "{code}");
+        assert_eq!(
+            h.aws.world().calls_of("CreateExtendedSourceServer").len(),
+            1,
+            "{code} is not retried"
+        );
+        assert_eq!(failed_event(&h)["errorCode"], code);
+    }
+}
+
+#[tokio::test]
+async fn refusals_from_the_services_own_rules() {
+    let target_region = (TARGET_ACCOUNT, REGION);
+    let mut world = World::sample();
+    world.mark_default_ebs_key(&arn(STAGING_B, SERVER));
+    let h = Harness::start(world, &[]).await;
+    let response = announce(&h).await.unwrap();
+    assert_eq!(response["outcomes"][0]["errorCode"], "ValidationException");
+    assert!(response["outcomes"][0]["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("default EBS key"));
+
+    let mut world = World::sample();
+    world.distrust(STAGING_B);
+    let h = Harness::start(world, &[]).await;
+    assert_eq!(
+        announce(&h).await.unwrap()["outcomes"][0]["errorCode"],
+        "AccessDeniedException"
+    );
+
+    let mut world = World::sample();
+    world.uninitialize(target_region.0, target_region.1);
+    let h = Harness::start(world, &[]).await;
+    assert_eq!(
+        announce(&h).await.unwrap()["outcomes"][0]["errorCode"],
+        "UninitializedAccountException"
+    );
+
+    let h = Harness::start(World::sample(), &[]).await;
+    let unknown = announcement(&arn(STAGING_B, "s-0000000000000ffff"), STAGING_B);
+    let response = h.ok(unknown).await;
+    assert_eq!(
+        response["outcomes"][0]["errorCode"],
+        "ResourceNotFoundException"
+    );
+}
+
+#[tokio::test]
+async fn responses_slower_than_the_attempt_timeout_fail_retryably() {
+    let mut world = World::sample();
+    world.inject(
+        "CreateExtendedSourceServer",
+        100,
+        Fault::Delay(Duration::from_secs(2)),
+    );
+    let h = Harness::start(world, &[]).await;
+    let started = Instant::now();
+    assert!(matches!(
+        announce(&h).await,
+        Err(InvocationError::RetryableFailures { .. })
+    ));
+    assert_eq!(failed_event(&h)["errorCode"], "Timeout");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn connection_refused_fails_retryably_and_reports_no_event_as_delivered() {
+    // A port that was just free: nothing listens there.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let app = app_for(&format!("http://{closed}"), &[], fast_policy()).await;
+    let err = app
+        .handle(lambda_event(
+            announcement(&arn(STAGING_B, SERVER), STAGING_B),
+            Duration::from_secs(60),
+        ))
+        .await
+        .unwrap_err();
+    // The outcome (retryable ConnectionError) could not be published either.
+    assert!(
+        matches!(
+            err,
+            InvocationError::OutcomesUndelivered { undelivered: 1, .. }
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn refused_event_entries_are_sent_again() {
+    let mut world = World::sample();
+    world.refuse_event_entries(1);
+    let h = Harness::start(world, &[]).await;
+    assert_eq!(statuses(&announce(&h).await.unwrap()), ["created"]);
+    assert_eq!(h.aws.world().calls_of("PutEvents").len(), 2);
+    assert_eq!(h.events_of("Extended Source Server Created").len(), 1);
+}
+
+#[tokio::test]
+async fn events_that_cannot_be_delivered_fail_the_invocation() {
+    let mut world = World::sample();
+    world.refuse_event_entries(1000);
+    let h = Harness::start(world, &[]).await;
+    let err = announce(&h).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            InvocationError::OutcomesUndelivered { undelivered: 1, .. }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("InternalFailure"));
+
+    let mut world = World::sample();
+    world.inject("PutEvents", 100, Fault::error(500, "InternalException"));
+    let h = Harness::start(world, &[]).await;
+    assert!(matches!(
+        announce(&h).await,
+        Err(InvocationError::OutcomesUndelivered { .. })
+    ));
+}
+
+#[tokio::test]
+async fn outcome_events_go_in_batches_of_ten() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 23);
+    let h = Harness::start(world, &[("DRS_MAX_RPS", "1000")]).await;
+    let response = h.ok(event("agent-registration-without-server")).await;
+    assert_eq!(response["created"], 23);
+    let puts = h
+        .aws
+        .world()
+        .calls_of("PutEvents")
+        .iter()
+        .map(|c| c.body["Entries"].as_array().unwrap().len())
+        .collect::<Vec<_>>();
+    assert_eq!(puts, [10, 10, 4], "23 outcomes and the summary");
+}
+
+#[tokio::test]
+async fn tags_past_the_limits_are_dropped_and_reported() {
+    let mut world = World::sample();
+    let many: Vec<(String, String)> = (0..55)
+        .map(|i| (format!("k{i:02}"), "v".to_owned()))
+        .collect();
+    let mut tags: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let long_value = "v".repeat(257);
+    tags.push(("aws:cloudformation:stack-name", "x"));
+    tags.push(("long", &long_value));
+    let staging = world.add_staging_server(STAGING_B, REGION, &tags);
+    let h = Harness::start(world, &[("EXTENSION_TAGS", r#"{"owner":"dr-team"}"#)]).await;
+    // The announcement carries the staging tags, as the user's tooling would.
+    let mut payload = announcement(&staging, STAGING_B);
+    let sent: serde_json::Map<String, Value> = tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
+    payload["detail"]["tags"] = Value::Object(sent);
+    let response = h.ok(payload).await;
+    assert_eq!(statuses(&response), ["created"], "{response}");
+    let dropped = response["outcomes"][0]["droppedTags"].as_array().unwrap();
+    assert_eq!(dropped.len(), 8, "6 over 50, one reserved, one too long");
+    let world = h.aws.world();
+    let applied = &world.extended()[0].tags;
+    assert_eq!(applied.len(), 50);
+    assert_eq!(applied["owner"], "dr-team");
+    assert!(!applied.contains_key("aws:cloudformation:stack-name"));
+    let create = &world.calls_of("CreateExtendedSourceServer")[0].body;
+    assert_eq!(create["tags"].as_object().unwrap().len(), 50);
+}
+
+#[tokio::test]
+async fn copy_staging_tags_false_applies_only_configured_tags() {
+    let h = Harness::start(
+        World::sample(),
+        &[
+            ("COPY_STAGING_TAGS", "false"),
+            ("EXTENSION_TAGS", r#"{"owner":"dr-team"}"#),
+        ],
+    )
+    .await;
+    h.ok(event("announcement-by-arn")).await;
+    let world = h.aws.world();
+    assert_eq!(world.extended()[0].tags.len(), 1);
+}

@@ -1,0 +1,150 @@
+//! The target account: assumed through STS or the function's own, and who may ask.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const ROLE: &str = "arn:aws:iam::555566667777:role/drs-extender-target";
+
+#[tokio::test]
+async fn drs_calls_are_signed_with_the_assumed_roles_keys() {
+    let mut world = World::sample();
+    world.require_external_id(ROLE, "org-secret");
+    let h = Harness::start(
+        world,
+        &[
+            ("TARGET_ROLE_ARN", ROLE),
+            ("TARGET_ROLE_EXTERNAL_ID", "org-secret"),
+        ],
+    )
+    .await;
+    let response = h
+        .ok(announcement(
+            &arn(STAGING_B, "s-2222cccc3333dddd5"),
+            STAGING_B,
+        ))
+        .await;
+    assert_eq!(statuses(&response), ["created"]);
+    let world = h.aws.world();
+    assert_eq!(
+        world.extended()[0].account,
+        "555566667777",
+        "created in the role's account"
+    );
+    assert_eq!(world.calls_of("AssumeRole").len(), 1);
+    let drs: Vec<_> = world
+        .calls()
+        .iter()
+        .filter(|c| c.operation.ends_with("SourceServers") || c.operation.starts_with("Create"))
+        .collect();
+    assert!(!drs.is_empty());
+    assert!(
+        drs.iter().all(|c| c.access_key.starts_with("ASIALOCAL")),
+        "DRS calls use the assumed keys"
+    );
+    let puts = world.calls_of("PutEvents");
+    assert!(
+        puts.iter().all(|c| c.access_key == FUNCTION_KEY),
+        "outcome events use the function's own credentials"
+    );
+}
+
+#[tokio::test]
+async fn credentials_are_assumed_once_and_reused() {
+    let h = Harness::start(World::sample(), &[("TARGET_ROLE_ARN", ROLE)]).await;
+    h.ok(event("announcement-by-arn")).await;
+    h.ok(event("announcement-by-id")).await;
+    assert_eq!(h.aws.world().calls_of("AssumeRole").len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_assume_role_fails_every_server_and_the_invocation() {
+    let mut world = World::sample();
+    world.require_external_id(ROLE, "the-right-one");
+    let h = Harness::start(
+        world,
+        &[
+            ("TARGET_ROLE_ARN", ROLE),
+            ("TARGET_ROLE_EXTERNAL_ID", "the-wrong-one"),
+        ],
+    )
+    .await;
+    let response = h.invoke(event("announcement-by-arn")).await;
+    // Without credentials nothing can be checked or created; the outcome says so.
+    let failed = h.events_of("Extended Source Server Failed");
+    assert_eq!(failed.len(), 1, "{response:?}");
+    assert_eq!(failed[0]["Detail"]["errorCode"], "CredentialsError");
+    assert_eq!(
+        failed[0]["Detail"]["retryable"], false,
+        "a refused AssumeRole will not pass by itself"
+    );
+    assert!(response.is_ok(), "so the invocation is not retried in vain");
+    assert!(h.aws.world().extended().is_empty());
+}
+
+#[tokio::test]
+async fn the_target_account_may_ask_for_any_staging_server() {
+    let h = Harness::start(World::sample(), &[]).await;
+    let response = h
+        .ok(announcement(
+            &arn(STAGING_A, "s-1111aaaa2222bbbb3"),
+            TARGET_ACCOUNT,
+        ))
+        .await;
+    assert_eq!(statuses(&response), ["created"]);
+}
+
+#[tokio::test]
+async fn another_account_may_not_ask_for_a_staging_servers_extension() {
+    let h = Harness::start(World::sample(), &[]).await;
+    let response = h.ok(event("announcement-spoofed")).await;
+    assert_eq!(statuses(&response), ["rejected"]);
+    assert!(response["outcomes"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("999988887777 may not ask"));
+    assert_eq!(h.drs_calls(), 0);
+    let rejected = h.events_of("Extension Request Rejected");
+    assert_eq!(rejected[0]["Detail"]["stagingAccountId"], STAGING_B);
+}
+
+#[tokio::test]
+async fn the_allowlist_rejects_other_staging_accounts() {
+    let h = Harness::start(World::sample(), &[("STAGING_ACCOUNT_IDS", STAGING_A)]).await;
+    let response = h.ok(event("announcement-by-arn")).await;
+    assert_eq!(statuses(&response), ["rejected"]);
+    assert!(response["outcomes"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("STAGING_ACCOUNT_IDS"));
+    assert_eq!(h.drs_calls(), 0);
+    let allowed = h.ok(event("agent-registration")).await;
+    assert_eq!(statuses(&allowed), ["created"]);
+}
+
+#[tokio::test]
+async fn a_registration_fallback_for_another_account_is_rejected() {
+    let h = Harness::start(World::sample(), &[]).await;
+    let mut payload = event("agent-registration-without-server");
+    payload["account"] = json!(STRANGER);
+    let response = h.ok(payload).await;
+    assert_eq!(statuses(&response), ["rejected"]);
+    assert_eq!(h.drs_calls(), 0);
+}
+
+#[tokio::test]
+async fn results_go_to_the_configured_bus_and_source() {
+    let h = Harness::start(
+        World::sample(),
+        &[
+            ("RESULT_EVENT_BUS", "drs-central"),
+            ("RESULT_EVENT_SOURCE", "org.example.drs-extender"),
+        ],
+    )
+    .await;
+    h.ok(event("announcement-by-arn")).await;
+    let created = h.events_of("Extended Source Server Created");
+    assert_eq!(created[0]["EventBusName"], "drs-central");
+    assert_eq!(created[0]["Source"], "org.example.drs-extender");
+}
