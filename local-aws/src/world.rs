@@ -287,6 +287,17 @@ impl World {
             .unwrap_or_else(|| self.default_account.clone())
     }
 
+    /// What a person trying the function wants to see: the extended servers and
+    /// the events put, as JSON (`GET /_local/state`).
+    pub fn state(&self) -> Value {
+        let extended: Vec<Value> = self
+            .extended
+            .iter()
+            .map(|e| serde_json::json!({"arn": e.arn, "stagingSourceServerArn": e.staging_arn, "tagKeys": e.tags.keys().collect::<Vec<_>>()}))
+            .collect();
+        serde_json::json!({"extendedSourceServers": extended, "events": self.events, "calls": self.calls.len()})
+    }
+
     pub fn calls(&self) -> &[Call] {
         &self.calls
     }

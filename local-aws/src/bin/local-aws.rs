@@ -1,0 +1,190 @@
+//! `local-aws serve`: the local AWS on a port, for `cargo lambda watch` and tries.
+//! `local-aws demo`: the built function run as Lambda runs it, against the local
+//! AWS, with the sample events; prints what it answered and what it emitted.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use local_aws::{function_env, Invocation, LocalAws, World};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const USAGE: &str =
+    "usage: local-aws serve [--port N]\n       local-aws demo --function PATH [--events DIR]";
+
+/// The demo's story, in order: each sample event and what it shows.
+const DEMO: &[(&str, &str)] = &[
+    (
+        "announcement-by-arn",
+        "the user's tooling announces a staging server",
+    ),
+    (
+        "agent-registration",
+        "the agent's CloudTrail registration names a new server",
+    ),
+    (
+        "drs-source-server-event",
+        "one of DRS's own events names a server",
+    ),
+    (
+        "agent-registration-without-server",
+        "a registration without a server id: its account is reconciled",
+    ),
+    (
+        "announcement-by-arn",
+        "the same announcement again: EventBridge delivers at least once",
+    ),
+    (
+        "announcement-spoofed",
+        "another account asks for a staging account's server",
+    ),
+    ("announcement-malformed", "a look-alike ARN"),
+    ("unrelated-event", "an event that is not ours"),
+    (
+        "reconciliation-requested",
+        "a dry-run reconciliation of both staging accounts",
+    ),
+];
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let result = match args.first().map(String::as_str) {
+        Some("serve") => serve(flag("--port").and_then(|p| p.parse().ok()).unwrap_or(4566)).await,
+        Some("demo") => match flag("--function") {
+            Some(function) => {
+                demo(
+                    PathBuf::from(function),
+                    PathBuf::from(flag("--events").unwrap_or("events".into())),
+                )
+                .await
+            }
+            None => Err(USAGE.to_owned()),
+        },
+        _ => Err(USAGE.to_owned()),
+    };
+    if let Err(message) = result {
+        eprintln!("{message}");
+        std::process::exit(2);
+    }
+}
+
+async fn serve(port: u16) -> Result<(), String> {
+    let aws = LocalAws::start_on(World::sample(), port)
+        .await
+        .map_err(|e| format!("cannot listen on {port}: {e}"))?;
+    println!(
+        "local AWS (DRS, EventBridge, STS, Lambda Runtime API) on {}",
+        aws.endpoint()
+    );
+    println!(
+        "staging servers: 111122223333 and 222233334444 in us-east-1; target account 444455556666"
+    );
+    println!("point the function at it with:");
+    for (key, value) in function_env(&aws, "us-east-1") {
+        if !key.starts_with("AWS_LAMBDA_") {
+            println!("  export {key}={value}");
+        }
+    }
+    println!("see what it did: curl {}/_local/state", aws.endpoint());
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn demo(function: PathBuf, events: PathBuf) -> Result<(), String> {
+    let aws = LocalAws::start(World::sample())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut child = Command::new(&function)
+        .envs(function_env(&aws, "us-east-1"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", function.display()))?;
+    if let Some(stdout) = child.stdout.take() {
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                println!("    | {line}");
+            }
+        });
+    }
+    println!("local AWS on {}: target account 444455556666, staging accounts 111122223333 and 222233334444 (4 servers each, us-east-1)\n", aws.endpoint());
+    for (name, story) in DEMO {
+        let path = events.join(format!("{name}.json"));
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let payload: Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("▶ {} — {story}", path.display());
+        match aws.invoke(payload, Duration::from_secs(60)).await {
+            Some(Invocation::Response(response)) => print_response(&response),
+            Some(Invocation::Error(error)) => println!("  invocation failed: {error}"),
+            Some(Invocation::InitError(error)) => {
+                return Err(format!("the function did not start: {error}"))
+            }
+            None => return Err("the function did not answer".to_owned()),
+        }
+        println!();
+    }
+    let world = aws.world();
+    println!("Emitted events ({}):", world.events().len());
+    for event in world.events() {
+        let detail = &event["Detail"];
+        let what = detail["stagingSourceServerArn"]
+            .as_str()
+            .or(detail["reason"].as_str())
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                format!(
+                    "examined {} created {} skipped {}",
+                    detail["examined"], detail["created"], detail["skipped"]
+                )
+            });
+        println!(
+            "  {:<32} {what}",
+            event["DetailType"].as_str().unwrap_or_default()
+        );
+    }
+    println!(
+        "\nExtended source servers in the target account ({}):",
+        world.extended().len()
+    );
+    for server in world.extended() {
+        println!("  {} <- {}", server.arn, server.staging_arn);
+    }
+    drop(world);
+    let _ = child.kill().await;
+    Ok(())
+}
+
+fn print_response(response: &Value) {
+    if let Some(reason) = response["ignored"].as_str() {
+        println!("  ignored: {reason}");
+        return;
+    }
+    println!(
+        "  created {} · skipped {} · failed {} · rejected {}",
+        response["created"], response["skipped"], response["failed"], response["rejected"]
+    );
+    for outcome in response["outcomes"].as_array().into_iter().flatten() {
+        let server = outcome["stagingSourceServerArn"].as_str().unwrap_or("-");
+        let why = outcome["reason"]
+            .as_str()
+            .or(outcome["errorCode"].as_str())
+            .unwrap_or("");
+        println!(
+            "    {:<9} {server} {why}",
+            outcome["status"].as_str().unwrap_or_default()
+        );
+    }
+}
