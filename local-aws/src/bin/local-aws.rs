@@ -136,7 +136,12 @@ async fn demo(function: PathBuf, events: PathBuf) -> Result<(), String> {
         }
         println!();
     }
-    let world = aws.world();
+    print_world(&aws.world());
+    let _ = child.kill().await;
+    Ok(())
+}
+
+fn print_world(world: &World) {
     println!("Emitted events ({}):", world.events().len());
     for event in world.events() {
         let detail = &event["Detail"];
@@ -162,9 +167,6 @@ async fn demo(function: PathBuf, events: PathBuf) -> Result<(), String> {
     for server in world.extended() {
         println!("  {} <- {}", server.arn, server.staging_arn);
     }
-    drop(world);
-    let _ = child.kill().await;
-    Ok(())
 }
 
 fn print_response(response: &Value) {
