@@ -36,15 +36,25 @@ impl Default for CallPolicy {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
-            attempt_timeout: Duration::from_secs(10),
-            operation_timeout: Duration::from_secs(40),
+            attempt_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(15),
         }
     }
 }
 
 impl CallPolicy {
     fn retry_config(&self) -> RetryConfig {
-        RetryConfig::standard()
+        self.with_limits(RetryConfig::standard())
+    }
+
+    /// DRS throttles per account: the adaptive mode slows this client's sending
+    /// rate when throttled, below the configured ceiling, and speeds it up again.
+    fn adaptive_retry_config(&self) -> RetryConfig {
+        self.with_limits(RetryConfig::adaptive())
+    }
+
+    fn with_limits(&self, config: RetryConfig) -> RetryConfig {
+        config
             .with_max_attempts(self.max_attempts)
             .with_initial_backoff(self.initial_backoff)
             .with_max_backoff(self.max_backoff)
@@ -113,7 +123,7 @@ impl Clients {
             .or_insert_with(|| {
                 let config = aws_sdk_drs::config::Builder::from(&self.target)
                     .region(aws_sdk_drs::config::Region::new(region.to_string()))
-                    .retry_config(self.policy.retry_config())
+                    .retry_config(self.policy.adaptive_retry_config())
                     .retry_partition(CallPolicy::retry_partition("drs-extender-drs"))
                     .timeout_config(self.policy.timeout_config())
                     .retry_classifier(RetryAfterClassifier)

@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-/// Room kept for calls in flight (bounded by the call policy's attempt timeout
-/// in the common case), outcome events and the response.
-pub const DEFAULT_MARGIN: Duration = Duration::from_secs(15);
+/// Room kept for calls in flight (each bounded by the call policy's 15 s
+/// operation timeout), then outcome events and the response.
+pub const DEFAULT_MARGIN: Duration = Duration::from_secs(25);
 
 #[derive(Clone, Copy, Debug)]
 pub struct Deadline {
@@ -40,8 +40,52 @@ impl Deadline {
         }
     }
 
+    /// Time left for starting work; `None` when there is no deadline.
+    pub fn remaining(&self) -> Option<Duration> {
+        self.stop_at
+            .map(|at| at.saturating_duration_since(Instant::now()))
+    }
+
     /// Whether new work should no longer be started.
     pub fn reached(&self) -> bool {
         self.stop_at.is_some_and(|at| Instant::now() >= at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn in_ms(ms: u64) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            + ms
+    }
+
+    #[test]
+    fn keeps_the_margin_before_a_far_deadline() {
+        let deadline = Deadline::from_epoch_ms(in_ms(300_000), DEFAULT_MARGIN);
+        let left = deadline.remaining().unwrap();
+        assert!(
+            left <= Duration::from_secs(275) && left > Duration::from_secs(270),
+            "{left:?}"
+        );
+        assert!(!deadline.reached());
+    }
+
+    #[test]
+    fn a_near_deadline_leaves_half_for_work() {
+        let deadline = Deadline::from_epoch_ms(in_ms(10_000), DEFAULT_MARGIN);
+        let left = deadline.remaining().unwrap();
+        assert!(
+            left <= Duration::from_secs(5) && left > Duration::from_secs(4),
+            "{left:?}"
+        );
+        assert!(Deadline::from_epoch_ms(in_ms(0), DEFAULT_MARGIN).reached());
+        assert!(Deadline::from_epoch_ms(0, DEFAULT_MARGIN)
+            .remaining()
+            .is_none());
     }
 }

@@ -53,6 +53,11 @@ impl TargetDrs {
         Self { client, pace }
     }
 
+    /// The region's pace, for callers that see DRS throttle through retries.
+    pub fn pace(&self) -> &Pace {
+        &self.pace
+    }
+
     /// The target account's extended servers made from one staging account's
     /// servers, by staging server ARN.
     pub async fn extended_from(

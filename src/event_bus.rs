@@ -5,12 +5,16 @@
 use std::time::Duration;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use tokio::task::JoinSet;
 
 use crate::error::DrsError;
 use crate::outcome::OutboundEvent;
 
 /// PutEvents takes at most 10 entries a call.
 const BATCH: usize = 10;
+/// PutEvents calls in flight at once: a large reconciliation's outcomes must not
+/// queue behind one another.
+const CONCURRENT_BATCHES: usize = 8;
 /// Rounds of re-sending entries that EventBridge refused one by one.
 const ROUNDS: u32 = 4;
 
@@ -42,7 +46,7 @@ impl EventBus {
     }
 
     pub async fn publish(&self, events: &[OutboundEvent]) -> Result<(), PublishError> {
-        let mut pending: Vec<&OutboundEvent> = events.iter().collect();
+        let mut pending: Vec<OutboundEvent> = events.to_vec();
         let mut last_error = String::new();
         for round in 0..ROUNDS {
             if pending.is_empty() {
@@ -52,23 +56,36 @@ impl EventBus {
                 tokio::time::sleep(Duration::from_millis(100 << round)).await;
             }
             let mut refused = Vec::new();
-            for batch in pending.chunks(BATCH) {
-                match self.put_batch(batch).await {
-                    Ok(failed) => {
-                        for (event, error) in failed {
-                            last_error = error;
-                            refused.push(event);
+            for wave in pending.chunks(BATCH * CONCURRENT_BATCHES) {
+                let mut sends = JoinSet::new();
+                for batch in wave.chunks(BATCH) {
+                    let (bus, batch) = (self.clone(), batch.to_vec());
+                    sends.spawn(async move {
+                        let result = bus.put_batch(&batch).await;
+                        (batch, result)
+                    });
+                }
+                while let Some(joined) = sends.join_next().await {
+                    let Ok((batch, result)) = joined else {
+                        continue;
+                    };
+                    match result {
+                        Ok(failed) => {
+                            for (index, error) in failed {
+                                last_error = error;
+                                refused.push(batch[index].clone());
+                            }
                         }
-                    }
-                    Err(error) => {
-                        last_error = error.to_string();
-                        if !error.retryable {
+                        Err(error) if !error.retryable => {
                             return Err(PublishError {
                                 undelivered: pending.len(),
-                                last_error,
+                                last_error: error.to_string(),
                             });
                         }
-                        refused.extend_from_slice(batch);
+                        Err(error) => {
+                            last_error = error.to_string();
+                            refused.extend(batch);
+                        }
                     }
                 }
             }
@@ -87,11 +104,8 @@ impl EventBus {
         }
     }
 
-    /// Sends one batch; answers the events EventBridge refused, with its reason.
-    async fn put_batch<'a>(
-        &self,
-        batch: &[&'a OutboundEvent],
-    ) -> Result<Vec<(&'a OutboundEvent, String)>, DrsError> {
+    /// Sends one batch; answers which entries EventBridge refused, with its reason.
+    async fn put_batch(&self, batch: &[OutboundEvent]) -> Result<Vec<(usize, String)>, DrsError> {
         let entries = batch
             .iter()
             .map(|event| {
@@ -119,7 +133,7 @@ impl EventBus {
         Ok(batch
             .iter()
             .enumerate()
-            .filter_map(|(i, event)| {
+            .filter_map(|(i, _)| {
                 let refused = match results.get(i) {
                     None => Some("no result for this entry".to_owned()),
                     Some(result)
@@ -133,7 +147,7 @@ impl EventBus {
                         result.error_message().unwrap_or("entry refused")
                     )),
                 };
-                refused.map(|why| (*event, why))
+                refused.map(|why| (i, why))
             })
             .collect())
     }

@@ -80,13 +80,16 @@ impl App {
             }
             Request::Reconcile(request) => {
                 let settings = self.settings(request.dry_run);
-                let (scopes, mut refused) = self
+                let (scopes, refused) = self
                     .coverage(&request, sender.as_ref(), target.as_ref())
                     .await;
-                let (mut outcomes, summary) =
-                    self.reconcile(scopes, Vec::new(), settings, deadline).await;
-                refused.append(&mut outcomes);
-                (refused, summary)
+                let fits = reconcile::fits(&scopes, self.config.drs_max_rps, deadline.remaining());
+                if !request.fanned_out && !fits {
+                    return self
+                        .fan_out(scopes, refused, settings.dry_run, &trigger)
+                        .await;
+                }
+                self.reconcile(scopes, refused, settings, deadline).await
             }
         };
         self.finish(outcomes, summary, &trigger).await
@@ -230,6 +233,53 @@ impl App {
         (before, Some(report.summary))
     }
 
+    /// Hands each staging account to an invocation of its own through the bus the
+    /// function listens on, so Lambda's concurrency does the work.
+    async fn fan_out(
+        &self,
+        scopes: Vec<Scope>,
+        refused: Vec<Outcome>,
+        dry_run: bool,
+        trigger: &Trigger,
+    ) -> Result<Response, InvocationError> {
+        let requests = reconcile::fan_out_requests(&scopes, dry_run);
+        tracing::info!(
+            requests = requests.len(),
+            scopes = scopes.len(),
+            "reconciliation fans out"
+        );
+        if let Err(error) = self.bus.publish(&requests).await {
+            return Err(InvocationError::OutcomesUndelivered {
+                undelivered: error.undelivered,
+                cause: error.last_error,
+                summary: format!("fan-out of {} reconciliation requests", requests.len()),
+            });
+        }
+        let mut accounts: Vec<AccountId> = scopes
+            .iter()
+            .map(|s| s.staging_account_id.clone())
+            .collect();
+        accounts.dedup();
+        let mut regions: Vec<Region> = scopes.iter().map(|s| s.region.clone()).collect();
+        regions.sort();
+        regions.dedup();
+        let summary = reconcile::Summary {
+            staging_account_ids: accounts,
+            regions,
+            examined: 0,
+            created: 0,
+            skipped: 0,
+            failed: 0,
+            rejected: refused.len(),
+            dry_run,
+            complete: true,
+            duration_ms: 0,
+            unfinished: Vec::new(),
+            fanned_out: requests.len(),
+        };
+        self.finish(refused, Some(summary), trigger).await
+    }
+
     /// Publishes every outcome (and the summary last), then answers.
     async fn finish(
         &self,
@@ -265,6 +315,7 @@ impl App {
         events.extend(summary.as_ref().map(reconcile::Summary::event));
         let mut response = Response::from_outcomes(outcomes);
         response.reconciliation = summary.and_then(|s| serde_json::to_value(s).ok());
+        response.limit_outcomes();
 
         if let Err(error) = self.bus.publish(&events).await {
             tracing::error!(undelivered = error.undelivered, error = %error.last_error, "outcome events undelivered");

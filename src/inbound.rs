@@ -14,6 +14,8 @@ pub const REGISTRATION_EVENT_NAME: &str = "CreateSourceServerForDrs";
 pub const ANNOUNCEMENT_DETAIL_TYPE: &str = "Staging Source Server Added";
 pub const RECONCILIATION_REQUESTED_DETAIL_TYPE: &str = "Reconciliation Requested";
 pub const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
+/// Marks a `Reconciliation Requested` that a fanned-out run sent.
+pub const FANNED_OUT_FIELD: &str = "fannedOut";
 
 /// The inbound event as outcome events cite it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -66,6 +68,8 @@ pub struct ReconcileRequest {
     pub staging_accounts: Option<Vec<AccountId>>,
     pub regions: Option<Vec<Region>>,
     pub dry_run: Option<bool>,
+    /// Sent by a run that fanned out; such a request never fans out again.
+    pub fanned_out: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -310,10 +314,15 @@ fn reconciliation_requested(detail: &Value) -> Request {
             Some(Value::Bool(b)) => Some(*b),
             Some(_) => return Err("`dryRun` must be true or false".to_owned()),
         };
+        let fanned_out = detail
+            .get(FANNED_OUT_FIELD)
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         Ok(ReconcileRequest {
             staging_accounts,
             regions,
             dry_run,
+            fanned_out,
         })
     })();
     match parsed {

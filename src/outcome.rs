@@ -235,7 +235,18 @@ pub struct Response {
     /// The `Reconciliation Completed` summary, when the event asked for one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconciliation: Option<Value>,
+    /// Outcomes left out of `outcomes` to keep the response under Lambda's 6 MB;
+    /// the counts and the outcome events cover them all.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub outcomes_omitted: usize,
 }
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// About 400 bytes an outcome: 2,000 keep a response near 1 MB.
+pub const MAX_RESPONSE_OUTCOMES: usize = 2_000;
 
 impl Response {
     pub fn ignored(reason: String) -> Self {
@@ -255,6 +266,18 @@ impl Response {
             outcomes,
             ..Self::default()
         }
+    }
+
+    /// Keeps the response within Lambda's payload limit; failures and rejections
+    /// are kept before successes, since they are what a reader looks for.
+    pub fn limit_outcomes(&mut self) {
+        if self.outcomes.len() <= MAX_RESPONSE_OUTCOMES {
+            return;
+        }
+        self.outcomes
+            .sort_by_key(|o| matches!(o, Outcome::Created { .. } | Outcome::Skipped { .. }));
+        self.outcomes_omitted = self.outcomes.len() - MAX_RESPONSE_OUTCOMES;
+        self.outcomes.truncate(MAX_RESPONSE_OUTCOMES);
     }
 
     pub fn retryable_failures(&self) -> usize {

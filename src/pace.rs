@@ -8,30 +8,64 @@ use tokio::time::Instant;
 
 #[derive(Debug)]
 pub struct Pace {
-    interval: Duration,
-    next_slot: Mutex<Instant>,
+    ceiling: Duration,
+    state: Mutex<State>,
 }
+
+#[derive(Debug)]
+struct State {
+    next_slot: Instant,
+    /// At least `ceiling`'s interval; longer while DRS is throttling us.
+    interval: Duration,
+}
+
+/// The slowest a throttled pace gets: one request a second.
+const SLOWEST: Duration = Duration::from_secs(1);
 
 impl Pace {
     pub fn per_second(requests: u32) -> Self {
+        let ceiling = Duration::from_secs(1) / requests.max(1);
         Self {
-            interval: Duration::from_secs(1) / requests.max(1),
-            next_slot: Mutex::new(Instant::now()),
+            ceiling,
+            state: Mutex::new(State {
+                next_slot: Instant::now(),
+                interval: ceiling,
+            }),
         }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock only means another caller panicked mid-update of plain
+        // values; they are still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// DRS throttled a request that had already been retried: halve the rate.
+    pub fn slow_down(&self) {
+        let mut state = self.state();
+        state.interval = (state.interval * 2).min(SLOWEST.max(self.ceiling));
+    }
+
+    /// A request went through: win back a tenth of the way to the ceiling.
+    pub fn speed_up(&self) {
+        let mut state = self.state();
+        let excess = state.interval.saturating_sub(self.ceiling);
+        state.interval = if excess < Duration::from_millis(1) {
+            self.ceiling
+        } else {
+            state.interval - excess / 10
+        };
     }
 
     /// Waits for this caller's slot. Slots are handed out in order, evenly spaced,
     /// so bursts never exceed the ceiling.
     pub async fn wait(&self) {
         let slot = {
-            // A poisoned lock only means another caller panicked mid-update of an
-            // `Instant`; the value is still usable.
-            let mut next = self
-                .next_slot
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let slot = (*next).max(Instant::now());
-            *next = slot + self.interval;
+            let mut state = self.state();
+            let slot = state.next_slot.max(Instant::now());
+            state.next_slot = slot + state.interval;
             slot
         };
         tokio::time::sleep_until(slot).await;
@@ -50,6 +84,26 @@ mod tests {
             pace.wait().await;
         }
         assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_slows_the_pace_and_success_wins_it_back() {
+        let pace = Pace::per_second(10);
+        pace.slow_down();
+        pace.slow_down();
+        let start = Instant::now();
+        pace.wait().await;
+        pace.wait().await;
+        pace.wait().await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(800),
+            "400 ms apart while throttled"
+        );
+        for _ in 0..100 {
+            pace.speed_up();
+        }
+        assert_eq!(pace.state().interval, Duration::from_millis(100));
     }
 
     #[tokio::test(start_paused = true)]

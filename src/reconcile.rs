@@ -42,6 +42,61 @@ pub struct Summary {
     /// The accounts and regions not finished, when the run stopped early.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unfinished: Vec<Scope>,
+    /// Requests handed on to other invocations, one per staging account.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fanned_out: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The worst case of one staging account in one region: a full page of 300
+/// servers to create, its listing, and a second look at a few failures.
+const WORST_CASE_CALLS_PER_SCOPE: u64 = 303;
+
+/// Whether the scopes' worst case fits in the time left at the region's pace;
+/// beyond that a run fans out, one request per staging account.
+pub fn fits(scopes: &[Scope], max_rps: u32, time_left: Option<std::time::Duration>) -> bool {
+    let Some(time_left) = time_left else {
+        return true;
+    };
+    let first = scopes.first().map(|s| &s.staging_account_id);
+    if scopes.iter().all(|s| Some(&s.staging_account_id) == first) {
+        // One staging account is the unit of fan-out: it cannot be split further.
+        return true;
+    }
+    let mut per_region: std::collections::BTreeMap<&Region, u64> = Default::default();
+    for scope in scopes {
+        *per_region.entry(&scope.region).or_default() += 1;
+    }
+    let busiest = per_region.values().copied().max().unwrap_or(0);
+    busiest * WORST_CASE_CALLS_PER_SCOPE <= time_left.as_secs() * u64::from(max_rps)
+}
+
+/// One `Reconciliation Requested` per staging account, marked so it never fans
+/// out again.
+pub fn fan_out_requests(scopes: &[Scope], dry_run: bool) -> Vec<OutboundEvent> {
+    let mut by_account: std::collections::BTreeMap<&AccountId, Vec<&Region>> = Default::default();
+    for scope in scopes {
+        by_account
+            .entry(&scope.staging_account_id)
+            .or_default()
+            .push(&scope.region);
+    }
+    by_account
+        .into_iter()
+        .map(|(account, regions)| OutboundEvent {
+            detail_type: crate::inbound::RECONCILIATION_REQUESTED_DETAIL_TYPE,
+            resources: Vec::new(),
+            detail: serde_json::json!({
+                "stagingAccountIds": [account],
+                "regions": regions,
+                "dryRun": dry_run,
+                crate::inbound::FANNED_OUT_FIELD: true,
+            }),
+        })
+        .collect()
 }
 
 impl Summary {
@@ -132,6 +187,7 @@ pub async fn run(
         complete: unfinished.is_empty(),
         duration_ms: started.elapsed().as_millis() as u64,
         unfinished,
+        fanned_out: 0,
     };
     Report { outcomes, summary }
 }
@@ -187,12 +243,12 @@ async fn reconcile_scope(
             }
             let (drs, settings) = (drs.clone(), settings.clone());
             in_flight.spawn(async move {
-                let outcome = extend(
+                let outcome = extend_riding_out_throttling(
                     &drs,
                     &settings,
                     &staging,
                     server.tags.as_ref(),
-                    Known::NotExtended,
+                    deadline,
                 )
                 .await;
                 drop(permit);
@@ -218,6 +274,34 @@ async fn reconcile_scope(
     report
 }
 
+/// Times a server throttled past the SDK's own retries is tried again, each
+/// time at a slower pace, before its failure is reported.
+const THROTTLED_RETRIES: u32 = 4;
+
+/// A throttling storm slows the run down instead of failing it: the region's
+/// pace is halved and the server tried again, as long as the deadline allows.
+async fn extend_riding_out_throttling(
+    drs: &TargetDrs,
+    settings: &ExtendSettings,
+    staging: &SourceServerArn,
+    tags: Option<&crate::tags::Tags>,
+    deadline: Deadline,
+) -> Outcome {
+    let mut outcome = extend(drs, settings, staging, tags, Known::NotExtended).await;
+    for _ in 0..THROTTLED_RETRIES {
+        let throttled = matches!(&outcome, Outcome::Failed { error_code, .. } if error_code == "ThrottlingException");
+        if !throttled || deadline.reached() {
+            break;
+        }
+        drs.pace().slow_down();
+        outcome = extend(drs, settings, staging, tags, Known::Unknown).await;
+    }
+    if matches!(outcome, Outcome::Created { .. }) {
+        drs.pace().speed_up();
+    }
+    outcome
+}
+
 /// DRS's own answer is input like any other: a listed ARN must be well formed and
 /// belong to the account and region that were listed.
 fn listed_arn(raw: &str, scope: &Scope) -> Result<SourceServerArn, Rejection> {
@@ -234,4 +318,53 @@ fn listed_arn(raw: &str, scope: &Scope) -> Result<SourceServerArn, Rejection> {
         )));
     }
     Ok(arn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn scopes(accounts: usize, regions: &[&str]) -> Vec<Scope> {
+        let mut all = Vec::new();
+        for a in 0..accounts {
+            for r in regions {
+                all.push(Scope {
+                    staging_account_id: AccountId::parse(&format!(
+                        "{:012}",
+                        100_000_000_000u64 + a as u64
+                    ))
+                    .unwrap(),
+                    region: Region::parse(r).unwrap(),
+                });
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn fans_out_only_when_the_worst_case_does_not_fit() {
+        // 275 s at 10 requests a second: 2750 calls, nine full accounts per region.
+        let time = Some(Duration::from_secs(275));
+        assert!(fits(&scopes(9, &["us-east-1", "eu-west-1"]), 10, time));
+        assert!(!fits(&scopes(10, &["us-east-1"]), 10, time));
+        assert!(fits(
+            &scopes(50, &["us-east-1"]),
+            100,
+            Some(Duration::from_secs(875))
+        ));
+        assert!(fits(&scopes(1000, &["us-east-1"]), 1, None));
+    }
+
+    #[test]
+    fn fan_out_sends_one_marked_request_per_account() {
+        let events = fan_out_requests(&scopes(3, &["us-east-1", "eu-west-1"]), true);
+        assert_eq!(events.len(), 3);
+        let detail = &events[0].detail;
+        assert_eq!(detail["stagingAccountIds"].as_array().unwrap().len(), 1);
+        assert_eq!(detail["regions"].as_array().unwrap().len(), 2);
+        assert_eq!(detail["fannedOut"], true);
+        assert_eq!(detail["dryRun"], true);
+        assert_eq!(events[0].detail_type, "Reconciliation Requested");
+    }
 }

@@ -59,7 +59,7 @@ impl Harness {
 
     pub async fn invoke(&self, payload: Value) -> Result<Response, InvocationError> {
         self.app
-            .handle(lambda_event(payload, Duration::from_secs(60)))
+            .handle(lambda_event(payload, Duration::from_secs(900)))
             .await
     }
 

@@ -1,0 +1,303 @@
+//! Reconciliation at scale: pagination, coverage, partial failures, throttling,
+//! the deadline, dry run and fan-out, against the local AWS.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn requested(detail: Value, sender: &str) -> Value {
+    json!({
+        "version": "0", "id": "test-request", "detail-type": "Reconciliation Requested",
+        "source": "org.example.dr-tooling", "account": sender, "time": "2026-11-26T12:00:00Z",
+        "region": REGION, "resources": [], "detail": detail
+    })
+}
+
+fn accounts(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{:012}", 300_000_000_000u64 + i as u64))
+        .collect()
+}
+
+#[tokio::test]
+async fn pages_past_300_servers_in_several_accounts() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 301);
+    world.seed(STAGING_B, REGION, 650);
+    let h = Harness::start(
+        world,
+        &[("DRS_MAX_RPS", "10000"), ("RECONCILE_CONCURRENCY", "32")],
+    )
+    .await;
+    let response = h.ok(event("scheduled-reconciliation")).await;
+    // Without an allowlist the schedule covers what ListStagingAccounts returns:
+    // nothing is extended yet, so nothing.
+    assert_eq!(response["reconciliation"]["examined"], 0);
+
+    let both = requested(
+        json!({"stagingAccountIds": [STAGING_A, STAGING_B]}),
+        TARGET_ACCOUNT,
+    );
+    let response = h.ok(both).await;
+    assert_eq!(response["created"], 951);
+    assert_eq!(response["reconciliation"]["examined"], 951);
+    {
+        let world = h.aws.world();
+        assert_eq!(world.extended().len(), 951);
+        let lists = world.calls_of("ListExtensibleSourceServers");
+        assert_eq!(lists.len(), 2 + 3, "301 in two pages, 650 in three");
+        assert!(lists.iter().all(|c| c.body["maxResults"] == 300));
+    }
+    // Now ListStagingAccounts knows both accounts, and a schedule finds nothing left.
+    let response = h.ok(event("scheduled-reconciliation")).await;
+    assert_eq!(
+        response["reconciliation"]["stagingAccountIds"],
+        json!([STAGING_A, STAGING_B])
+    );
+    assert_eq!(response["reconciliation"]["examined"], 0);
+}
+
+#[tokio::test]
+async fn list_staging_accounts_is_followed_through_every_page() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    let staging = accounts(60);
+    for account in &staging {
+        let servers = world.seed(account, REGION, 2);
+        world.extend_directly(TARGET_ACCOUNT, &servers[0]);
+    }
+    let h = Harness::start(world, &[("DRS_MAX_RPS", "10000")]).await;
+    let response = h.ok(event("scheduled-reconciliation")).await;
+    assert_eq!(
+        response["reconciliation"]["stagingAccountIds"]
+            .as_array()
+            .unwrap()
+            .len(),
+        60
+    );
+    assert_eq!(response["created"], 60);
+    let pages = h.aws.world().calls_of("ListStagingAccounts").len();
+    assert_eq!(pages, 2, "50 a page");
+}
+
+#[tokio::test]
+async fn requests_outside_the_allowlist_are_rejected_and_the_rest_goes_on() {
+    let h = Harness::start(
+        World::sample(),
+        &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "1000")],
+    )
+    .await;
+    let response = h
+        .ok(requested(
+            json!({"stagingAccountIds": [STAGING_A, STAGING_B]}),
+            TARGET_ACCOUNT,
+        ))
+        .await;
+    assert_eq!(response["rejected"], 1);
+    assert_eq!(response["created"], 4);
+    assert_eq!(
+        response["reconciliation"]["stagingAccountIds"],
+        json!([STAGING_A])
+    );
+}
+
+#[tokio::test]
+async fn a_staging_account_may_only_reconcile_itself() {
+    let h = Harness::start(World::sample(), &[("DRS_MAX_RPS", "1000")]).await;
+    let response = h.ok(requested(json!({}), STAGING_B)).await;
+    assert_eq!(response["created"], 4);
+    assert!(h
+        .aws
+        .world()
+        .extended()
+        .iter()
+        .all(|e| e.staging_account == STAGING_B));
+    let response = h
+        .ok(requested(
+            json!({"stagingAccountIds": [STAGING_A]}),
+            STAGING_B,
+        ))
+        .await;
+    assert_eq!(statuses(&response), ["rejected"]);
+}
+
+#[tokio::test]
+async fn one_servers_failure_never_stops_the_others() {
+    let mut world = World::sample();
+    world.mark_default_ebs_key(&arn(STAGING_A, "s-1111aaaa2222bbbb3"));
+    let h = Harness::start(
+        world,
+        &[
+            ("STAGING_ACCOUNT_IDS", "111122223333,222233334444"),
+            ("DRS_MAX_RPS", "1000"),
+        ],
+    )
+    .await;
+    let response = h.ok(event("scheduled-reconciliation")).await;
+    assert_eq!(response["created"], 7);
+    assert_eq!(response["failed"], 1);
+    assert_eq!(response["reconciliation"]["failed"], 1);
+    assert_eq!(h.events_of("Extended Source Server Failed").len(), 1);
+    assert_eq!(h.events_of("Extended Source Server Created").len(), 7);
+}
+
+#[tokio::test]
+async fn a_retryable_failure_fails_the_invocation_after_the_summary_is_out() {
+    let mut world = World::sample();
+    world.inject(
+        "CreateExtendedSourceServer",
+        3,
+        Fault::error(500, "InternalServerException"),
+    );
+    let h = Harness::start(
+        world,
+        &[
+            ("STAGING_ACCOUNT_IDS", STAGING_A),
+            ("RECONCILE_CONCURRENCY", "1"),
+            ("DRS_MAX_RPS", "1000"),
+        ],
+    )
+    .await;
+    let result = h.invoke(event("scheduled-reconciliation")).await;
+    assert!(result.is_err());
+    assert_eq!(h.events_of("Reconciliation Completed").len(), 1);
+    assert_eq!(h.events_of("Extended Source Server Created").len(), 3);
+    // The retry Lambda makes finishes the job.
+    let again = h.ok(event("scheduled-reconciliation")).await;
+    assert_eq!(again["created"], 1);
+}
+
+#[tokio::test]
+async fn a_throttling_storm_is_ridden_out() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 60);
+    world.seed(STAGING_B, REGION, 60);
+    // The service takes 40 requests a second; the client is allowed twice that.
+    world.drs_rate_limit = Some(40);
+    let h = Harness::start_with(
+        world,
+        &[
+            ("STAGING_ACCOUNT_IDS", "111122223333,222233334444"),
+            ("DRS_MAX_RPS", "80"),
+            ("RECONCILE_CONCURRENCY", "16"),
+        ],
+        drs_extender::clients::CallPolicy {
+            max_attempts: 4,
+            max_backoff: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(30),
+            ..fast_policy()
+        },
+    )
+    .await;
+    let response = h.ok(event("scheduled-reconciliation")).await;
+    assert_eq!(response["created"], 120, "{}", response["outcomes"]);
+    assert_eq!(response["failed"], 0);
+    let throttled = h.aws.world().calls_of("CreateExtendedSourceServer").len() - 120;
+    assert!(throttled > 0, "the storm happened");
+}
+
+#[tokio::test]
+async fn near_the_deadline_the_run_stops_and_says_what_is_unfinished() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 200);
+    let h = Harness::start(
+        world,
+        &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "50")],
+    )
+    .await;
+    // Four seconds left: the run keeps half for finishing and reporting.
+    let result = h
+        .app
+        .handle(lambda_event(
+            event("scheduled-reconciliation"),
+            Duration::from_secs(4),
+        ))
+        .await;
+    let response = serde_json::to_value(result.unwrap()).unwrap();
+    let summary = &response["reconciliation"];
+    assert_eq!(summary["complete"], false);
+    assert_eq!(
+        summary["unfinished"],
+        json!([{"stagingAccountId": STAGING_A, "region": REGION}])
+    );
+    let created = response["created"].as_u64().unwrap();
+    assert!(created > 0 && created < 200, "{created}");
+    assert_eq!(
+        h.aws.world().extended().len() as u64,
+        created,
+        "every create in flight was reported"
+    );
+    let completed = h.events_of("Reconciliation Completed");
+    assert_eq!(completed[0]["Detail"]["complete"], false);
+}
+
+#[tokio::test]
+async fn a_dry_run_counts_every_would_be_create_as_skipped() {
+    let h = Harness::start(
+        World::sample(),
+        &[("STAGING_ACCOUNT_IDS", "111122223333,222233334444")],
+    )
+    .await;
+    let response = h
+        .ok(requested(json!({"dryRun": true}), TARGET_ACCOUNT))
+        .await;
+    assert_eq!(response["skipped"], 8);
+    assert_eq!(response["reconciliation"]["skipped"], 8);
+    assert_eq!(response["reconciliation"]["dryRun"], true);
+    assert!(h.aws.world().extended().is_empty());
+}
+
+#[tokio::test]
+async fn a_run_too_large_for_one_invocation_fans_out_once() {
+    let staging = accounts(12);
+    let mut world = World::new(TARGET_ACCOUNT);
+    for account in &staging {
+        world.seed(account, REGION, 3);
+    }
+    let allowlist = staging.join(",");
+    let h = Harness::start(
+        world,
+        &[("STAGING_ACCOUNT_IDS", &allowlist), ("DRS_MAX_RPS", "10")],
+    )
+    .await;
+    // 300 s, the function's deadline here: 12 accounts' worst case needs 364 s at 10/s.
+    let result = h
+        .app
+        .handle(lambda_event(
+            event("scheduled-reconciliation"),
+            Duration::from_secs(300),
+        ))
+        .await;
+    let response = serde_json::to_value(result.unwrap()).unwrap();
+    assert_eq!(response["reconciliation"]["fannedOut"], 12);
+    assert_eq!(
+        h.drs_calls(),
+        0,
+        "the fanning invocation does no DRS work itself"
+    );
+    let requests = h.events_of("Reconciliation Requested");
+    assert_eq!(requests.len(), 12);
+    assert_eq!(requests[0]["Source"], "drs-extender");
+
+    // Each request, as the bus delivers it back, works its account and never fans out again.
+    let request = &requests[0];
+    let delivered = json!({
+        "version": "0", "id": "fanned", "detail-type": "Reconciliation Requested", "source": request["Source"],
+        "account": TARGET_ACCOUNT, "time": "2026-11-26T12:00:00Z", "region": REGION, "resources": [],
+        "detail": request["Detail"],
+    });
+    let result = h
+        .app
+        .handle(lambda_event(delivered, Duration::from_secs(5)))
+        .await;
+    let response = serde_json::to_value(result.unwrap()).unwrap();
+    assert_eq!(response["created"], 3);
+    assert!(response["reconciliation"].get("fannedOut").is_none());
+    assert_eq!(
+        h.events_of("Reconciliation Requested").len(),
+        12,
+        "no further fan-out"
+    );
+}
