@@ -79,7 +79,6 @@ impl CallPolicy {
 }
 
 pub struct Clients {
-    own: SdkConfig,
     target: SdkConfig,
     policy: CallPolicy,
     drs_max_rps: u32,
@@ -102,7 +101,6 @@ impl Clients {
         };
         let eventbridge = eventbridge_client(&own, &config.result_event_bus, &policy);
         Self {
-            own,
             target,
             policy,
             drs_max_rps: config.drs_max_rps,
@@ -138,11 +136,6 @@ impl Clients {
 
     pub fn eventbridge(&self) -> &aws_sdk_eventbridge::Client {
         &self.eventbridge
-    }
-
-    /// The function's own region, where it knows it.
-    pub fn own_region(&self) -> Option<&str> {
-        self.own.region().map(|r| r.as_ref())
     }
 }
 

@@ -54,6 +54,7 @@ impl DrsError {
     where
         E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
     {
+        let credentials = credentials_failure(&err);
         match &err {
             SdkError::ServiceError(context) => {
                 let status = context.raw().status().as_u16();
@@ -77,8 +78,8 @@ impl DrsError {
             SdkError::TimeoutError(_) => {
                 Self::new("Timeout", "the call timed out, after retries", true)
             }
-            SdkError::DispatchFailure(_) if credentials_failure(&err).is_some() => {
-                let retryable = credentials_failure(&err).unwrap_or(false);
+            SdkError::DispatchFailure(_) if credentials.is_some() => {
+                let retryable = credentials.unwrap_or(false);
                 Self::new(
                     "CredentialsError",
                     format!("no credentials for the call: {}", source_chain(&err)),

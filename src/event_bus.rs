@@ -2,6 +2,7 @@
 //! call. A 200 from PutEvents does not mean every entry arrived, so each entry's
 //! result is read and the failed ones are sent again.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -58,22 +59,27 @@ impl EventBus {
             let mut refused = Vec::new();
             for wave in pending.chunks(BATCH * CONCURRENT_BATCHES) {
                 let mut sends = JoinSet::new();
+                let mut batches = HashMap::new();
                 for batch in wave.chunks(BATCH) {
-                    let (bus, batch) = (self.clone(), batch.to_vec());
-                    sends.spawn(async move {
-                        let result = bus.put_batch(&batch).await;
-                        (batch, result)
-                    });
+                    let (bus, entries) = (self.clone(), batch.to_vec());
+                    let task = sends.spawn(async move { bus.put_batch(&entries).await });
+                    batches.insert(task.id(), batch);
                 }
-                while let Some(joined) = sends.join_next().await {
-                    let Ok((batch, result)) = joined else {
-                        continue;
+                while let Some(joined) = sends.join_next_with_id().await {
+                    let (id, result) = match joined {
+                        Ok((id, result)) => (id, result),
+                        // A send that ended abnormally delivered nothing we know of.
+                        Err(error) => (
+                            error.id(),
+                            Err(DrsError::new("InternalError", error.to_string(), true)),
+                        ),
                     };
+                    let batch = batches.remove(&id).unwrap_or_default();
                     match result {
                         Ok(failed) => {
                             for (index, error) in failed {
                                 last_error = error;
-                                refused.push(batch[index].clone());
+                                refused.extend(batch.get(index).cloned());
                             }
                         }
                         Err(error) if !error.retryable => {
@@ -84,7 +90,7 @@ impl EventBus {
                         }
                         Err(error) => {
                             last_error = error.to_string();
-                            refused.extend(batch);
+                            refused.extend_from_slice(batch);
                         }
                     }
                 }

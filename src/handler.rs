@@ -14,7 +14,9 @@ use crate::deadline::{Deadline, DEFAULT_MARGIN};
 use crate::error::InvocationError;
 use crate::event_bus::EventBus;
 use crate::extend::{extend, ExtendSettings, Known};
-use crate::inbound::{classify, Classified, ReconcileRequest, Request, ServerRequest, Trigger};
+use crate::inbound::{
+    classify, Classified, ReconcileRequest, Rejection, Request, ServerRequest, Trigger,
+};
 use crate::outcome::{OutboundEvent, Outcome, Response, Subject};
 use crate::reconcile::{self, Scope};
 
@@ -85,11 +87,12 @@ impl App {
                     .await;
                 let fits = reconcile::fits(&scopes, self.config.drs_max_rps, deadline.remaining());
                 if !request.fanned_out && !fits {
-                    return self
-                        .fan_out(scopes, refused, settings.dry_run, &trigger)
-                        .await;
+                    let mut summary = self.fan_out(&scopes, settings.dry_run).await?;
+                    summary.tally(&refused);
+                    (refused, Some(summary))
+                } else {
+                    self.reconcile(scopes, refused, settings, deadline).await
                 }
-                self.reconcile(scopes, refused, settings, deadline).await
             }
         };
         self.finish(outcomes, summary, &trigger).await
@@ -118,7 +121,7 @@ impl App {
 
     async fn extend_servers(
         &self,
-        servers: Vec<Result<ServerRequest, crate::inbound::Rejection>>,
+        servers: Vec<Result<ServerRequest, Rejection>>,
         sender: Option<&AccountId>,
         target: Option<&AccountId>,
         settings: &ExtendSettings,
@@ -220,29 +223,29 @@ impl App {
             deadline,
         )
         .await;
+        before.extend(report.outcomes);
+        let mut summary = report.summary;
+        summary.tally(&before);
         tracing::info!(
-            examined = report.summary.examined,
-            created = report.summary.created,
-            skipped = report.summary.skipped,
-            failed = report.summary.failed,
-            complete = report.summary.complete,
-            duration_ms = report.summary.duration_ms,
+            examined = summary.examined,
+            created = summary.created,
+            skipped = summary.skipped,
+            failed = summary.failed,
+            complete = summary.complete,
+            duration_ms = summary.duration_ms,
             "reconciliation finished"
         );
-        before.extend(report.outcomes);
-        (before, Some(report.summary))
+        (before, Some(summary))
     }
 
     /// Hands each staging account to an invocation of its own through the bus the
     /// function listens on, so Lambda's concurrency does the work.
     async fn fan_out(
         &self,
-        scopes: Vec<Scope>,
-        refused: Vec<Outcome>,
+        scopes: &[Scope],
         dry_run: bool,
-        trigger: &Trigger,
-    ) -> Result<Response, InvocationError> {
-        let requests = reconcile::fan_out_requests(&scopes, dry_run);
+    ) -> Result<reconcile::Summary, InvocationError> {
+        let requests = reconcile::fan_out_requests(scopes, dry_run);
         tracing::info!(
             requests = requests.len(),
             scopes = scopes.len(),
@@ -255,29 +258,9 @@ impl App {
                 summary: format!("fan-out of {} reconciliation requests", requests.len()),
             });
         }
-        let mut accounts: Vec<AccountId> = scopes
-            .iter()
-            .map(|s| s.staging_account_id.clone())
-            .collect();
-        accounts.dedup();
-        let mut regions: Vec<Region> = scopes.iter().map(|s| s.region.clone()).collect();
-        regions.sort();
-        regions.dedup();
-        let summary = reconcile::Summary {
-            staging_account_ids: accounts,
-            regions,
-            examined: 0,
-            created: 0,
-            skipped: 0,
-            failed: 0,
-            rejected: refused.len(),
-            dry_run,
-            complete: true,
-            duration_ms: 0,
-            unfinished: Vec::new(),
-            fanned_out: requests.len(),
-        };
-        self.finish(refused, Some(summary), trigger).await
+        let mut summary = reconcile::Summary::covering(scopes, dry_run);
+        summary.fanned_out = requests.len();
+        Ok(summary)
     }
 
     /// Publishes every outcome (and the summary last), then answers.

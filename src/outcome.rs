@@ -241,7 +241,7 @@ pub struct Response {
     pub outcomes_omitted: usize,
 }
 
-fn is_zero(n: &usize) -> bool {
+pub(crate) fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 

@@ -2,6 +2,7 @@
 //! regions is extended. Accounts are worked on concurrently; creates share one
 //! limit on calls in flight; each region's DRS client keeps its own pace.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -13,9 +14,10 @@ use crate::arn::{AccountId, Region, SourceServerArn};
 use crate::clients::Clients;
 use crate::deadline::Deadline;
 use crate::drs::TargetDrs;
+use crate::error::DrsError;
 use crate::extend::{extend, ExtendSettings, Known};
 use crate::inbound::Rejection;
-use crate::outcome::{OutboundEvent, Outcome, Subject};
+use crate::outcome::{is_zero, OutboundEvent, Outcome, Subject};
 
 /// One staging account in one region.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -47,8 +49,51 @@ pub struct Summary {
     pub fanned_out: usize,
 }
 
-fn is_zero(n: &usize) -> bool {
-    *n == 0
+impl Summary {
+    /// A summary of a run over `scopes`, before any outcome.
+    pub fn covering(scopes: &[Scope], dry_run: bool) -> Self {
+        let mut staging_account_ids: Vec<AccountId> = scopes
+            .iter()
+            .map(|s| s.staging_account_id.clone())
+            .collect();
+        staging_account_ids.sort();
+        staging_account_ids.dedup();
+        let mut regions: Vec<Region> = scopes.iter().map(|s| s.region.clone()).collect();
+        regions.sort();
+        regions.dedup();
+        Self {
+            staging_account_ids,
+            regions,
+            examined: 0,
+            created: 0,
+            skipped: 0,
+            failed: 0,
+            rejected: 0,
+            dry_run,
+            complete: true,
+            duration_ms: 0,
+            unfinished: Vec::new(),
+            fanned_out: 0,
+        }
+    }
+
+    /// Counts the run's outcomes, including those decided before it started
+    /// (accounts refused, listings that failed).
+    pub fn tally(&mut self, outcomes: &[Outcome]) {
+        let count = |status: &str| outcomes.iter().filter(|o| o.status() == status).count();
+        self.created = count("created");
+        self.skipped = count("skipped");
+        self.failed = count("failed");
+        self.rejected = count("rejected");
+    }
+
+    pub fn event(&self) -> OutboundEvent {
+        OutboundEvent {
+            detail_type: "Reconciliation Completed",
+            resources: Vec::new(),
+            detail: serde_json::to_value(self).unwrap_or_default(),
+        }
+    }
 }
 
 /// The worst case of one staging account in one region: a full page of 300
@@ -99,16 +144,6 @@ pub fn fan_out_requests(scopes: &[Scope], dry_run: bool) -> Vec<OutboundEvent> {
         .collect()
 }
 
-impl Summary {
-    pub fn event(&self) -> OutboundEvent {
-        OutboundEvent {
-            detail_type: "Reconciliation Completed",
-            resources: Vec::new(),
-            detail: serde_json::to_value(self).unwrap_or_default(),
-        }
-    }
-}
-
 pub struct Report {
     pub outcomes: Vec<Outcome>,
     pub summary: Summary,
@@ -129,66 +164,45 @@ pub async fn run(
     deadline: Deadline,
 ) -> Report {
     let started = Instant::now();
-    let dry_run = settings.dry_run;
+    let mut summary = Summary::covering(&scopes, settings.dry_run);
     let settings = Arc::new(settings);
     let creates = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut accounts: Vec<AccountId> = scopes
-        .iter()
-        .map(|s| s.staging_account_id.clone())
-        .collect();
-    accounts.sort();
-    accounts.dedup();
-    let mut regions: Vec<Region> = scopes.iter().map(|s| s.region.clone()).collect();
-    regions.sort();
-    regions.dedup();
 
     let mut tasks = JoinSet::new();
+    let mut scope_of_task = HashMap::new();
     for scope in scopes {
         let drs = clients.drs(&scope.region);
-        tasks.spawn(reconcile_scope(
+        let task = tasks.spawn(reconcile_scope(
             drs,
             settings.clone(),
-            scope,
+            scope.clone(),
             creates.clone(),
             deadline,
         ));
+        scope_of_task.insert(task.id(), scope);
     }
     let mut outcomes = Vec::new();
-    let mut examined = 0;
-    let mut unfinished = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
+    while let Some(joined) = tasks.join_next_with_id().await {
         match joined {
-            Ok(report) => {
-                examined += report.examined;
+            Ok((_, report)) => {
+                summary.examined += report.examined;
                 if !report.complete {
-                    unfinished.push(report.scope);
+                    summary.unfinished.push(report.scope);
                 }
                 outcomes.extend(report.outcomes);
             }
-            Err(error) => tracing::error!(%error, "a reconciliation task ended abnormally"),
+            // The account's outcomes so far are lost with the task; the summary
+            // says it is unfinished, so the next run takes it up again.
+            Err(error) => {
+                tracing::error!(%error, "a reconciliation task ended abnormally");
+                summary.unfinished.extend(scope_of_task.remove(&error.id()));
+            }
         }
     }
-    unfinished.sort();
-    let count = |status: &str| {
-        outcomes
-            .iter()
-            .filter(|o: &&Outcome| o.status() == status)
-            .count()
-    };
-    let summary = Summary {
-        staging_account_ids: accounts,
-        regions,
-        examined,
-        created: count("created"),
-        skipped: count("skipped"),
-        failed: count("failed"),
-        rejected: count("rejected"),
-        dry_run,
-        complete: unfinished.is_empty(),
-        duration_ms: started.elapsed().as_millis() as u64,
-        unfinished,
-        fanned_out: 0,
-    };
+    summary.unfinished.sort();
+    summary.complete = summary.unfinished.is_empty();
+    summary.tally(&outcomes);
+    summary.duration_ms = started.elapsed().as_millis() as u64;
     Report { outcomes, summary }
 }
 
@@ -205,7 +219,7 @@ async fn reconcile_scope(
         examined: 0,
         complete: true,
     };
-    let mut in_flight = JoinSet::new();
+    let mut in_flight = InFlight::default();
     let mut next_token = None;
     'pages: loop {
         if deadline.reached() {
@@ -242,7 +256,7 @@ async fn reconcile_scope(
                 break 'pages;
             }
             let (drs, settings) = (drs.clone(), settings.clone());
-            in_flight.spawn(async move {
+            in_flight.spawn(staging.clone(), async move {
                 let outcome = extend_riding_out_throttling(
                     &drs,
                     &settings,
@@ -256,22 +270,75 @@ async fn reconcile_scope(
             });
             // Outcomes are gathered as they finish, so memory does not grow with
             // the number of servers waiting behind the limit.
-            while let Some(Ok(outcome)) = in_flight.try_join_next() {
-                report.outcomes.push(outcome);
-            }
+            report.outcomes.extend(in_flight.finished());
         }
         match page.next_token {
             Some(token) => next_token = Some(token),
             None => break,
         }
     }
-    while let Some(joined) = in_flight.join_next().await {
+    report.outcomes.extend(in_flight.all().await);
+    report
+}
+
+/// Extensions under way. Every server gets an outcome, even one whose task
+/// ended abnormally: that is a retryable failure, not a silence.
+#[derive(Default)]
+struct InFlight {
+    tasks: JoinSet<Outcome>,
+    servers: HashMap<tokio::task::Id, SourceServerArn>,
+}
+
+impl InFlight {
+    fn spawn(
+        &mut self,
+        staging: SourceServerArn,
+        work: impl std::future::Future<Output = Outcome> + Send + 'static,
+    ) {
+        let task = self.tasks.spawn(work);
+        self.servers.insert(task.id(), staging);
+    }
+
+    fn settle(
+        &mut self,
+        joined: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>,
+    ) -> Outcome {
         match joined {
-            Ok(outcome) => report.outcomes.push(outcome),
-            Err(error) => tracing::error!(%error, "an extension task ended abnormally"),
+            Ok((id, outcome)) => {
+                self.servers.remove(&id);
+                outcome
+            }
+            Err(error) => {
+                tracing::error!(%error, "an extension task ended abnormally");
+                let subject = self
+                    .servers
+                    .remove(&error.id())
+                    .map(|arn| Subject::server(&arn))
+                    .unwrap_or_default();
+                Outcome::failed(
+                    subject,
+                    DrsError::new("InternalError", error.to_string(), true),
+                )
+            }
         }
     }
-    report
+
+    /// The outcomes of the tasks that have finished, without waiting.
+    fn finished(&mut self) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        while let Some(joined) = self.tasks.try_join_next_with_id() {
+            outcomes.push(self.settle(joined));
+        }
+        outcomes
+    }
+
+    async fn all(&mut self) -> Vec<Outcome> {
+        let mut outcomes = Vec::new();
+        while let Some(joined) = self.tasks.join_next_with_id().await {
+            outcomes.push(self.settle(joined));
+        }
+        outcomes
+    }
 }
 
 /// Times a server throttled past the SDK's own retries is tried again, each

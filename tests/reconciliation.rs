@@ -96,6 +96,10 @@ async fn requests_outside_the_allowlist_are_rejected_and_the_rest_goes_on() {
         ))
         .await;
     assert_eq!(response["rejected"], 1);
+    assert_eq!(
+        response["reconciliation"]["rejected"], 1,
+        "the summary counts refused accounts too"
+    );
     assert_eq!(response["created"], 4);
     assert_eq!(
         response["reconciliation"]["stagingAccountIds"],

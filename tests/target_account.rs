@@ -59,7 +59,7 @@ async fn credentials_are_assumed_once_and_reused() {
 }
 
 #[tokio::test]
-async fn a_refused_assume_role_fails_every_server_and_the_invocation() {
+async fn a_refused_assume_role_fails_every_server_without_a_retry() {
     let mut world = World::sample();
     world.require_external_id(ROLE, "the-right-one");
     let h = Harness::start(
