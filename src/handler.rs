@@ -75,7 +75,8 @@ impl App {
                             staging_account_id: account,
                             region,
                         };
-                        self.reconcile(vec![scope], Vec::new(), settings, deadline)
+                        let surveyed = reconcile::survey(&self.clients, vec![scope]).await;
+                        self.reconcile(surveyed, Vec::new(), settings, deadline)
                             .await
                     }
                 }
@@ -85,13 +86,15 @@ impl App {
                 let (scopes, refused) = self
                     .coverage(&request, sender.as_ref(), target.as_ref())
                     .await;
-                let fits = reconcile::fits(&scopes, self.config.drs_max_rps, deadline.remaining());
+                let surveyed = reconcile::survey(&self.clients, scopes).await;
+                let fits =
+                    reconcile::fits(&surveyed, self.config.drs_max_rps, deadline.remaining());
                 if !request.fanned_out && !fits {
-                    let mut summary = self.fan_out(&scopes, settings.dry_run).await?;
+                    let mut summary = self.fan_out(&surveyed, settings.dry_run).await?;
                     summary.tally(&refused);
                     (refused, Some(summary))
                 } else {
-                    self.reconcile(scopes, refused, settings, deadline).await
+                    self.reconcile(surveyed, refused, settings, deadline).await
                 }
             }
         };
@@ -210,7 +213,7 @@ impl App {
 
     async fn reconcile(
         &self,
-        scopes: Vec<Scope>,
+        surveyed: Vec<reconcile::Surveyed>,
         mut before: Vec<Outcome>,
         settings: ExtendSettings,
         deadline: Deadline,
@@ -218,7 +221,7 @@ impl App {
         let report = reconcile::run(
             &self.clients,
             settings,
-            scopes,
+            surveyed,
             self.config.reconcile_concurrency,
             deadline,
         )
@@ -242,13 +245,13 @@ impl App {
     /// function listens on, so Lambda's concurrency does the work.
     async fn fan_out(
         &self,
-        scopes: &[Scope],
+        surveyed: &[reconcile::Surveyed],
         dry_run: bool,
     ) -> Result<reconcile::Summary, InvocationError> {
-        let requests = reconcile::fan_out_requests(scopes, dry_run);
+        let requests = reconcile::fan_out_requests(surveyed, dry_run);
         tracing::info!(
             requests = requests.len(),
-            scopes = scopes.len(),
+            scopes = surveyed.len(),
             "reconciliation fans out"
         );
         if let Err(error) = self.bus.publish(&requests).await {
@@ -258,7 +261,8 @@ impl App {
                 summary: format!("fan-out of {} reconciliation requests", requests.len()),
             });
         }
-        let mut summary = reconcile::Summary::covering(scopes, dry_run);
+        let scopes: Vec<Scope> = surveyed.iter().map(|s| s.scope.clone()).collect();
+        let mut summary = reconcile::Summary::covering(&scopes, dry_run);
         summary.fanned_out = requests.len();
         Ok(summary)
     }

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::arn::{AccountId, Region, SourceServerArn};
 use crate::clients::Clients;
 use crate::deadline::Deadline;
-use crate::drs::TargetDrs;
+use crate::drs::{ExtensibleServer, Page, TargetDrs};
 use crate::error::DrsError;
 use crate::extend::{extend, ExtendSettings, Known};
 use crate::inbound::Rejection;
@@ -96,34 +96,92 @@ impl Summary {
     }
 }
 
-/// The worst case of one staging account in one region: a full page of 300
-/// servers to create, its listing, and a second look at a few failures.
-const WORST_CASE_CALLS_PER_SCOPE: u64 = 303;
+/// One scope and the first page of its listing: what a run starts from, and
+/// what tells whether the run fits in one invocation.
+pub struct Surveyed {
+    pub scope: Scope,
+    pub first: Result<Page<ExtensibleServer>, DrsError>,
+}
 
-/// Whether the scopes' worst case fits in the time left at the region's pace;
-/// beyond that a run fans out, one request per staging account.
-pub fn fits(scopes: &[Scope], max_rps: u32, time_left: Option<std::time::Duration>) -> bool {
+/// A further page is not listed yet: count it as a full one.
+const CALLS_PER_FURTHER_PAGES: u64 = 301;
+
+impl Surveyed {
+    /// DRS calls this scope is expected to take: a create for each server listed,
+    /// a full page more when there is one.
+    fn expected_calls(&self) -> u64 {
+        match &self.first {
+            Ok(page) => {
+                page.items.len() as u64
+                    + page
+                        .next_token
+                        .as_ref()
+                        .map_or(0, |_| CALLS_PER_FURTHER_PAGES)
+            }
+            Err(_) => 1,
+        }
+    }
+
+    /// Whether there is anything to do for this scope.
+    pub fn has_work(&self) -> bool {
+        !matches!(&self.first, Ok(page) if page.items.is_empty() && page.next_token.is_none())
+    }
+}
+
+/// Lists the first page of every scope, concurrently, each region at its pace.
+pub async fn survey(clients: &Clients, scopes: Vec<Scope>) -> Vec<Surveyed> {
+    let mut listings = JoinSet::new();
+    let mut scope_of_task = HashMap::new();
+    for scope in scopes {
+        let drs = clients.drs(&scope.region);
+        let account = scope.staging_account_id.clone();
+        let task = listings.spawn(async move { drs.list_extensible(&account, None).await });
+        scope_of_task.insert(task.id(), scope);
+    }
+    let mut surveyed = Vec::new();
+    while let Some(joined) = listings.join_next_with_id().await {
+        let (id, first) = match joined {
+            Ok((id, first)) => (id, first),
+            Err(error) => (
+                error.id(),
+                Err(DrsError::new("InternalError", error.to_string(), true)),
+            ),
+        };
+        if let Some(scope) = scope_of_task.remove(&id) {
+            surveyed.push(Surveyed { scope, first });
+        }
+    }
+    surveyed.sort_by(|a, b| a.scope.cmp(&b.scope));
+    surveyed
+}
+
+/// Whether the work the survey found fits in the time left at each region's
+/// pace; beyond that a run fans out, one request per staging account with work.
+/// One staging account is the unit of fan-out: it always fits.
+pub fn fits(surveyed: &[Surveyed], max_rps: u32, time_left: Option<std::time::Duration>) -> bool {
     let Some(time_left) = time_left else {
         return true;
     };
-    let first = scopes.first().map(|s| &s.staging_account_id);
-    if scopes.iter().all(|s| Some(&s.staging_account_id) == first) {
-        // One staging account is the unit of fan-out: it cannot be split further.
+    let first = surveyed.first().map(|s| &s.scope.staging_account_id);
+    if surveyed
+        .iter()
+        .all(|s| Some(&s.scope.staging_account_id) == first)
+    {
         return true;
     }
     let mut per_region: std::collections::BTreeMap<&Region, u64> = Default::default();
-    for scope in scopes {
-        *per_region.entry(&scope.region).or_default() += 1;
+    for s in surveyed {
+        *per_region.entry(&s.scope.region).or_default() += s.expected_calls();
     }
     let busiest = per_region.values().copied().max().unwrap_or(0);
-    busiest * WORST_CASE_CALLS_PER_SCOPE <= time_left.as_secs() * u64::from(max_rps)
+    busiest <= time_left.as_secs() * u64::from(max_rps)
 }
 
 /// One `Reconciliation Requested` per staging account, marked so it never fans
 /// out again.
-pub fn fan_out_requests(scopes: &[Scope], dry_run: bool) -> Vec<OutboundEvent> {
+pub fn fan_out_requests(surveyed: &[Surveyed], dry_run: bool) -> Vec<OutboundEvent> {
     let mut by_account: std::collections::BTreeMap<&AccountId, Vec<&Region>> = Default::default();
-    for scope in scopes {
+    for scope in surveyed.iter().filter(|s| s.has_work()).map(|s| &s.scope) {
         by_account
             .entry(&scope.staging_account_id)
             .or_default()
@@ -159,23 +217,25 @@ struct ScopeReport {
 pub async fn run(
     clients: &Clients,
     settings: ExtendSettings,
-    scopes: Vec<Scope>,
+    surveyed: Vec<Surveyed>,
     concurrency: usize,
     deadline: Deadline,
 ) -> Report {
     let started = Instant::now();
+    let scopes: Vec<Scope> = surveyed.iter().map(|s| s.scope.clone()).collect();
     let mut summary = Summary::covering(&scopes, settings.dry_run);
     let settings = Arc::new(settings);
     let creates = Arc::new(Semaphore::new(concurrency.max(1)));
 
     let mut tasks = JoinSet::new();
     let mut scope_of_task = HashMap::new();
-    for scope in scopes {
-        let drs = clients.drs(&scope.region);
+    for surveyed in surveyed {
+        let drs = clients.drs(&surveyed.scope.region);
+        let scope = surveyed.scope.clone();
         let task = tasks.spawn(reconcile_scope(
             drs,
             settings.clone(),
-            scope.clone(),
+            surveyed,
             creates.clone(),
             deadline,
         ));
@@ -209,10 +269,11 @@ pub async fn run(
 async fn reconcile_scope(
     drs: TargetDrs,
     settings: Arc<ExtendSettings>,
-    scope: Scope,
+    surveyed: Surveyed,
     creates: Arc<Semaphore>,
     deadline: Deadline,
 ) -> ScopeReport {
+    let Surveyed { scope, first } = surveyed;
     let mut report = ScopeReport {
         scope: scope.clone(),
         outcomes: Vec::new(),
@@ -220,16 +281,9 @@ async fn reconcile_scope(
         complete: true,
     };
     let mut in_flight = InFlight::default();
-    let mut next_token = None;
+    let mut listed = first;
     'pages: loop {
-        if deadline.reached() {
-            report.complete = false;
-            break;
-        }
-        let page = match drs
-            .list_extensible(&scope.staging_account_id, next_token.take())
-            .await
-        {
+        let page = match listed {
             Ok(page) => page,
             Err(error) => {
                 tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "could not list extensible servers");
@@ -272,10 +326,16 @@ async fn reconcile_scope(
             // the number of servers waiting behind the limit.
             report.outcomes.extend(in_flight.finished());
         }
-        match page.next_token {
-            Some(token) => next_token = Some(token),
-            None => break,
+        let Some(token) = page.next_token else {
+            break;
+        };
+        if deadline.reached() {
+            report.complete = false;
+            break;
         }
+        listed = drs
+            .list_extensible(&scope.staging_account_id, Some(token))
+            .await;
     }
     report.outcomes.extend(in_flight.all().await);
     report
@@ -392,17 +452,31 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn scopes(accounts: usize, regions: &[&str]) -> Vec<Scope> {
+    /// `accounts` staging accounts in each region, each with `listed` servers on
+    /// its first page and, if `more`, a further page.
+    fn surveyed(accounts: usize, regions: &[&str], listed: usize, more: bool) -> Vec<Surveyed> {
         let mut all = Vec::new();
         for a in 0..accounts {
             for r in regions {
-                all.push(Scope {
-                    staging_account_id: AccountId::parse(&format!(
-                        "{:012}",
-                        100_000_000_000u64 + a as u64
-                    ))
-                    .unwrap(),
-                    region: Region::parse(r).unwrap(),
+                let items = (0..listed)
+                    .map(|_| ExtensibleServer {
+                        arn: String::new(),
+                        tags: None,
+                    })
+                    .collect();
+                all.push(Surveyed {
+                    scope: Scope {
+                        staging_account_id: AccountId::parse(&format!(
+                            "{:012}",
+                            100_000_000_000u64 + a as u64
+                        ))
+                        .unwrap(),
+                        region: Region::parse(r).unwrap(),
+                    },
+                    first: Ok(Page {
+                        items,
+                        next_token: more.then(|| "next".to_owned()),
+                    }),
                 });
             }
         }
@@ -410,23 +484,50 @@ mod tests {
     }
 
     #[test]
-    fn fans_out_only_when_the_worst_case_does_not_fit() {
-        // 275 s at 10 requests a second: 2750 calls, nine full accounts per region.
+    fn fans_out_only_when_the_work_found_does_not_fit() {
+        // 275 s at 10 requests a second: 2750 calls per region.
         let time = Some(Duration::from_secs(275));
-        assert!(fits(&scopes(9, &["us-east-1", "eu-west-1"]), 10, time));
-        assert!(!fits(&scopes(10, &["us-east-1"]), 10, time));
         assert!(fits(
-            &scopes(50, &["us-east-1"]),
+            &surveyed(9, &["us-east-1", "eu-west-1"], 300, false),
+            10,
+            time
+        ));
+        assert!(!fits(&surveyed(10, &["us-east-1"], 300, false), 10, time));
+        // A further page counts as a full one.
+        assert!(!fits(&surveyed(5, &["us-east-1"], 300, true), 10, time));
+        // Accounts with nothing to do cost nothing, however many.
+        assert!(fits(&surveyed(5000, &["us-east-1"], 0, false), 10, time));
+        assert!(fits(
+            &surveyed(50, &["us-east-1"], 300, false),
             100,
             Some(Duration::from_secs(875))
         ));
-        assert!(fits(&scopes(1000, &["us-east-1"]), 1, None));
+        assert!(fits(&surveyed(1000, &["us-east-1"], 300, true), 1, None));
+        // One account is never split.
+        assert!(fits(
+            &surveyed(1, &["us-east-1", "eu-west-1"], 300, true),
+            1,
+            time
+        ));
     }
 
     #[test]
-    fn fan_out_sends_one_marked_request_per_account() {
-        let events = fan_out_requests(&scopes(3, &["us-east-1", "eu-west-1"]), true);
-        assert_eq!(events.len(), 3);
+    fn fan_out_sends_one_marked_request_per_account_with_work() {
+        let mut all = surveyed(3, &["us-east-1", "eu-west-1"], 1, false);
+        all.extend(
+            surveyed(1, &["ap-south-1"], 0, false)
+                .into_iter()
+                .map(|mut s| {
+                    s.scope.staging_account_id = AccountId::parse("999999999999").unwrap();
+                    s
+                }),
+        );
+        let events = fan_out_requests(&all, true);
+        assert_eq!(
+            events.len(),
+            3,
+            "the account with nothing to do gets no request"
+        );
         let detail = &events[0].detail;
         assert_eq!(detail["stagingAccountIds"].as_array().unwrap().len(), 1);
         assert_eq!(detail["regions"].as_array().unwrap().len(), 2);

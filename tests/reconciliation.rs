@@ -257,8 +257,12 @@ async fn a_dry_run_counts_every_would_be_create_as_skipped() {
 async fn a_run_too_large_for_one_invocation_fans_out_once() {
     let staging = accounts(12);
     let mut world = World::new(TARGET_ACCOUNT);
-    for account in &staging {
-        world.seed(account, REGION, 3);
+    for account in &staging[..11] {
+        world.seed(account, REGION, 40);
+    }
+    // The last account has nothing left to extend.
+    for arn in world.seed(&staging[11], REGION, 2) {
+        world.extend_directly(TARGET_ACCOUNT, &arn);
     }
     let allowlist = staging.join(",");
     let h = Harness::start(
@@ -266,23 +270,35 @@ async fn a_run_too_large_for_one_invocation_fans_out_once() {
         &[("STAGING_ACCOUNT_IDS", &allowlist), ("DRS_MAX_RPS", "10")],
     )
     .await;
-    // 300 s, the function's deadline here: 12 accounts' worst case needs 364 s at 10/s.
+    // 60 s, the function's deadline here, leave 35 s: 350 calls at 10/s, and the
+    // survey finds 11 x 40 = 440 servers to extend.
     let result = h
         .app
         .handle(lambda_event(
             event("scheduled-reconciliation"),
-            Duration::from_secs(300),
+            Duration::from_secs(60),
         ))
         .await;
     let response = serde_json::to_value(result.unwrap()).unwrap();
-    assert_eq!(response["reconciliation"]["fannedOut"], 12);
-    assert_eq!(
-        h.drs_calls(),
-        0,
-        "the fanning invocation does no DRS work itself"
-    );
+    assert_eq!(response["reconciliation"]["fannedOut"], 11, "{response}");
+    {
+        let world = h.aws.world();
+        assert!(
+            world.calls_of("CreateExtendedSourceServer").is_empty(),
+            "the fanning invocation creates nothing itself"
+        );
+        assert_eq!(
+            world.calls_of("ListExtensibleSourceServers").len(),
+            12,
+            "one look at each account"
+        );
+    }
     let requests = h.events_of("Reconciliation Requested");
-    assert_eq!(requests.len(), 12);
+    assert_eq!(
+        requests.len(),
+        11,
+        "none for the account with nothing to do"
+    );
     assert_eq!(requests[0]["Source"], "drs-extender");
 
     // Each request, as the bus delivers it back, works its account and never fans out again.
@@ -294,14 +310,14 @@ async fn a_run_too_large_for_one_invocation_fans_out_once() {
     });
     let result = h
         .app
-        .handle(lambda_event(delivered, Duration::from_secs(5)))
+        .handle(lambda_event(delivered, Duration::from_secs(60)))
         .await;
     let response = serde_json::to_value(result.unwrap()).unwrap();
-    assert_eq!(response["created"], 3);
+    assert_eq!(response["created"], 40);
     assert!(response["reconciliation"].get("fannedOut").is_none());
     assert_eq!(
         h.events_of("Reconciliation Requested").len(),
-        12,
+        11,
         "no further fan-out"
     );
 }

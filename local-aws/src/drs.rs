@@ -149,7 +149,7 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
         }
         Some(_) => return Reply::validation("tags", "must be a map"),
     }
-    let Some(staging) = world.staging.iter().find(|s| s.arn == arn).cloned() else {
+    let Some(staging) = world.staging_server(arn).cloned() else {
         return Reply::rest_json_error(
             404,
             "ResourceNotFoundException",
@@ -174,11 +174,7 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
             None,
         );
     }
-    if world
-        .extended
-        .iter()
-        .any(|e| e.account == account && e.staging_arn == arn)
-    {
+    if world.is_extended(account, arn) {
         return Reply::validation(
             "sourceServerArn",
             "the source server is already extended into this account",
@@ -271,12 +267,7 @@ fn list_extensible(world: &World, account: &str, region: &str, body: &Value) -> 
         .staging
         .iter()
         .filter(|s| s.account == staging_account && s.region == region)
-        .filter(|s| {
-            !world
-                .extended
-                .iter()
-                .any(|e| e.account == account && e.staging_arn == s.arn)
-        })
+        .filter(|s| !world.is_extended(account, &s.arn))
         .map(|s| {
             (
                 s.arn.clone(),

@@ -2,7 +2,7 @@
 //! accounts' extended servers, credentials handed out by STS, the calls received,
 //! the events put, and the faults to inject.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -92,6 +92,10 @@ pub struct World {
     pub(crate) external_ids: HashMap<String, String>,
     pub(crate) staging: Vec<StagingServer>,
     pub(crate) extended: Vec<ExtendedServer>,
+    /// (target account, staging ARN) of every extension, and staging servers by
+    /// ARN: lookups stay cheap with tens of thousands of servers.
+    extended_index: HashSet<(String, String)>,
+    staging_index: HashMap<String, usize>,
     /// Staging accounts that have not trusted the target account in DRS.
     pub(crate) untrusted: BTreeSet<String>,
     /// Target accounts (account, region) where DRS is not initialised.
@@ -103,6 +107,8 @@ pub struct World {
     pub latency: Duration,
     /// Requests per second DRS accepts per region before it throttles.
     pub drs_rate_limit: Option<u32>,
+    /// DRS requests answered 429 by that limit.
+    pub throttled: usize,
     rate_windows: HashMap<String, VecDeque<Instant>>,
     pub(crate) refuse_entries: usize,
     next_id: u64,
@@ -116,6 +122,8 @@ impl World {
             external_ids: HashMap::new(),
             staging: Vec::new(),
             extended: Vec::new(),
+            extended_index: HashSet::new(),
+            staging_index: HashMap::new(),
             untrusted: BTreeSet::new(),
             uninitialized: BTreeSet::new(),
             calls: Vec::new(),
@@ -123,6 +131,7 @@ impl World {
             planned: Vec::new(),
             latency: Duration::ZERO,
             drs_rate_limit: None,
+            throttled: 0,
             rate_windows: HashMap::new(),
             refuse_entries: 0,
             next_id: 1,
@@ -195,6 +204,7 @@ impl World {
             "arn:{}:drs:{region}:{account}:source-server/{id}",
             Self::partition(region)
         );
+        self.staging_index.insert(arn.clone(), self.staging.len());
         self.staging.push(StagingServer {
             id: id.clone(),
             arn: arn.clone(),
@@ -274,6 +284,7 @@ impl World {
             window.pop_front();
         }
         if window.len() >= limit as usize {
+            self.throttled += 1;
             return true;
         }
         window.push_back(now);
@@ -325,13 +336,24 @@ impl World {
         &self.extended
     }
 
+    pub fn staging_server(&self, arn: &str) -> Option<&StagingServer> {
+        self.staging_index
+            .get(arn)
+            .and_then(|&i| self.staging.get(i))
+    }
+
+    pub fn is_extended(&self, target_account: &str, staging_arn: &str) -> bool {
+        self.extended_index
+            .contains(&(target_account.to_owned(), staging_arn.to_owned()))
+    }
+
     pub fn staging(&self) -> &[StagingServer] {
         &self.staging
     }
 
     /// Records an extension made outside the function (by a person, or earlier).
     pub fn extend_directly(&mut self, target_account: &str, staging_arn: &str) -> Option<String> {
-        let staging = self.staging.iter().find(|s| s.arn == staging_arn)?.clone();
+        let staging = self.staging_server(staging_arn)?.clone();
         Some(
             self.record_extension(target_account, &staging, Tags::new())
                 .arn,
@@ -358,6 +380,8 @@ impl World {
             staging_account: staging.account.clone(),
             tags,
         };
+        self.extended_index
+            .insert((extended.account.clone(), extended.staging_arn.clone()));
         self.extended.push(extended.clone());
         extended
     }
