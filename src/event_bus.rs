@@ -46,8 +46,8 @@ impl EventBus {
         }
     }
 
-    pub async fn publish(&self, events: &[OutboundEvent]) -> Result<(), PublishError> {
-        let mut pending: Vec<OutboundEvent> = events.to_vec();
+    pub async fn publish(&self, events: Vec<OutboundEvent>) -> Result<(), PublishError> {
+        let mut pending = events;
         let mut last_error = String::new();
         for round in 0..ROUNDS {
             if pending.is_empty() {
@@ -120,7 +120,7 @@ impl EventBus {
                     .source(&self.source)
                     .detail_type(event.detail_type)
                     .set_resources(Some(event.resources.clone()))
-                    .detail(event.detail.to_string())
+                    .detail(event.detail.clone())
                     .build()
             })
             .collect();

@@ -249,21 +249,22 @@ impl App {
         dry_run: bool,
     ) -> Result<reconcile::Summary, InvocationError> {
         let requests = reconcile::fan_out_requests(surveyed, dry_run);
+        let count = requests.len();
         tracing::info!(
-            requests = requests.len(),
+            requests = count,
             scopes = surveyed.len(),
             "reconciliation fans out"
         );
-        if let Err(error) = self.bus.publish(&requests).await {
+        if let Err(error) = self.bus.publish(requests).await {
             return Err(InvocationError::OutcomesUndelivered {
                 undelivered: error.undelivered,
                 cause: error.last_error,
-                summary: format!("fan-out of {} reconciliation requests", requests.len()),
+                summary: format!("fan-out of {count} reconciliation requests"),
             });
         }
         let scopes: Vec<Scope> = surveyed.iter().map(|s| s.scope.clone()).collect();
         let mut summary = reconcile::Summary::covering(&scopes, dry_run);
-        summary.fanned_out = requests.len();
+        summary.fanned_out = count;
         Ok(summary)
     }
 
@@ -304,7 +305,7 @@ impl App {
         response.reconciliation = summary.and_then(|s| serde_json::to_value(s).ok());
         response.limit_outcomes();
 
-        if let Err(error) = self.bus.publish(&events).await {
+        if let Err(error) = self.bus.publish(events).await {
             tracing::error!(undelivered = error.undelivered, error = %error.last_error, "outcome events undelivered");
             return Err(InvocationError::OutcomesUndelivered {
                 undelivered: error.undelivered,

@@ -200,7 +200,7 @@ impl Outcome {
         OutboundEvent {
             detail_type: self.detail_type(),
             resources,
-            detail: Value::Object(detail),
+            detail: Value::Object(detail).to_string(),
         }
     }
 }
@@ -210,7 +210,9 @@ impl Outcome {
 pub struct OutboundEvent {
     pub detail_type: &'static str,
     pub resources: Vec<String>,
-    pub detail: Value,
+    /// The detail as PutEvents takes it: JSON text. Kept as text because a large
+    /// run holds thousands of these at once.
+    pub detail: String,
 }
 
 fn to_object(value: &impl Serialize) -> Map<String, Value> {
@@ -308,6 +310,10 @@ mod tests {
         .unwrap()
     }
 
+    fn detail(event: &OutboundEvent) -> Value {
+        serde_json::from_str(&event.detail).unwrap()
+    }
+
     fn trigger() -> Trigger {
         Trigger {
             id: Some("e-1".into()),
@@ -326,7 +332,7 @@ mod tests {
         assert_eq!(event.detail_type, "Extended Source Server Created");
         assert_eq!(event.resources.len(), 2);
         assert_eq!(
-            event.detail,
+            detail(&event),
             json!({
                 "stagingSourceServerArn": arn().to_string(),
                 "stagingAccountId": "111122223333",
@@ -346,22 +352,24 @@ mod tests {
         );
         let event = failed.event(&trigger());
         assert_eq!(event.detail_type, "Extended Source Server Failed");
-        assert_eq!(event.detail["errorCode"], "ThrottlingException");
-        assert_eq!(event.detail["retryable"], true);
-        assert!(event.detail.get("status").is_none());
+        let failed = detail(&event);
+        assert_eq!(failed["errorCode"], "ThrottlingException");
+        assert_eq!(failed["retryable"], true);
+        assert!(failed.get("status").is_none());
 
         let skipped = Outcome::dry_run(&arn()).event(&trigger());
         assert_eq!(skipped.detail_type, "Extended Source Server Skipped");
-        assert_eq!(skipped.detail["reason"], "DRY_RUN");
+        assert_eq!(detail(&skipped)["reason"], "DRY_RUN");
         assert_eq!(skipped.resources, vec![arn().to_string()]);
 
         let mut rejection = Rejection::new("bad");
         rejection.staging_account = Some(AccountId::parse("111122223333").unwrap());
         let rejected = Outcome::rejected(rejection).event(&trigger());
         assert_eq!(rejected.detail_type, "Extension Request Rejected");
+        let rejected_detail = detail(&rejected);
         assert_eq!(
-            rejected.detail,
-            json!({"stagingAccountId": "111122223333", "reason": "bad", "trigger": rejected.detail["trigger"]})
+            rejected_detail,
+            json!({"stagingAccountId": "111122223333", "reason": "bad", "trigger": rejected_detail["trigger"]})
         );
         assert!(rejected.resources.is_empty());
     }

@@ -91,7 +91,7 @@ impl Summary {
         OutboundEvent {
             detail_type: "Reconciliation Completed",
             resources: Vec::new(),
-            detail: serde_json::to_value(self).unwrap_or_default(),
+            detail: serde_json::to_string(self).unwrap_or_default(),
         }
     }
 }
@@ -197,7 +197,8 @@ pub fn fan_out_requests(surveyed: &[Surveyed], dry_run: bool) -> Vec<OutboundEve
                 "regions": regions,
                 "dryRun": dry_run,
                 crate::inbound::FANNED_OUT_FIELD: true,
-            }),
+            })
+            .to_string(),
         })
         .collect()
 }
@@ -528,7 +529,7 @@ mod tests {
             3,
             "the account with nothing to do gets no request"
         );
-        let detail = &events[0].detail;
+        let detail: serde_json::Value = serde_json::from_str(&events[0].detail).unwrap();
         assert_eq!(detail["stagingAccountIds"].as_array().unwrap().len(), 1);
         assert_eq!(detail["regions"].as_array().unwrap().len(), 2);
         assert_eq!(detail["fannedOut"], true);

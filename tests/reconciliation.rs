@@ -47,6 +47,10 @@ async fn pages_past_300_servers_in_several_accounts() {
     {
         let world = h.aws.world();
         assert_eq!(world.extended().len(), 951);
+        assert!(
+            world.extended().iter().all(|e| e.tags["app"] == "demo"),
+            "staging tags are copied"
+        );
         let lists = world.calls_of("ListExtensibleSourceServers");
         assert_eq!(lists.len(), 2 + 3, "301 in two pages, 650 in three");
         assert!(lists.iter().all(|c| c.body["maxResults"] == 300));

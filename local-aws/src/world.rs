@@ -2,7 +2,7 @@
 //! accounts' extended servers, credentials handed out by STS, the calls received,
 //! the events put, and the faults to inject.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -105,11 +105,12 @@ pub struct World {
     planned: Vec<Planned>,
     /// Every call is answered this much later.
     pub latency: Duration,
-    /// Requests per second DRS accepts per region before it throttles.
+    /// Requests per second DRS accepts per region before it throttles (a token
+    /// bucket with a tenth of a second of burst).
     pub drs_rate_limit: Option<u32>,
     /// DRS requests answered 429 by that limit.
     pub throttled: usize,
-    rate_windows: HashMap<String, VecDeque<Instant>>,
+    rate_buckets: HashMap<String, (f64, Instant)>,
     pub(crate) refuse_entries: usize,
     next_id: u64,
 }
@@ -132,7 +133,7 @@ impl World {
             latency: Duration::ZERO,
             drs_rate_limit: None,
             throttled: 0,
-            rate_windows: HashMap::new(),
+            rate_buckets: HashMap::new(),
             refuse_entries: 0,
             next_id: 1,
         }
@@ -275,19 +276,23 @@ impl World {
         let Some(limit) = self.drs_rate_limit else {
             return false;
         };
+        // A token bucket, as AWS services throttle: `limit` tokens a second, and a
+        // tenth of a second's worth held for bursts. Over any span t at most
+        // limit x t + burst requests get through.
+        let rate = f64::from(limit.max(1));
+        let burst = (rate / 10.0).max(1.0);
         let now = Instant::now();
-        let window = self.rate_windows.entry(region.to_owned()).or_default();
-        while window
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
-        {
-            window.pop_front();
-        }
-        if window.len() >= limit as usize {
+        let (tokens, last) = self
+            .rate_buckets
+            .entry(region.to_owned())
+            .or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
+        *last = now;
+        if *tokens < 1.0 {
             self.throttled += 1;
             return true;
         }
-        window.push_back(now);
+        *tokens -= 1.0;
         false
     }
 
