@@ -296,3 +296,12 @@ pub fn function_env(aws: &LocalAws, region: &str) -> Vec<(String, String)> {
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
+
+/// The value after `--name` in a binary's arguments: the two binaries here take
+/// a few flags each, not enough for an argument-parsing crate.
+pub fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}

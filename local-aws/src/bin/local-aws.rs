@@ -51,12 +51,7 @@ const DEMO: &[(&str, &str)] = &[
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let flag = |name: &str| local_aws::flag(&args, name);
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(flag("--port").and_then(|p| p.parse().ok()).unwrap_or(4566)).await,
         Some("demo") => match flag("--function") {

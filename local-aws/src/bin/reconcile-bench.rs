@@ -25,12 +25,7 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let flag = |name: &str| local_aws::flag(&args, name);
     let number = |name: &str, default: u64| -> Result<u64, String> {
         flag(name).map_or(Ok(default), |v| {
             v.parse()
