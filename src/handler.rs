@@ -17,6 +17,7 @@ use crate::extend::{extend, ExtendSettings, Known};
 use crate::inbound::{
     classify, Classified, ReconcileRequest, Rejection, Request, ServerRequest, Trigger,
 };
+use crate::metrics::InvocationMetrics;
 use crate::outcome::{OutboundEvent, Outcome, Response, Subject};
 use crate::reconcile::{self, Scope};
 
@@ -24,6 +25,18 @@ pub struct App {
     config: Config,
     clients: Clients,
     bus: EventBus,
+    metrics: Option<MetricsSink>,
+}
+
+/// Where invocation metrics go in Lambda (EMF lines on stdout), and what a cold
+/// start is measured from.
+struct MetricsSink {
+    function_name: String,
+    process_started: std::time::Instant,
+    /// Milliseconds from process start to the first event.
+    first_event_ms: std::sync::OnceLock<u64>,
+    /// Whether the cold start was reported (with the first invocation's metrics).
+    cold_start_reported: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -37,10 +50,48 @@ impl App {
             config,
             clients,
             bus,
+            metrics: None,
         }
     }
 
+    /// Emits an Embedded Metric Format line per invocation (off in tests, which
+    /// read the response instead).
+    pub fn with_metrics(
+        mut self,
+        function_name: String,
+        process_started: std::time::Instant,
+    ) -> Self {
+        self.metrics = Some(MetricsSink {
+            function_name,
+            process_started,
+            first_event_ms: std::sync::OnceLock::new(),
+            cold_start_reported: std::sync::atomic::AtomicBool::new(false),
+        });
+        self
+    }
+
+    /// Notes, on the first event only, how long the process took to get to it.
+    fn note_arrival(&self) {
+        if let Some(sink) = &self.metrics {
+            sink.first_event_ms
+                .get_or_init(|| sink.process_started.elapsed().as_millis() as u64);
+        }
+    }
+
+    fn record(&self, response: &Response) {
+        let Some(sink) = &self.metrics else { return };
+        let mut metrics = InvocationMetrics::from_response(response);
+        if !sink
+            .cold_start_reported
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            metrics.cold_start_ms = sink.first_event_ms.get().copied();
+        }
+        metrics.emit(&sink.function_name);
+    }
+
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, InvocationError> {
+        self.note_arrival();
         let deadline = Deadline::from_epoch_ms(event.context.deadline, DEFAULT_MARGIN);
         let target = self.target_account(&event.context);
         let Classified {
@@ -58,7 +109,9 @@ impl App {
         let (outcomes, summary) = match request {
             Request::Ignored(reason) => {
                 tracing::info!(%reason, "event ignored");
-                return Ok(Response::ignored(reason));
+                let response = Response::ignored(reason);
+                self.record(&response);
+                return Ok(response);
             }
             Request::Rejected(rejection) => (vec![Outcome::rejected(rejection)], None),
             Request::Servers(servers) => {
@@ -303,7 +356,9 @@ impl App {
         events.extend(summary.as_ref().map(reconcile::Summary::event));
         let mut response = Response::from_outcomes(outcomes);
         response.reconciliation = summary.and_then(|s| serde_json::to_value(s).ok());
+        let retryable = response.retryable_failures();
         response.limit_outcomes();
+        self.record(&response);
 
         if let Err(error) = self.bus.publish(events).await {
             tracing::error!(undelivered = error.undelivered, error = %error.last_error, "outcome events undelivered");
@@ -313,7 +368,6 @@ impl App {
                 summary: response.summary(),
             });
         }
-        let retryable = response.retryable_failures();
         if retryable > 0 {
             return Err(InvocationError::RetryableFailures {
                 failed: retryable,

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    let started = std::time::Instant::now();
     lambda_runtime::tracing::init_default_subscriber();
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -17,7 +18,9 @@ async fn main() -> Result<(), Error> {
         }
     };
     let clients = Clients::load(&config).await;
-    let app = App::new(config, clients);
+    let function_name =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "drs-extender".to_owned());
+    let app = App::new(config, clients).with_metrics(function_name, started);
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         app.handle(event)

@@ -95,6 +95,18 @@ async fn the_built_function_serves_events_and_logs_json_with_the_request_id() {
         );
     }
     assert!(!logs.contains("billing"), "tag values never reach the logs");
+
+    // One Embedded Metric Format line per invocation; the first was a cold start.
+    let metrics: Vec<&Value> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
+    assert_eq!(metrics.len(), 3);
+    assert_eq!(metrics[0]["Created"], 1);
+    assert!(metrics[0]["ColdStart"].is_u64());
+    assert!(metrics[1].get("ColdStart").is_none());
+    assert_eq!(metrics[2]["Failed"], 1);
+    assert_eq!(
+        metrics[2]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "drs-extender"
+    );
 }
 
 #[tokio::test]
