@@ -1,5 +1,8 @@
 //! A client-side ceiling on request rate. DRS publishes no per-operation rate and
 //! throttles whole accounts, so one pace per region is shared by every caller.
+//!
+//! A GCRA (the token bucket's timing form): on average one request per interval,
+//! with a small burst so that one event's look and create never wait on each other.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -9,6 +12,7 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub struct Pace {
     ceiling: Duration,
+    burst: u32,
     state: Mutex<State>,
 }
 
@@ -22,11 +26,18 @@ struct State {
 /// The slowest a throttled pace gets: one request a second.
 const SLOWEST: Duration = Duration::from_secs(1);
 
+/// Requests that may go at once: a tenth of a second's worth, and at least the
+/// two of one event (look, then create). A service's own bucket is rarely smaller.
+fn burst(requests_per_second: u32) -> u32 {
+    (requests_per_second / 10).max(2)
+}
+
 impl Pace {
     pub fn per_second(requests: u32) -> Self {
         let ceiling = Duration::from_secs(1) / requests.max(1);
         Self {
             ceiling,
+            burst: burst(requests),
             state: Mutex::new(State {
                 next_slot: Instant::now(),
                 interval: ceiling,
@@ -59,16 +70,19 @@ impl Pace {
         };
     }
 
-    /// Waits for this caller's slot. Slots are handed out in order, evenly spaced,
-    /// so bursts never exceed the ceiling.
+    /// Waits for this caller's turn. Turns are handed out in order: over any span
+    /// t at most t / interval + burst requests go.
     pub async fn wait(&self) {
-        let slot = {
+        let allowed_at = {
             let mut state = self.state();
-            let slot = state.next_slot.max(Instant::now());
-            state.next_slot = slot + state.interval;
-            slot
+            let now = Instant::now();
+            // `next_slot` is the theoretical arrival time of the next request.
+            let due = state.next_slot.max(now);
+            let tolerance = state.interval * (self.burst - 1);
+            state.next_slot = due + state.interval;
+            due.checked_sub(tolerance).map_or(now, |at| at.max(now))
         };
-        tokio::time::sleep_until(slot).await;
+        tokio::time::sleep_until(allowed_at).await;
     }
 }
 
@@ -77,10 +91,35 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn spaces_requests_evenly() {
+    async fn spaces_requests_evenly_after_a_small_burst() {
         let pace = Pace::per_second(10);
         let start = Instant::now();
-        for _ in 0..11 {
+        pace.wait().await;
+        pace.wait().await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "one event's two calls go at once"
+        );
+        for _ in 0..10 {
+            pace.wait().await;
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(1),
+            "then one every 100 ms"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_burst_is_a_tenth_of_a_second() {
+        let pace = Pace::per_second(100);
+        let start = Instant::now();
+        for _ in 0..10 {
+            pace.wait().await;
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        for _ in 0..100 {
             pace.wait().await;
         }
         assert_eq!(start.elapsed(), Duration::from_secs(1));
@@ -92,13 +131,13 @@ mod tests {
         pace.slow_down();
         pace.slow_down();
         let start = Instant::now();
-        pace.wait().await;
-        pace.wait().await;
-        pace.wait().await;
+        for _ in 0..4 {
+            pace.wait().await;
+        }
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(800),
-            "400 ms apart while throttled"
+            "after a burst of two, 400 ms apart while throttled"
         );
         for _ in 0..100 {
             pace.speed_up();

@@ -120,6 +120,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 }
 
 async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -133,7 +134,10 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
             .handle(parts.method.as_str(), &path, &body)
             .await
     } else {
-        aws(shared, &parts, &path, &body).await
+        let reply = aws(shared, &parts, &path, &body).await;
+        let mut world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
+        world.service_time += started.elapsed();
+        reply
     };
     let mut response = Response::builder().status(reply.status);
     for (name, value) in &reply.headers {

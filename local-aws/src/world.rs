@@ -110,6 +110,9 @@ pub struct World {
     pub drs_rate_limit: Option<u32>,
     /// DRS requests answered 429 by that limit.
     pub throttled: usize,
+    /// Time spent answering AWS requests (not the Runtime API's): what a
+    /// function's latency owes to the service rather than to itself.
+    pub service_time: Duration,
     rate_buckets: HashMap<String, (f64, Instant)>,
     pub(crate) refuse_entries: usize,
     next_id: u64,
@@ -133,6 +136,7 @@ impl World {
             latency: Duration::ZERO,
             drs_rate_limit: None,
             throttled: 0,
+            service_time: Duration::ZERO,
             rate_buckets: HashMap::new(),
             refuse_entries: 0,
             next_id: 1,
