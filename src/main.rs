@@ -5,7 +5,7 @@ use drs_extender::App;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let started = std::time::Instant::now();
     lambda_runtime::tracing::init_default_subscriber();

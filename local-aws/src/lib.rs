@@ -215,6 +215,7 @@ async fn aws(
     let (latency, fault) = {
         let mut world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
         world.calls.push(Call {
+            at: std::time::Instant::now(),
             operation: operation.clone(),
             region: region.clone(),
             access_key: key.clone(),

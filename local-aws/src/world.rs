@@ -35,6 +35,8 @@ pub struct ExtendedServer {
 /// One request as received, after its signature's scope was read.
 #[derive(Clone, Debug)]
 pub struct Call {
+    /// When the request arrived.
+    pub at: Instant,
     pub operation: String,
     pub region: String,
     pub access_key: String,

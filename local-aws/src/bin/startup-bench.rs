@@ -1,7 +1,8 @@
 //! Start-up and per-invocation cost of a Lambda binary, measured as Lambda runs
 //! it: spawned against the local Runtime API, with the local AWS behind it.
 //!
-//! startup-bench --function PATH [--runs 5] [--warm 50] [--echo]
+//! startup-bench --function PATH [--runs 5] [--warm 50] [--gap-ms 250] [--echo]
+//!                [--env NAME=VALUE ...]
 //!
 //! Per run: cold start (spawn to the first `/next` poll), the first invocation
 //! and `--warm` more, each an announcement that creates one server (or, with
@@ -44,16 +45,36 @@ async fn run() -> Result<(), String> {
         .map_or(Ok(50), |v| v.parse())
         .map_err(|_| "--warm: a number")?;
     let echo = args.iter().any(|a| a == "--echo");
+    // `--env NAME=VALUE`, repeated: extra variables for the function.
+    let extra: Vec<(String, String)> = args
+        .windows(2)
+        .filter(|w| w[0] == "--env")
+        .filter_map(|w| {
+            w[1].split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    let gap = Duration::from_millis(
+        flag(&args, "--gap-ms")
+            .map_or(Ok(250), |v| v.parse())
+            .map_err(|_| "--gap-ms: a number")?,
+    );
 
     let mut samples = Vec::new();
     for _ in 0..runs {
-        samples.push(one_run(&function, warm, echo).await?);
+        samples.push(one_run(&function, warm, echo, gap, &extra).await?);
     }
     report(&function, &samples);
     Ok(())
 }
 
-async fn one_run(function: &str, warm: usize, echo: bool) -> Result<Sample, String> {
+async fn one_run(
+    function: &str,
+    warm: usize,
+    echo: bool,
+    gap: Duration,
+    extra: &[(String, String)],
+) -> Result<Sample, String> {
     let mut world = World::new(local_aws::TARGET_ACCOUNT);
     let servers = world.seed(STAGING, REGION, warm + 1);
     let aws = LocalAws::start(world).await.map_err(|e| e.to_string())?;
@@ -62,6 +83,7 @@ async fn one_run(function: &str, warm: usize, echo: bool) -> Result<Sample, Stri
     let mut child = Command::new(function)
         .envs(function_env(&aws, REGION))
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .envs(extra.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -80,6 +102,9 @@ async fn one_run(function: &str, warm: usize, echo: bool) -> Result<Sample, Stri
 
     let mut latencies = Vec::new();
     for arn in &servers {
+        // Events spaced as they arrive in life, so the function's request pace
+        // (DRS_MAX_RPS) is idle and what is measured is latency, not throughput.
+        tokio::time::sleep(gap).await;
         let event = announcement(arn);
         let service_before = aws.world().service_time;
         let started = Instant::now();
@@ -88,6 +113,26 @@ async fn one_run(function: &str, warm: usize, echo: bool) -> Result<Sample, Stri
             other => return Err(format!("unexpected answer: {other:?}")),
         }
         let total = started.elapsed();
+        if std::env::var_os("STARTUP_BENCH_TRACE").is_some() {
+            let world = aws.world();
+            let recent: Vec<String> = world
+                .calls()
+                .iter()
+                .filter(|c| c.at >= started)
+                .map(|c| {
+                    format!(
+                        "{} +{:.2}ms",
+                        c.operation,
+                        c.at.duration_since(started).as_secs_f64() * 1000.0
+                    )
+                })
+                .collect();
+            eprintln!(
+                "{:.2}ms: {}",
+                total.as_secs_f64() * 1000.0,
+                recent.join(", ")
+            );
+        }
         let service = aws.world().service_time - service_before;
         latencies.push((total, total.saturating_sub(service)));
     }
