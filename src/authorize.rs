@@ -6,11 +6,29 @@ use crate::inbound::Rejection;
 
 /// A staging account's servers are acted on only when the event comes from that
 /// account itself or from the target account, and the allowlist (if any) has it.
+/// The accounts that may ask for any staging account's servers: the target
+/// account, and the account the function runs in (where its schedule, its rules
+/// and its own fan-out requests come from; the same account when no role is assumed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trusted(Vec<AccountId>);
+
+impl Trusted {
+    pub fn new(target: Option<AccountId>, own: Option<AccountId>) -> Self {
+        let mut accounts: Vec<AccountId> = target.into_iter().chain(own).collect();
+        accounts.dedup();
+        Self(accounts)
+    }
+
+    pub fn contains(&self, account: Option<&AccountId>) -> bool {
+        account.is_some_and(|a| self.0.contains(a))
+    }
+}
+
 pub fn authorize(
     config: &Config,
     staging: &AccountId,
     sender: Option<&AccountId>,
-    target: Option<&AccountId>,
+    trusted: &Trusted,
 ) -> Result<(), Rejection> {
     let reject = |reason: String| {
         let mut rejection = Rejection::new(reason);
@@ -24,9 +42,9 @@ pub fn authorize(
     }
     match sender {
         None => reject("the event names no `account`, so who asks is unknown".to_owned()),
-        Some(sender) if sender == staging || Some(sender) == target => Ok(()),
+        Some(sender) if sender == staging || trusted.contains(Some(sender)) => Ok(()),
         Some(sender) => reject(format!(
-            "account {sender} may not ask for servers of staging account {staging}: only that account or the target account may"
+            "account {sender} may not ask for servers of staging account {staging}: only that account, the target account or the function's own may"
         )),
     }
 }
@@ -53,34 +71,37 @@ mod tests {
     }
 
     #[test]
-    fn the_staging_account_itself_and_the_target_may_ask() {
+    fn the_staging_account_itself_and_the_trusted_accounts_may_ask() {
         let (staging, target, other) = (
             account("111122223333"),
             account("444455556666"),
             account("999988887777"),
         );
         let open = config(None);
-        assert!(authorize(&open, &staging, Some(&staging), Some(&target)).is_ok());
-        assert!(authorize(&open, &staging, Some(&target), Some(&target)).is_ok());
-        let spoofed = authorize(&open, &staging, Some(&other), Some(&target)).unwrap_err();
+        let trusted = Trusted::new(Some(target.clone()), None);
+        assert!(authorize(&open, &staging, Some(&staging), &trusted).is_ok());
+        assert!(authorize(&open, &staging, Some(&target), &trusted).is_ok());
+        let spoofed = authorize(&open, &staging, Some(&other), &trusted).unwrap_err();
         assert!(spoofed.reason.contains("999988887777 may not ask"));
         assert_eq!(spoofed.staging_account, Some(staging.clone()));
-        assert!(authorize(&open, &staging, None, Some(&target)).is_err());
-        assert!(authorize(&open, &staging, Some(&target), None).is_err());
+        assert!(authorize(&open, &staging, None, &trusted).is_err());
+        assert!(authorize(&open, &staging, Some(&target), &Trusted::default()).is_err());
+        // With a role into another account, the function's own account (its
+        // schedule, its fan-out) is trusted as well.
+        let own = account("777788889999");
+        let both = Trusted::new(Some(target), Some(own.clone()));
+        assert!(authorize(&open, &staging, Some(&own), &both).is_ok());
+        assert!(authorize(&open, &staging, Some(&other), &both).is_err());
     }
 
     #[test]
     fn the_allowlist_is_checked_first() {
         let closed = config(Some("222233334444"));
         let staging = account("111122223333");
-        let err = authorize(&closed, &staging, Some(&staging), None).unwrap_err();
+        let none = Trusted::default();
+        let err = authorize(&closed, &staging, Some(&staging), &none).unwrap_err();
         assert!(err.reason.contains("STAGING_ACCOUNT_IDS"));
-        assert!(authorize(
-            &closed,
-            &account("222233334444"),
-            Some(&account("222233334444")),
-            None
-        )
-        .is_ok());
+        let allowed = account("222233334444");
+        assert!(authorize(&closed, &allowed, Some(&allowed), &none).is_ok());
     }
 }

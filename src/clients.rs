@@ -89,7 +89,7 @@ impl Clients {
 
     pub async fn new(own: SdkConfig, config: &Config, policy: CallPolicy) -> Self {
         let target = match &config.target_role {
-            Some(role) => assume(&own, role).await,
+            Some(role) => assume(&own, role, &policy).await,
             None => own.clone(),
         };
         let eventbridge = eventbridge_client(&own, &config.result_event_bus, &policy);
@@ -132,10 +132,22 @@ impl Clients {
     }
 }
 
-async fn assume(own: &SdkConfig, role: &TargetRole) -> SdkConfig {
+async fn assume(own: &SdkConfig, role: &TargetRole, policy: &CallPolicy) -> SdkConfig {
+    // STS gets fewer attempts and less time than the DRS call waiting on it, so a
+    // failing AssumeRole is reported as such, not as that call's timeout.
+    let sts = CallPolicy {
+        max_attempts: policy.max_attempts.min(3),
+        operation_timeout: policy.operation_timeout * 2 / 3,
+        ..policy.clone()
+    };
+    let sts_config = own
+        .to_builder()
+        .retry_config(sts.retry_config())
+        .timeout_config(sts.timeout_config())
+        .build();
     let mut provider = aws_config::sts::AssumeRoleProvider::builder(role.arn.clone())
         .session_name("drs-extender")
-        .configure(own);
+        .configure(&sts_config);
     if let Some(external_id) = &role.external_id {
         provider = provider.external_id(external_id.clone());
     }

@@ -7,7 +7,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
 use crate::arn::{AccountId, Region};
-use crate::authorize::authorize;
+use crate::authorize::{authorize, Trusted};
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::deadline::{Deadline, DEFAULT_MARGIN};
@@ -93,7 +93,7 @@ impl App {
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, InvocationError> {
         self.note_arrival();
         let deadline = Deadline::from_epoch_ms(event.context.deadline, DEFAULT_MARGIN);
-        let target = self.target_account(&event.context);
+        let trusted = self.trusted_accounts(&event.context);
         let Classified {
             trigger,
             sender,
@@ -116,12 +116,12 @@ impl App {
             Request::Rejected(rejection) => (vec![Outcome::rejected(rejection)], None),
             Request::Servers(servers) => {
                 let outcomes = self
-                    .extend_servers(servers, sender.as_ref(), target.as_ref(), &settings)
+                    .extend_servers(servers, sender.as_ref(), &trusted, &settings)
                     .await;
                 (outcomes, None)
             }
             Request::ReconcileAccount { account, region } => {
-                match authorize(&self.config, &account, sender.as_ref(), target.as_ref()) {
+                match authorize(&self.config, &account, sender.as_ref(), &trusted) {
                     Err(rejection) => (vec![Outcome::rejected(rejection)], None),
                     Ok(()) => {
                         let scope = Scope {
@@ -136,9 +136,7 @@ impl App {
             }
             Request::Reconcile(request) => {
                 let settings = self.settings(request.dry_run);
-                let (scopes, refused) = self
-                    .coverage(&request, sender.as_ref(), target.as_ref())
-                    .await;
+                let (scopes, refused) = self.coverage(&request, sender.as_ref(), &trusted).await;
                 let surveyed = reconcile::survey(&self.clients, scopes).await;
                 let fits =
                     reconcile::fits(&surveyed, self.config.drs_max_rps, deadline.remaining());
@@ -163,46 +161,52 @@ impl App {
         }
     }
 
-    /// The account of `TARGET_ROLE_ARN`, else the function's own account.
-    fn target_account(&self, context: &Context) -> Option<AccountId> {
-        if let Some(role) = &self.config.target_role {
-            return Some(role.account.clone());
-        }
-        context
+    /// The target account (that of `TARGET_ROLE_ARN`, else the function's own)
+    /// and the function's own account, from the invoked function's ARN.
+    fn trusted_accounts(&self, context: &Context) -> Trusted {
+        let own = context
             .invoked_function_arn
             .split(':')
             .nth(4)
-            .and_then(|account| AccountId::parse(account).ok())
+            .and_then(|account| AccountId::parse(account).ok());
+        let target = self
+            .config
+            .target_role
+            .as_ref()
+            .map(|role| role.account.clone());
+        Trusted::new(target.or_else(|| own.clone()), own)
     }
 
     async fn extend_servers(
         &self,
         servers: Vec<Result<ServerRequest, Rejection>>,
         sender: Option<&AccountId>,
-        target: Option<&AccountId>,
+        trusted: &Trusted,
         settings: &ExtendSettings,
     ) -> Vec<Outcome> {
         let mut outcomes = Vec::with_capacity(servers.len());
         for server in servers {
             let outcome = match server {
                 Err(rejection) => Outcome::rejected(rejection),
-                Ok(server) => match authorize(&self.config, server.arn.account(), sender, target) {
-                    Err(mut rejection) => {
-                        rejection.staging_arn = Some(server.arn);
-                        Outcome::rejected(rejection)
+                Ok(server) => {
+                    match authorize(&self.config, server.arn.account(), sender, trusted) {
+                        Err(mut rejection) => {
+                            rejection.staging_arn = Some(server.arn);
+                            Outcome::rejected(rejection)
+                        }
+                        Ok(()) => {
+                            let drs = self.clients.drs(server.arn.region());
+                            extend(
+                                &drs,
+                                settings,
+                                &server.arn,
+                                server.tags.as_ref(),
+                                Known::Unknown,
+                            )
+                            .await
+                        }
                     }
-                    Ok(()) => {
-                        let drs = self.clients.drs(server.arn.region());
-                        extend(
-                            &drs,
-                            settings,
-                            &server.arn,
-                            server.tags.as_ref(),
-                            Known::Unknown,
-                        )
-                        .await
-                    }
-                },
+                }
             };
             outcomes.push(outcome);
         }
@@ -215,7 +219,7 @@ impl App {
         &self,
         request: &ReconcileRequest,
         sender: Option<&AccountId>,
-        target: Option<&AccountId>,
+        trusted: &Trusted,
     ) -> (Vec<Scope>, Vec<Outcome>) {
         let regions: Vec<Region> = request
             .regions
@@ -223,13 +227,13 @@ impl App {
             .unwrap_or_else(|| self.config.reconcile_regions.clone());
         let mut refused = Vec::new();
         let mut scopes = BTreeSet::new();
-        let sender_is_target = sender.is_some() && sender == target;
+        let sender_is_trusted = trusted.contains(sender);
         for region in &regions {
             let accounts: Vec<AccountId> =
                 match (&request.staging_accounts, &self.config.staging_account_ids) {
                     (Some(named), _) => named.clone(),
-                    // Only the target account speaks for every staging account.
-                    (None, _) if !sender_is_target => sender.cloned().into_iter().collect(),
+                    // Only a trusted account speaks for every staging account.
+                    (None, _) if !sender_is_trusted => sender.cloned().into_iter().collect(),
                     (None, Some(allowlist)) => allowlist.iter().cloned().collect(),
                     (None, None) => match self.clients.drs(region).list_staging_accounts().await {
                         Ok(accounts) => accounts,
@@ -245,7 +249,7 @@ impl App {
                     },
                 };
             for account in accounts {
-                match authorize(&self.config, &account, sender, target) {
+                match authorize(&self.config, &account, sender, trusted) {
                     Ok(()) => {
                         scopes.insert(Scope {
                             staging_account_id: account,

@@ -148,3 +148,26 @@ async fn results_go_to_the_configured_bus_and_source() {
     assert_eq!(created[0]["EventBusName"], "drs-central");
     assert_eq!(created[0]["Source"], "org.example.drs-extender");
 }
+
+#[tokio::test]
+async fn with_a_role_the_functions_own_schedule_still_reconciles() {
+    // The schedule fires in the function's own account (444455556666), not in the
+    // target account the role is in.
+    let h = Harness::start(
+        World::sample(),
+        &[
+            ("TARGET_ROLE_ARN", ROLE),
+            ("STAGING_ACCOUNT_IDS", "111122223333,222233334444"),
+            ("DRS_MAX_RPS", "1000"),
+        ],
+    )
+    .await;
+    let response = h.ok(event("scheduled-reconciliation")).await;
+    assert_eq!(response["created"], 8, "{response}");
+    assert!(h
+        .aws
+        .world()
+        .extended()
+        .iter()
+        .all(|e| e.account == "555566667777"));
+}
