@@ -12,26 +12,36 @@ use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-fn spawn(aws: &LocalAws, extra: &[(&str, &str)]) -> Child {
+/// The function process, with its stdout read as it goes (a full pipe would
+/// block the function).
+struct Running {
+    child: Child,
+    stdout: tokio::task::JoinHandle<String>,
+}
+
+fn spawn(aws: &LocalAws, extra: &[(&str, &str)]) -> Running {
     let mut command = Command::new(env!("CARGO_BIN_EXE_drs-extender"));
     command
         .env_clear()
         .envs(function_env(aws, REGION))
         .envs(extra.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .kill_on_drop(true);
-    command.spawn().unwrap()
+    let mut child = command.spawn().unwrap();
+    let mut pipe = child.stdout.take().unwrap();
+    let stdout = tokio::spawn(async move {
+        let mut out = String::new();
+        pipe.read_to_string(&mut out).await.ok();
+        out
+    });
+    Running { child, stdout }
 }
 
-async fn output_of(mut child: Child) -> String {
-    child.start_kill().ok();
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        stdout.read_to_string(&mut out).await.ok();
-    }
-    let _ = child.wait().await;
-    out
+async fn output_of(mut running: Running) -> String {
+    running.child.start_kill().ok();
+    let _ = running.child.wait().await;
+    running.stdout.await.unwrap_or_default()
 }
 
 #[tokio::test]
@@ -114,8 +124,8 @@ async fn a_bad_variable_is_the_init_error() {
     let aws = LocalAws::start(World::sample()).await.unwrap();
     let child = spawn(&aws, &[("DRS_MAX_RPS", "fast")]);
     let status = tokio::time::timeout(Duration::from_secs(20), async {
-        let mut child = child;
-        child.wait().await
+        let mut running = child;
+        running.child.wait().await
     })
     .await
     .unwrap()
@@ -134,5 +144,66 @@ async fn a_bad_variable_is_the_init_error() {
             .unwrap()
             .starts_with("DRS_MAX_RPS:"),
         "{error}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_strings_never_break_a_log_line() {
+    let aws = LocalAws::start(World::sample()).await.unwrap();
+    let child = spawn(
+        &aws,
+        &[
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
+        ],
+    );
+    let hostile = "line\nbreak\r\u{1b}[31m\u{0}\u{2028}\"quote\\ {\"level\":\"ERROR\"}";
+    let long = "x".repeat(100_000);
+    let mut payloads = Vec::new();
+    for value in [hostile.to_owned(), long] {
+        let mut by_arn = event("announcement-by-arn");
+        by_arn["detail"]["sourceServerArn"] = Value::from(value.clone());
+        by_arn["detail"]["tags"] = serde_json::json!({ value.clone(): value.clone() });
+        payloads.push(by_arn);
+        let mut source = event("announcement-by-id");
+        source["source"] = Value::from(value.clone());
+        source["detail-type"] = Value::from(value.clone());
+        source["id"] = Value::from(value.clone());
+        payloads.push(source);
+        let mut registration = event("agent-registration");
+        registration["detail"]["responseElements"]["sourceServerID"] = Value::from(value.clone());
+        registration["detail"]["awsRegion"] = Value::from(value);
+        payloads.push(registration);
+    }
+    for payload in payloads {
+        let answer = aws.invoke(payload, Duration::from_secs(30)).await;
+        assert!(
+            matches!(answer, Some(Invocation::Response(_))),
+            "{answer:?}"
+        );
+    }
+    // The function still serves.
+    let created = aws
+        .invoke(event("announcement-by-arn"), Duration::from_secs(30))
+        .await;
+    assert!(
+        matches!(created, Some(Invocation::Response(ref r)) if r["created"] == 1),
+        "{created:?}"
+    );
+
+    let logs = output_of(child).await;
+    for line in logs.lines() {
+        let parsed: Value = serde_json::from_str(line)
+            .unwrap_or_else(|_| panic!("not one JSON object: {line:.200}"));
+        assert!(parsed.is_object());
+        assert!(
+            line.len() < 4096,
+            "no log line carries a whole hostile value: {} bytes",
+            line.len()
+        );
+    }
+    assert!(
+        !logs.contains(r"\u001b[31m\u0000"),
+        "control characters are not echoed"
     );
 }
