@@ -77,7 +77,7 @@ async fn run() -> Result<(), String> {
     let started = Instant::now();
     let result = aws.invoke(scheduled, Duration::from_secs(900)).await;
     let wall = started.elapsed();
-    let peak_kib = peak_resident_kib(pid);
+    let peak_kib = local_aws::peak_resident_kib(pid);
     let _ = child.kill().await;
 
     let response = match result {
@@ -116,11 +116,4 @@ async fn run() -> Result<(), String> {
         peak_kib.unwrap_or(0) as f64 / 1024.0
     );
     Ok(())
-}
-
-/// The process's peak resident set (`VmHWM`), read before it is stopped.
-fn peak_resident_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -136,7 +136,7 @@ async fn one_run(
         let service = aws.world().service_time - service_before;
         latencies.push((total, total.saturating_sub(service)));
     }
-    let peak_kib = peak_resident_kib(pid).unwrap_or(0);
+    let peak_kib = local_aws::peak_resident_kib(pid).unwrap_or(0);
     let _ = child.kill().await;
     let first = latencies.remove(0);
     Ok(Sample {
@@ -202,10 +202,4 @@ fn report(function: &str, samples: &[Sample]) {
         ms(warm_own)
     );
     println!("  peak resident memory {:.1} MiB", peak as f64 / 1024.0);
-}
-
-fn peak_resident_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
