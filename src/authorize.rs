@@ -1,6 +1,6 @@
 //! Who may ask for which staging account's servers. Pure.
 
-use crate::arn::AccountId;
+use crate::arn::{AccountId, Region};
 use crate::config::Config;
 use crate::inbound::Rejection;
 
@@ -22,6 +22,29 @@ impl Trusted {
     pub fn contains(&self, account: Option<&AccountId>) -> bool {
         account.is_some_and(|a| self.0.contains(a))
     }
+}
+
+/// Whether this function serves `region` (`RECONCILE_REGIONS`): no DRS client is
+/// ever built for any other, so a made-up region costs nothing.
+pub fn serves(
+    config: &Config,
+    region: &Region,
+    staging: Option<&AccountId>,
+) -> Result<(), Rejection> {
+    if config.reconcile_regions.contains(region) {
+        return Ok(());
+    }
+    let mut rejection = Rejection::new(format!(
+        "region {region} is not served by this function (RECONCILE_REGIONS: {})",
+        config
+            .reconcile_regions
+            .iter()
+            .map(Region::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    rejection.staging_account = staging.cloned();
+    Err(rejection)
 }
 
 pub fn authorize(

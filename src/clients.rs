@@ -1,6 +1,6 @@
 //! AWS clients, built once at start from one `SdkConfig` and kept: DRS clients for
-//! the target account (one per region, made on first use), the EventBridge client
-//! for outcome events with the function's own credentials.
+//! the target account (one per served region, made on first use, each paced), the
+//! EventBridge client for outcome events with the function's own credentials.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,11 +10,13 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_drs::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use aws_sdk_drs::config::timeout::TimeoutConfig;
 use aws_sdk_drs::config::SharedCredentialsProvider;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::arn::Region;
 use crate::config::{Config, TargetRole};
 use crate::drs::TargetDrs;
 use crate::pace::Pace;
+use crate::paced_http;
 use crate::retry_after::RetryAfterClassifier;
 
 /// How hard and how long one AWS call may try. The defaults bound a single call
@@ -43,9 +45,9 @@ impl Default for CallPolicy {
 }
 
 impl CallPolicy {
-    /// Standard mode. The adaptive mode was measured and left out: after one
-    /// throttle its client-side limiter holds the rate down long after the storm,
-    /// costing a tenth of a run's pace; the region's `Pace` slows down instead.
+    /// Standard mode, with its retry quota. The adaptive mode was measured and left
+    /// out: its limiter holds the rate down long after a storm; the region's
+    /// `Pace`, under every attempt, finds the rate instead.
     fn retry_config(&self) -> RetryConfig {
         RetryConfig::standard()
             .with_max_attempts(self.max_attempts)
@@ -61,12 +63,11 @@ impl CallPolicy {
             .build()
     }
 
-    /// Attempts are bounded per call and paced per region already; the SDK's shared
-    /// retry quota would otherwise turn one throttling storm into failures for every
-    /// server after it.
-    fn retry_partition(name: &'static str) -> RetryPartition {
+    /// One retry quota (the SDK's standard token bucket) per region and service:
+    /// a storm in one region does not use up another's retries.
+    fn retry_partition(name: String) -> RetryPartition {
         RetryPartition::custom(name)
-            .token_bucket(TokenBucket::unlimited())
+            .token_bucket(TokenBucket::default())
             .build()
     }
 }
@@ -75,8 +76,12 @@ pub struct Clients {
     target: SdkConfig,
     policy: CallPolicy,
     drs_max_rps: u32,
+    /// The regions this function serves: no client is built for any other.
+    regions: Vec<Region>,
+    http: SharedHttpClient,
     drs: Mutex<HashMap<Region, TargetDrs>>,
     eventbridge: aws_sdk_eventbridge::Client,
+    fan_out_eventbridge: aws_sdk_eventbridge::Client,
 }
 
 impl Clients {
@@ -93,42 +98,55 @@ impl Clients {
             None => own.clone(),
         };
         let eventbridge = eventbridge_client(&own, &config.result_event_bus, &policy);
+        let fan_out_eventbridge = eventbridge_client(&own, &config.fan_out_event_bus, &policy);
+        let http = own.http_client().unwrap_or_else(paced_http::default_base);
         Self {
             target,
             policy,
             drs_max_rps: config.drs_max_rps,
+            regions: config.reconcile_regions.clone(),
+            http,
             drs: Mutex::new(HashMap::new()),
             eventbridge,
+            fan_out_eventbridge,
         }
     }
 
-    /// The target account's DRS in `region`; built on first use, then reused with
-    /// its connection pool and its pace.
-    pub fn drs(&self, region: &Region) -> TargetDrs {
+    /// The target account's DRS in `region`, if this function serves it; built on
+    /// first use, then reused with its connection pool and its pace.
+    pub fn drs(&self, region: &Region) -> Option<TargetDrs> {
+        if !self.regions.contains(region) {
+            return None;
+        }
         let mut clients = self
             .drs
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        clients
-            .entry(region.clone())
-            .or_insert_with(|| {
-                let config = aws_sdk_drs::config::Builder::from(&self.target)
-                    .region(aws_sdk_drs::config::Region::new(region.to_string()))
-                    .retry_config(self.policy.retry_config())
-                    .retry_partition(CallPolicy::retry_partition("drs-extender-drs"))
-                    .timeout_config(self.policy.timeout_config())
-                    .retry_classifier(RetryAfterClassifier)
-                    .build();
-                TargetDrs::new(
-                    aws_sdk_drs::Client::from_conf(config),
-                    Arc::new(Pace::per_second(self.drs_max_rps)),
-                )
-            })
-            .clone()
+        let drs = clients.entry(region.clone()).or_insert_with(|| {
+            let pace = Arc::new(Pace::per_second(self.drs_max_rps));
+            let config = aws_sdk_drs::config::Builder::from(&self.target)
+                .region(aws_sdk_drs::config::Region::new(region.to_string()))
+                .http_client(paced_http::paced(self.http.clone(), pace.clone()))
+                .retry_config(self.policy.retry_config())
+                .retry_partition(CallPolicy::retry_partition(format!(
+                    "drs-extender-drs-{region}"
+                )))
+                .timeout_config(self.policy.timeout_config())
+                .retry_classifier(RetryAfterClassifier)
+                .build();
+            TargetDrs::new(aws_sdk_drs::Client::from_conf(config), pace)
+        });
+        Some(drs.clone())
     }
 
+    /// EventBridge in the result bus's region.
     pub fn eventbridge(&self) -> &aws_sdk_eventbridge::Client {
         &self.eventbridge
+    }
+
+    /// EventBridge in the fan-out bus's region.
+    pub fn fan_out_eventbridge(&self) -> &aws_sdk_eventbridge::Client {
+        &self.fan_out_eventbridge
     }
 }
 
@@ -166,7 +184,9 @@ fn eventbridge_client(
 ) -> aws_sdk_eventbridge::Client {
     let mut builder = aws_sdk_eventbridge::config::Builder::from(own)
         .retry_config(policy.retry_config())
-        .retry_partition(CallPolicy::retry_partition("drs-extender-events"))
+        .retry_partition(CallPolicy::retry_partition(
+            "drs-extender-events".to_owned(),
+        ))
         .timeout_config(policy.timeout_config())
         .retry_classifier(RetryAfterClassifier);
     if let Some(region) = bus

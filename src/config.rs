@@ -22,6 +22,8 @@ pub struct Config {
     pub staging_account_ids: Option<BTreeSet<AccountId>>,
     pub reconcile_regions: Vec<Region>,
     pub result_event_bus: String,
+    /// Where fan-out requests go: the bus whose rule invokes this function.
+    pub fan_out_event_bus: String,
     pub result_event_source: String,
     pub extension_tags: Tags,
     pub copy_staging_tags: bool,
@@ -84,7 +86,10 @@ impl Config {
         };
 
         let result_event_bus = get("RESULT_EVENT_BUS").unwrap_or_else(|| "default".to_owned());
-        check_event_bus(&result_event_bus)?;
+        check_event_bus("RESULT_EVENT_BUS", &result_event_bus)?;
+        let fan_out_event_bus =
+            get("FAN_OUT_EVENT_BUS").unwrap_or_else(|| result_event_bus.clone());
+        check_event_bus("FAN_OUT_EVENT_BUS", &fan_out_event_bus)?;
         let result_event_source =
             get("RESULT_EVENT_SOURCE").unwrap_or_else(|| "drs-extender".to_owned());
         check_event_source(&result_event_source)?;
@@ -99,6 +104,7 @@ impl Config {
             staging_account_ids,
             reconcile_regions,
             result_event_bus,
+            fan_out_event_bus,
             result_event_source,
             extension_tags,
             copy_staging_tags: parse_bool("COPY_STAGING_TAGS", get("COPY_STAGING_TAGS"), true)?,
@@ -222,7 +228,7 @@ where
 }
 
 /// PutEvents takes a bus name (`[/\.\-_A-Za-z0-9]+`, at most 256) or a bus ARN.
-fn check_event_bus(bus: &str) -> Result<(), ConfigError> {
+fn check_event_bus(variable: &'static str, bus: &str) -> Result<(), ConfigError> {
     let name_ok = bus.len() <= 256
         && bus
             .chars()
@@ -232,7 +238,7 @@ fn check_event_bus(bus: &str) -> Result<(), ConfigError> {
         Ok(())
     } else {
         Err(err(
-            "RESULT_EVENT_BUS",
+            variable,
             "is neither an event bus name nor an event bus ARN",
         ))
     }

@@ -1,5 +1,6 @@
 //! The DRS adapter: the target account's DRS in one region, in the project's own
-//! types. Every call waits for the region's pace first.
+//! types. Every operation is admitted by the region's pace, and every attempt on
+//! the wire is paced by the client's connector (`paced_http`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use aws_sdk_drs::types::DescribeSourceServersRequestFilters;
 
 use crate::arn::{AccountId, SourceServerArn};
+use crate::deadline::Deadline;
 use crate::error::DrsError;
 use crate::pace::Pace;
 use crate::tags::Tags;
@@ -53,7 +55,7 @@ impl TargetDrs {
         Self { client, pace }
     }
 
-    /// The region's pace, for callers that see DRS throttle through retries.
+    /// The region's pace: its rate, and the throttles it has seen.
     pub fn pace(&self) -> &Pace {
         &self.pace
     }
@@ -70,7 +72,7 @@ impl TargetDrs {
         let mut found = HashMap::new();
         let mut next_token = None;
         for _ in 0..MAX_PAGES {
-            self.pace.wait().await;
+            let _admitted = self.pace.admit().await;
             let page = self
                 .client
                 .describe_source_servers()
@@ -119,7 +121,7 @@ impl TargetDrs {
         staging: &SourceServerArn,
         tags: &Tags,
     ) -> Result<ExtendedServer, DrsError> {
-        self.pace.wait().await;
+        let _admitted = self.pace.admit().await;
         let output = self
             .client
             .create_extended_source_server()
@@ -150,7 +152,7 @@ impl TargetDrs {
         staging: &AccountId,
         next_token: Option<String>,
     ) -> Result<Page<ExtensibleServer>, DrsError> {
-        self.pace.wait().await;
+        let _admitted = self.pace.admit().await;
         let page = self
             .client
             .list_extensible_source_servers()
@@ -180,12 +182,20 @@ impl TargetDrs {
     }
 
     /// Every staging account that already has servers extended into the target
-    /// account, all pages. Ids DRS returns malformed are skipped.
-    pub async fn list_staging_accounts(&self) -> Result<Vec<AccountId>, DrsError> {
+    /// account, all pages, unless the deadline comes first. Ids DRS returns
+    /// malformed are skipped.
+    pub async fn list_staging_accounts(
+        &self,
+        deadline: Deadline,
+    ) -> Result<Vec<AccountId>, DrsError> {
         let mut accounts = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut next_token = None;
         for _ in 0..MAX_PAGES {
-            self.pace.wait().await;
+            if deadline.reached() {
+                return Err(DrsError::deadline_reached());
+            }
+            let _admitted = self.pace.admit().await;
             let page = self
                 .client
                 .list_staging_accounts()
@@ -199,7 +209,7 @@ impl TargetDrs {
                     .account_id()
                     .and_then(|id| AccountId::parse(id).ok())
                 {
-                    if !accounts.contains(&id) {
+                    if seen.insert(id.clone()) {
                         accounts.push(id);
                     }
                 }

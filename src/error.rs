@@ -39,7 +39,22 @@ const RETRYABLE_CODES: &[&str] = &[
     "RequestTimeoutException",
 ];
 
+/// The code of a listing stopped by the invocation's deadline, not by DRS.
+pub const DEADLINE_REACHED: &str = "DeadlineReached";
+
 impl DrsError {
+    pub fn deadline_reached() -> Self {
+        Self::new(
+            DEADLINE_REACHED,
+            "stopped at the invocation's deadline",
+            true,
+        )
+    }
+
+    pub fn is_deadline(&self) -> bool {
+        self.code == DEADLINE_REACHED
+    }
+
     pub fn new(code: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
         Self {
             code: code.into(),

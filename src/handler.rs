@@ -7,25 +7,41 @@ use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
 use crate::arn::{AccountId, Region};
-use crate::authorize::{authorize, Trusted};
+use crate::authorize::{authorize, serves, Trusted};
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::deadline::{Deadline, DEFAULT_MARGIN};
 use crate::error::InvocationError;
-use crate::event_bus::EventBus;
+use crate::event_bus::{EventBus, PublishError};
 use crate::extend::{extend, ExtendSettings, Known};
-use crate::inbound::{
-    classify, Classified, ReconcileRequest, Rejection, Request, ServerRequest, Trigger,
-};
+use crate::inbound::{classify, Classified, ReconcileRequest, Rejection, Request, ServerRequest};
 use crate::metrics::InvocationMetrics;
-use crate::outcome::{OutboundEvent, Outcome, Response, Subject};
-use crate::reconcile::{self, Scope};
+use crate::outcome::{Outcome, Response, Subject};
+use crate::reconcile::{self, Scope, Summary, Unfinished};
+use crate::reporter::{Reporter, Reporting};
 
 pub struct App {
     config: Config,
     clients: Clients,
     bus: EventBus,
+    fan_out_bus: EventBus,
     metrics: Option<MetricsSink>,
+}
+
+/// What a reconciliation leaves for the end of the invocation: its summary (the
+/// counts are filled in last), what it left undone, and a fan-out that failed.
+struct Reconciled {
+    summary: Summary,
+    unfinished: Vec<Unfinished>,
+    fan_out_failed: Option<PublishError>,
+}
+
+/// The accounts and regions a reconciliation covers.
+struct Coverage {
+    scopes: Vec<Scope>,
+    regions: Vec<Region>,
+    /// Regions whose staging accounts could not be listed.
+    unfinished: Vec<Unfinished>,
 }
 
 /// Where invocation metrics go in Lambda (EMF lines on stdout), and what a cold
@@ -46,10 +62,16 @@ impl App {
             config.result_event_bus.clone(),
             config.result_event_source.clone(),
         );
+        let fan_out_bus = EventBus::new(
+            clients.fan_out_eventbridge().clone(),
+            config.fan_out_event_bus.clone(),
+            config.result_event_source.clone(),
+        );
         Self {
             config,
             clients,
             bus,
+            fan_out_bus,
             metrics: None,
         }
     }
@@ -91,6 +113,7 @@ impl App {
     }
 
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, InvocationError> {
+        let started = std::time::Instant::now();
         self.note_arrival();
         let deadline = Deadline::from_epoch_ms(event.context.deadline, DEFAULT_MARGIN);
         let trusted = self.trusted_accounts(&event.context);
@@ -105,51 +128,76 @@ impl App {
             detail_type = trigger.detail_type.as_deref().unwrap_or("-"),
             "event received"
         );
+        if let Request::Ignored(reason) = request {
+            tracing::info!(%reason, "event ignored");
+            let response = Response::ignored(reason);
+            self.record(&response);
+            return Ok(response);
+        }
+        let reporting = Reporting::start(&self.bus, trigger);
+        let reporter = reporting.reporter().clone();
         let settings = self.settings(None);
-        let (outcomes, summary) = match request {
-            Request::Ignored(reason) => {
-                tracing::info!(%reason, "event ignored");
-                let response = Response::ignored(reason);
-                self.record(&response);
-                return Ok(response);
+        let reconciled = match request {
+            Request::Ignored(_) => None,
+            Request::Rejected(rejection) => {
+                reporter.report(Outcome::rejected(rejection)).await;
+                None
             }
-            Request::Rejected(rejection) => (vec![Outcome::rejected(rejection)], None),
             Request::Servers(servers) => {
-                let outcomes = self
-                    .extend_servers(servers, sender.as_ref(), &trusted, &settings)
+                self.extend_servers(servers, sender.as_ref(), &trusted, &settings, &reporter)
                     .await;
-                (outcomes, None)
+                None
             }
             Request::ReconcileAccount { account, region } => {
-                match authorize(&self.config, &account, sender.as_ref(), &trusted) {
-                    Err(rejection) => (vec![Outcome::rejected(rejection)], None),
+                let allowed = serves(&self.config, &region, Some(&account))
+                    .and_then(|()| authorize(&self.config, &account, sender.as_ref(), &trusted));
+                match allowed {
+                    Err(rejection) => {
+                        reporter.report(Outcome::rejected(rejection)).await;
+                        None
+                    }
                     Ok(()) => {
-                        let scope = Scope {
-                            staging_account_id: account,
-                            region,
+                        let coverage = Coverage {
+                            scopes: vec![Scope {
+                                staging_account_id: account,
+                                region: region.clone(),
+                            }],
+                            regions: vec![region],
+                            unfinished: Vec::new(),
                         };
-                        let surveyed = reconcile::survey(&self.clients, vec![scope]).await;
-                        self.reconcile(surveyed, Vec::new(), settings, deadline)
-                            .await
+                        Some(
+                            self.reconcile(coverage, false, settings, deadline, &reporter)
+                                .await,
+                        )
                     }
                 }
             }
-            Request::Reconcile(request) => {
-                let settings = self.settings(request.dry_run);
-                let (scopes, refused) = self.coverage(&request, sender.as_ref(), &trusted).await;
-                let surveyed = reconcile::survey(&self.clients, scopes).await;
-                let fits =
-                    reconcile::fits(&surveyed, self.config.drs_max_rps, deadline.remaining());
-                if !request.fanned_out && !fits {
-                    let mut summary = self.fan_out(&surveyed, settings.dry_run).await?;
-                    summary.tally(&refused);
-                    (refused, Some(summary))
-                } else {
-                    self.reconcile(surveyed, refused, settings, deadline).await
+            Request::Reconcile(request) => match self.requested_regions(&request) {
+                Err(rejection) => {
+                    reporter.report(Outcome::rejected(rejection)).await;
+                    None
                 }
-            }
+                Ok(regions) => {
+                    let settings = self.settings(request.dry_run);
+                    let coverage = self
+                        .coverage(
+                            &request,
+                            regions,
+                            sender.as_ref(),
+                            &trusted,
+                            deadline,
+                            &reporter,
+                        )
+                        .await;
+                    Some(
+                        self.reconcile(coverage, request.fanned_out, settings, deadline, &reporter)
+                            .await,
+                    )
+                }
+            },
         };
-        self.finish(outcomes, summary, &trigger).await
+        drop(reporter);
+        self.finish(reporting, reconciled, started).await
     }
 
     fn settings(&self, dry_run: Option<bool>) -> ExtendSettings {
@@ -183,19 +231,17 @@ impl App {
         sender: Option<&AccountId>,
         trusted: &Trusted,
         settings: &ExtendSettings,
-    ) -> Vec<Outcome> {
-        let mut outcomes = Vec::with_capacity(servers.len());
+        reporter: &Reporter,
+    ) {
         for server in servers {
             let outcome = match server {
                 Err(rejection) => Outcome::rejected(rejection),
                 Ok(server) => {
-                    match authorize(&self.config, server.arn.account(), sender, trusted) {
-                        Err(mut rejection) => {
-                            rejection.staging_arn = Some(server.arn);
-                            Outcome::rejected(rejection)
-                        }
-                        Ok(()) => {
-                            let drs = self.clients.drs(server.arn.region());
+                    let account = server.arn.account();
+                    let allowed = serves(&self.config, server.arn.region(), Some(account))
+                        .and_then(|()| authorize(&self.config, account, sender, trusted));
+                    match (allowed, self.clients.drs(server.arn.region())) {
+                        (Ok(()), Some(drs)) => {
                             extend(
                                 &drs,
                                 settings,
@@ -205,28 +251,47 @@ impl App {
                             )
                             .await
                         }
+                        (Err(mut rejection), _) => {
+                            rejection.staging_arn = Some(server.arn);
+                            Outcome::rejected(rejection)
+                        }
+                        (Ok(()), None) => Outcome::rejected(Rejection::new(format!(
+                            "region {} is not served by this function",
+                            server.arn.region()
+                        ))),
                     }
                 }
             };
-            outcomes.push(outcome);
+            reporter.report(outcome).await;
         }
-        outcomes
     }
 
-    /// Which accounts and regions a reconciliation covers, and the accounts it was
-    /// asked for but may not touch.
+    /// The regions a request asks for, all of them served, or its rejection.
+    fn requested_regions(&self, request: &ReconcileRequest) -> Result<Vec<Region>, Rejection> {
+        let Some(regions) = &request.regions else {
+            return Ok(self.config.reconcile_regions.clone());
+        };
+        for region in regions {
+            serves(&self.config, region, None)?;
+        }
+        Ok(regions.clone())
+    }
+
+    /// Which accounts and regions a reconciliation covers. Accounts it was asked
+    /// for but may not touch, and failed listings of staging accounts, are
+    /// reported as they are found.
     async fn coverage(
         &self,
         request: &ReconcileRequest,
+        regions: Vec<Region>,
         sender: Option<&AccountId>,
         trusted: &Trusted,
-    ) -> (Vec<Scope>, Vec<Outcome>) {
-        let regions: Vec<Region> = request
-            .regions
-            .clone()
-            .unwrap_or_else(|| self.config.reconcile_regions.clone());
-        let mut refused = Vec::new();
+        deadline: Deadline,
+        reporter: &Reporter,
+    ) -> Coverage {
+        let mut refused = BTreeSet::new();
         let mut scopes = BTreeSet::new();
+        let mut unfinished = Vec::new();
         let sender_is_trusted = trusted.contains(sender);
         for region in &regions {
             let accounts: Vec<AccountId> =
@@ -235,18 +300,31 @@ impl App {
                     // Only a trusted account speaks for every staging account.
                     (None, _) if !sender_is_trusted => sender.cloned().into_iter().collect(),
                     (None, Some(allowlist)) => allowlist.iter().cloned().collect(),
-                    (None, None) => match self.clients.drs(region).list_staging_accounts().await {
-                        Ok(accounts) => accounts,
-                        Err(error) => {
-                            tracing::warn!(%region, %error, "could not list staging accounts");
-                            let subject = Subject {
-                                region: Some(region.clone()),
-                                ..Subject::default()
-                            };
-                            refused.push(Outcome::failed(subject, error));
-                            continue;
+                    (None, None) => {
+                        let listed = match self.clients.drs(region) {
+                            Some(drs) => drs.list_staging_accounts(deadline).await,
+                            None => continue,
+                        };
+                        match listed {
+                            Ok(accounts) => accounts,
+                            Err(error) => {
+                                tracing::warn!(%region, %error, "could not list staging accounts");
+                                unfinished.push(Unfinished {
+                                    staging_account_id: None,
+                                    region: region.clone(),
+                                    reason: reconcile::STAGING_ACCOUNTS_NOT_LISTED,
+                                });
+                                if !error.is_deadline() {
+                                    let subject = Subject {
+                                        region: Some(region.clone()),
+                                        ..Subject::default()
+                                    };
+                                    reporter.report(Outcome::failed(subject, error)).await;
+                                }
+                                continue;
+                            }
                         }
-                    },
+                    }
                 };
             for account in accounts {
                 match authorize(&self.config, &account, sender, trusted) {
@@ -256,116 +334,107 @@ impl App {
                             region: region.clone(),
                         });
                     }
-                    Err(rejection) => {
-                        let outcome = Outcome::rejected(rejection);
-                        if !refused.contains(&outcome) {
-                            refused.push(outcome);
-                        }
+                    Err(rejection) if refused.insert(account) => {
+                        reporter.report(Outcome::rejected(rejection)).await;
                     }
+                    Err(_) => {}
                 }
             }
         }
-        (scopes.into_iter().collect(), refused)
+        Coverage {
+            scopes: scopes.into_iter().collect(),
+            regions,
+            unfinished,
+        }
     }
 
+    /// Surveys the covered accounts, then works them here or, when the work does
+    /// not fit in this invocation, hands each account to an invocation of its own.
     async fn reconcile(
         &self,
-        surveyed: Vec<reconcile::Surveyed>,
-        mut before: Vec<Outcome>,
+        coverage: Coverage,
+        fanned_out: bool,
         settings: ExtendSettings,
         deadline: Deadline,
-    ) -> (Vec<Outcome>, Option<reconcile::Summary>) {
+        reporter: &Reporter,
+    ) -> Reconciled {
+        let Coverage {
+            scopes,
+            regions,
+            mut unfinished,
+        } = coverage;
+        let mut summary = Summary::covering(&scopes, &regions, settings.dry_run);
+        let surveyed = reconcile::survey(&self.clients, scopes, deadline).await;
+        let fits = reconcile::fits(&surveyed, self.config.drs_max_rps, deadline.remaining());
+        if !fanned_out && !fits {
+            let requests = reconcile::fan_out_requests(&surveyed, settings.dry_run);
+            summary.fanned_out = requests.len();
+            tracing::info!(
+                requests = requests.len(),
+                scopes = surveyed.len(),
+                "reconciliation fans out"
+            );
+            let fan_out_failed = self.fan_out_bus.publish(requests).await.err();
+            return Reconciled {
+                summary,
+                unfinished,
+                fan_out_failed,
+            };
+        }
         let report = reconcile::run(
             &self.clients,
             settings,
             surveyed,
             self.config.reconcile_concurrency,
             deadline,
+            reporter,
         )
         .await;
-        before.extend(report.outcomes);
-        let mut summary = report.summary;
-        summary.tally(&before);
-        tracing::info!(
-            examined = summary.examined,
-            created = summary.created,
-            skipped = summary.skipped,
-            failed = summary.failed,
-            complete = summary.complete,
-            duration_ms = summary.duration_ms,
-            "reconciliation finished"
-        );
-        (before, Some(summary))
-    }
-
-    /// Hands each staging account to an invocation of its own through the bus the
-    /// function listens on, so Lambda's concurrency does the work.
-    async fn fan_out(
-        &self,
-        surveyed: &[reconcile::Surveyed],
-        dry_run: bool,
-    ) -> Result<reconcile::Summary, InvocationError> {
-        let requests = reconcile::fan_out_requests(surveyed, dry_run);
-        let count = requests.len();
-        tracing::info!(
-            requests = count,
-            scopes = surveyed.len(),
-            "reconciliation fans out"
-        );
-        if let Err(error) = self.bus.publish(requests).await {
-            return Err(InvocationError::OutcomesUndelivered {
-                undelivered: error.undelivered,
-                cause: error.last_error,
-                summary: format!("fan-out of {count} reconciliation requests"),
-            });
+        summary.examined = report.examined;
+        unfinished.extend(report.unfinished);
+        Reconciled {
+            summary,
+            unfinished,
+            fan_out_failed: None,
         }
-        let scopes: Vec<Scope> = surveyed.iter().map(|s| s.scope.clone()).collect();
-        let mut summary = reconcile::Summary::covering(&scopes, dry_run);
-        summary.fanned_out = count;
-        Ok(summary)
     }
 
-    /// Publishes every outcome (and the summary last), then answers.
+    /// Waits for every outcome event, then sends the summary (last), and answers.
     async fn finish(
         &self,
-        outcomes: Vec<Outcome>,
-        summary: Option<reconcile::Summary>,
-        trigger: &Trigger,
+        reporting: Reporting,
+        reconciled: Option<Reconciled>,
+        started: std::time::Instant,
     ) -> Result<Response, InvocationError> {
-        for outcome in &outcomes {
-            let subject = outcome.subject();
-            let server = subject
-                .staging_source_server_arn
-                .as_ref()
-                .map(ToString::to_string);
-            match outcome {
-                Outcome::Failed {
-                    error_code,
-                    retryable,
-                    ..
-                } => tracing::warn!(
-                    status = outcome.status(),
-                    server,
-                    error_code,
-                    retryable,
-                    "outcome"
-                ),
-                Outcome::Rejected { reason, .. } => {
-                    tracing::warn!(status = outcome.status(), server, reason, "outcome")
-                }
-                _ => tracing::info!(status = outcome.status(), server, "outcome"),
-            }
+        let (tally, mut delivered) = reporting.finish().await;
+        let mut summary = None;
+        if let Some(Reconciled {
+            summary: mut closed,
+            unfinished,
+            fan_out_failed,
+        }) = reconciled
+        {
+            closed.close(&tally, unfinished, started.elapsed().as_millis() as u64);
+            tracing::info!(
+                examined = closed.examined,
+                created = closed.created,
+                skipped = closed.skipped,
+                failed = closed.failed,
+                complete = closed.complete,
+                fanned_out = closed.fanned_out,
+                duration_ms = closed.duration_ms,
+                "reconciliation finished"
+            );
+            let sent = self.bus.publish(vec![closed.event()]).await;
+            delivered = merge(merge(delivered, fan_out_failed.map_or(Ok(()), Err)), sent);
+            summary = Some(closed);
         }
-        let mut events: Vec<OutboundEvent> = outcomes.iter().map(|o| o.event(trigger)).collect();
-        events.extend(summary.as_ref().map(reconcile::Summary::event));
-        let mut response = Response::from_outcomes(outcomes);
+        let retryable = tally.retryable;
+        let mut response = tally.into_response();
         response.reconciliation = summary.and_then(|s| serde_json::to_value(s).ok());
-        let retryable = response.retryable_failures();
-        response.limit_outcomes();
         self.record(&response);
-
-        if let Err(error) = self.bus.publish(events).await {
-            tracing::error!(undelivered = error.undelivered, error = %error.last_error, "outcome events undelivered");
+        if let Err(error) = delivered {
+            tracing::error!(undelivered = error.undelivered, error = %error.last_error, "events undelivered");
             return Err(InvocationError::OutcomesUndelivered {
                 undelivered: error.undelivered,
                 cause: error.last_error,
@@ -379,5 +448,17 @@ impl App {
             });
         }
         Ok(response)
+    }
+}
+
+/// Both results' undelivered events, the later cause kept.
+fn merge(a: Result<(), PublishError>, b: Result<(), PublishError>) -> Result<(), PublishError> {
+    match (a, b) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Err(a), Err(b)) => Err(PublishError {
+            undelivered: a.undelivered + b.undelivered,
+            last_error: b.last_error,
+        }),
     }
 }

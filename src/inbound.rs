@@ -16,6 +16,15 @@ pub const RECONCILIATION_REQUESTED_DETAIL_TYPE: &str = "Reconciliation Requested
 pub const SCHEDULED_DETAIL_TYPE: &str = "Scheduled Event";
 /// Marks a `Reconciliation Requested` that a fanned-out run sent.
 pub const FANNED_OUT_FIELD: &str = "fannedOut";
+/// Staging accounts one request may name (the interface's bound).
+pub const MAX_REQUESTED_ACCOUNTS: usize = 1_000;
+/// Regions one request may name: more than AWS has.
+pub const MAX_REQUESTED_REGIONS: usize = 100;
+/// Tags one announcement may carry; each past the 50 an extended server takes
+/// is dropped and reported, so this bounds that report.
+pub const MAX_ANNOUNCED_TAGS: usize = 1_000;
+/// Source-server resources read from one DRS event.
+const MAX_RESOURCES: usize = 100;
 
 /// The inbound event as outcome events cite it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -227,18 +236,22 @@ fn registration(event: &EventBridgeEvent) -> Request {
 /// Kind 2: one of DRS's own events; its `resources` name the servers.
 fn drs_event(event: &EventBridgeEvent) -> Request {
     let mut servers: Vec<Result<ServerRequest, Rejection>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for resource in event
         .resources
         .iter()
         .flatten()
         .filter(|r| arn::names_source_server(r))
+        .take(MAX_RESOURCES)
     {
-        let entry = SourceServerArn::parse(resource)
-            .map(|arn| ServerRequest { arn, tags: None })
-            .map_err(|e| Rejection::new(e.to_string()));
-        if !servers.contains(&entry) {
-            servers.push(entry);
+        if !seen.insert(resource.as_str()) {
+            continue;
         }
+        servers.push(
+            SourceServerArn::parse(resource)
+                .map(|arn| ServerRequest { arn, tags: None })
+                .map_err(|e| Rejection::new(e.to_string())),
+        );
     }
     if servers.is_empty() {
         Request::Ignored(format!(
@@ -307,8 +320,13 @@ fn reconciliation_requested(detail: &Value) -> Request {
             Value::Object(map) => map,
             _ => return Err("the request's detail is not a JSON object".to_owned()),
         };
-        let staging_accounts = list_field(detail, "stagingAccountIds", AccountId::parse)?;
-        let regions = list_field(detail, "regions", Region::parse)?;
+        let staging_accounts = list_field(
+            detail,
+            "stagingAccountIds",
+            MAX_REQUESTED_ACCOUNTS,
+            AccountId::parse,
+        )?;
+        let regions = list_field(detail, "regions", MAX_REQUESTED_REGIONS, Region::parse)?;
         let dry_run = match detail.get("dryRun") {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
@@ -392,6 +410,10 @@ fn region_field(object: &Value, key: &str, fallback: Option<&str>) -> Result<Reg
 fn tags_field(detail: &Value) -> Result<Option<Tags>, String> {
     match detail.get("tags") {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) if map.len() > MAX_ANNOUNCED_TAGS => Err(format!(
+            "the announcement carries {} tags; at most {MAX_ANNOUNCED_TAGS} are read",
+            map.len()
+        )),
         Some(Value::Object(map)) => map
             .iter()
             .map(|(k, v)| match v {
@@ -404,9 +426,11 @@ fn tags_field(detail: &Value) -> Result<Option<Tags>, String> {
     }
 }
 
-fn list_field<T: PartialEq, E: std::fmt::Display>(
+/// A list of distinct values, refused whole past `max` items before any is parsed.
+fn list_field<T: Ord + Clone, E: std::fmt::Display>(
     detail: &Map<String, Value>,
     key: &str,
+    max: usize,
     parse: impl Fn(&str) -> Result<T, E>,
 ) -> Result<Option<Vec<T>>, String> {
     let items = match detail.get(key) {
@@ -414,13 +438,20 @@ fn list_field<T: PartialEq, E: std::fmt::Display>(
         Some(Value::Array(items)) => items,
         Some(_) => return Err(format!("`{key}` must be a list of strings")),
     };
+    if items.len() > max {
+        return Err(format!(
+            "`{key}` names {} items; at most {max} are taken in one request",
+            items.len()
+        ));
+    }
     let mut parsed = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for item in items {
         let text = item
             .as_str()
             .ok_or_else(|| format!("`{key}` must be a list of strings"))?;
         let value = parse(text).map_err(|e| e.to_string())?;
-        if !parsed.contains(&value) {
+        if seen.insert(value.clone()) {
             parsed.push(value);
         }
     }

@@ -16,7 +16,9 @@ pub mod init_error;
 pub mod metrics;
 pub mod outcome;
 pub mod pace;
+pub mod paced_http;
 pub mod reconcile;
+pub mod reporter;
 pub mod retry_after;
 pub mod tags;
 

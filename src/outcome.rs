@@ -116,8 +116,8 @@ impl Outcome {
     pub fn failed(subject: Subject, error: DrsError) -> Self {
         Self::Failed {
             subject,
-            error_code: error.code,
-            error_message: error.message,
+            error_code: bounded(error.code, 128),
+            error_message: bounded(error.message, MAX_ERROR_MESSAGE),
             retryable: error.retryable,
         }
     }
@@ -205,6 +205,17 @@ impl Outcome {
     }
 }
 
+/// Characters of an error message kept: DRS's messages are short; what is longer
+/// came from somewhere else and only makes events large.
+pub const MAX_ERROR_MESSAGE: usize = 1_024;
+
+fn bounded(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text;
+    }
+    text.chars().take(max).collect::<String>() + "…"
+}
+
 /// An event for `PutEvents`; the bus and source come from configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutboundEvent {
@@ -247,7 +258,8 @@ pub(crate) fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
-/// About 400 bytes an outcome: 2,000 keep a response near 1 MB.
+/// About 400 bytes an outcome: 2,000 keep a response near 1 MB. Failures and
+/// rejections are kept before successes, since they are what a reader looks for.
 pub const MAX_RESPONSE_OUTCOMES: usize = 2_000;
 
 impl Response {
@@ -256,37 +268,6 @@ impl Response {
             ignored: Some(reason),
             ..Self::default()
         }
-    }
-
-    pub fn from_outcomes(outcomes: Vec<Outcome>) -> Self {
-        let count = |status: &str| outcomes.iter().filter(|o| o.status() == status).count();
-        Self {
-            created: count("created"),
-            skipped: count("skipped"),
-            failed: count("failed"),
-            rejected: count("rejected"),
-            outcomes,
-            ..Self::default()
-        }
-    }
-
-    /// Keeps the response within Lambda's payload limit; failures and rejections
-    /// are kept before successes, since they are what a reader looks for.
-    pub fn limit_outcomes(&mut self) {
-        if self.outcomes.len() <= MAX_RESPONSE_OUTCOMES {
-            return;
-        }
-        self.outcomes
-            .sort_by_key(|o| matches!(o, Outcome::Created { .. } | Outcome::Skipped { .. }));
-        self.outcomes_omitted = self.outcomes.len() - MAX_RESPONSE_OUTCOMES;
-        self.outcomes.truncate(MAX_RESPONSE_OUTCOMES);
-    }
-
-    pub fn retryable_failures(&self) -> usize {
-        self.outcomes
-            .iter()
-            .filter(|o| o.is_retryable_failure())
-            .count()
     }
 
     /// The counts on one line, for logs and error messages.
@@ -372,30 +353,5 @@ mod tests {
             json!({"stagingAccountId": "111122223333", "reason": "bad", "trigger": rejected_detail["trigger"]})
         );
         assert!(rejected.resources.is_empty());
-    }
-
-    #[test]
-    fn response_counts_and_serializes_with_status() {
-        let response = Response::from_outcomes(vec![
-            Outcome::dry_run(&arn()),
-            Outcome::failed(Subject::server(&arn()), DrsError::new("X", "y", true)),
-        ]);
-        assert_eq!(
-            (
-                response.created,
-                response.skipped,
-                response.failed,
-                response.rejected
-            ),
-            (0, 1, 1, 0)
-        );
-        assert_eq!(response.retryable_failures(), 1);
-        let json = serde_json::to_value(&response).unwrap();
-        assert_eq!(json["outcomes"][0]["status"], "skipped");
-        assert_eq!(
-            json["outcomes"][0]["stagingSourceServerArn"],
-            arn().to_string()
-        );
-        assert_eq!(json["outcomes"][1]["errorCode"], "X");
     }
 }

@@ -1,44 +1,101 @@
-//! A client-side ceiling on request rate. DRS publishes no per-operation rate and
-//! throttles whole accounts, so one pace per region is shared by every caller.
+//! The DRS request rate for one region. DRS publishes no rate limit, so
+//! `DRS_MAX_RPS` is only a ceiling: under it the pace finds the service's rate
+//! from its throttles, as TCP finds a path's capacity from its losses.
 //!
-//! A GCRA (the token bucket's timing form): on average one request per interval,
-//! with a small burst so that one event's look and create never wait on each other.
+//! - Every request on the wire waits for a slot (GCRA, the token bucket's timing
+//!   form, with a burst of two), retries included: the paced connector calls
+//!   [`Pace::wait`] for each attempt and [`Pace::observe`] for each answer.
+//! - A throttle cuts the rate to a little under what the service accepted over the
+//!   last second (measured, not guessed), at most once per [`HOLD`]: one
+//!   over-rate burst answers with several throttles and must cost one cut.
+//! - While callers queue behind the pace and nothing is throttled, the rate grows,
+//!   faster the longer it stays quiet, so a limit that rises is found again.
+//! - At most about a second's worth of operations are admitted at once
+//!   ([`Pace::admit`]), so that a wait for a slot never outlasts an attempt's
+//!   timeout, however many callers there are.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
+
+/// What the service said to one request, as far as the pace cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The service took the request (whatever it answered): evidence of capacity.
+    Accepted,
+    /// Too many requests: the rate is above what the service allows now.
+    Throttled,
+    /// A fault that says nothing about the rate (5xx, a broken connection).
+    Other,
+}
+
+/// Requests that may go at once: the two of one event (look, then create).
+const BURST: f64 = 2.0;
+/// Throttles within this long of a cut are answers to the same over-rate.
+pub const HOLD: Duration = Duration::from_millis(200);
+/// The span over which the accepted rate is measured.
+const MEASURE: Duration = Duration::from_secs(1);
+/// After a throttle the rate goes a little under what was accepted, so that the
+/// service's bucket refills and the next probe starts from below.
+const CUT: f64 = 0.9;
+/// Growth while quiet, per second: `GROWTH` at first, `GROWTH` more for every
+/// quiet second, at most `MAX_GROWTH`.
+const GROWTH: f64 = 0.1;
+const MAX_GROWTH: f64 = 2.0;
+/// The slowest the pace goes, in requests per second.
+const FLOOR: f64 = 1.0;
+/// Operations admitted at once: a second's worth at the current rate, at least two.
+const ADMIT_SPAN: f64 = 1.0;
+const MIN_ADMITTED: usize = 2;
 
 #[derive(Debug)]
 pub struct Pace {
-    ceiling: Duration,
+    ceiling: f64,
     state: Mutex<State>,
+    admission: Notify,
 }
 
 #[derive(Debug)]
 struct State {
+    /// Requests per second allowed now; at most `ceiling`.
+    rate: f64,
+    /// GCRA's theoretical arrival time of the next request.
     next_slot: Instant,
-    /// At least `ceiling`'s interval; longer while DRS is throttling us.
-    interval: Duration,
+    /// When requests were accepted, over the last `MEASURE`.
+    accepted: VecDeque<Instant>,
+    first_answer: Option<Instant>,
+    last_cut: Option<Instant>,
+    last_throttle: Option<Instant>,
+    last_growth: Instant,
+    /// Whether a caller had to wait for a slot since the rate last grew: growth
+    /// without demand would only be a guess.
+    limited: bool,
+    admitted: usize,
+    throttles: u64,
 }
 
-/// The slowest a throttled pace gets: one request a second.
-const SLOWEST: Duration = Duration::from_secs(1);
-
-/// Requests that may go at once: the two of one event (look, then create). More
-/// would let a reconciliation at the ceiling outrun the service's own bucket:
-/// measured, a tenth of a second's worth cost 15 throttles and 3 % of the pace.
-const BURST: u32 = 2;
-
 impl Pace {
-    pub fn per_second(requests: u32) -> Self {
-        let ceiling = Duration::from_secs(1) / requests.max(1);
+    pub fn per_second(ceiling: u32) -> Self {
+        let ceiling = f64::from(ceiling.max(1));
+        let now = Instant::now();
         Self {
             ceiling,
             state: Mutex::new(State {
-                next_slot: Instant::now(),
-                interval: ceiling,
+                rate: ceiling,
+                next_slot: now,
+                accepted: VecDeque::new(),
+                first_answer: None,
+                last_cut: None,
+                last_throttle: None,
+                last_growth: now,
+                limited: false,
+                admitted: 0,
+                throttles: 0,
             }),
+            admission: Notify::new(),
         }
     }
 
@@ -50,40 +107,135 @@ impl Pace {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// DRS throttled a request that had already been retried: halve the rate.
-    pub fn slow_down(&self) {
-        let mut state = self.state();
-        state.interval = (state.interval * 2).min(SLOWEST.max(self.ceiling));
+    /// The rate allowed now, in requests per second.
+    pub fn rate(&self) -> f64 {
+        self.state().rate
     }
 
-    /// A request went through: win back a tenth of the way to the ceiling.
-    pub fn speed_up(&self) {
-        let mut state = self.state();
-        let excess = state.interval.saturating_sub(self.ceiling);
-        state.interval = if excess < Duration::from_millis(1) {
-            self.ceiling
-        } else {
-            state.interval - excess / 10
-        };
+    /// Throttles seen so far.
+    pub fn throttles(&self) -> u64 {
+        self.state().throttles
     }
 
-    /// Waits for this caller's turn. Turns are handed out in order: over any span
-    /// t at most t / interval + burst requests go.
+    /// Waits for this request's slot. Slots are handed out in order: over any
+    /// span t at most rate x t + 2 requests go.
     pub async fn wait(&self) {
         let allowed_at = {
             let mut state = self.state();
             let now = Instant::now();
-            // `next_slot` is the theoretical arrival time of the next request.
+            state.grow(now, self.ceiling);
+            let interval = Duration::from_secs_f64(1.0 / state.rate);
             let due = state.next_slot.max(now);
-            let tolerance = state.interval * (BURST - 1);
-            state.next_slot = due + state.interval;
-            due.checked_sub(tolerance).map_or(now, |at| at.max(now))
+            state.next_slot = due + interval;
+            let at = due
+                .checked_sub(interval.mul_f64(BURST - 1.0))
+                .map_or(now, |at| at.max(now));
+            if at > now {
+                state.limited = true;
+            }
+            at
         };
         // A timer, even one already due, waits for the timer wheel's next
         // millisecond tick: only sleep when there is something to wait for.
         if allowed_at > Instant::now() {
             tokio::time::sleep_until(allowed_at).await;
         }
+    }
+
+    /// Learns from one answer.
+    pub fn observe(&self, answer: Answer) {
+        let mut state = self.state();
+        let now = Instant::now();
+        state.first_answer.get_or_insert(now);
+        match answer {
+            Answer::Accepted => {
+                state.accepted.push_back(now);
+                state.forget_before(now);
+            }
+            Answer::Throttled => {
+                state.throttles += 1;
+                state.last_throttle = Some(now);
+                if state.last_cut.is_none_or(|at| now - at >= HOLD) {
+                    state.forget_before(now);
+                    let accepted = state.accepted_rate(now);
+                    state.rate = (state.rate.min(accepted) * CUT).clamp(FLOOR, self.ceiling);
+                    state.last_cut = Some(now);
+                    // The next slot is not owed to the rate just cut.
+                    state.next_slot = state.next_slot.min(now);
+                }
+            }
+            Answer::Other => {}
+        }
+    }
+
+    /// Admits one operation (a call with all its retries), waiting while a
+    /// second's worth are already under way.
+    pub async fn admit(&self) -> Admission<'_> {
+        loop {
+            let notified = self.admission.notified();
+            {
+                let mut state = self.state();
+                let window = ((state.rate * ADMIT_SPAN) as usize).max(MIN_ADMITTED);
+                if state.admitted < window {
+                    state.admitted += 1;
+                    return Admission { pace: self };
+                }
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One admitted operation; dropping it makes room for the next.
+#[derive(Debug)]
+pub struct Admission<'a> {
+    pace: &'a Pace,
+}
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        let mut state = self.pace.state();
+        state.admitted = state.admitted.saturating_sub(1);
+        drop(state);
+        self.pace.admission.notify_one();
+    }
+}
+
+impl State {
+    fn forget_before(&mut self, now: Instant) {
+        while self
+            .accepted
+            .front()
+            .is_some_and(|&at| now.saturating_duration_since(at) > MEASURE)
+        {
+            self.accepted.pop_front();
+        }
+    }
+
+    /// Requests accepted per second over the last `MEASURE` (or since the first
+    /// answer, early on).
+    fn accepted_rate(&self, now: Instant) -> f64 {
+        let since_first = self
+            .first_answer
+            .map_or(MEASURE, |first| now.saturating_duration_since(first));
+        let span = since_first.clamp(HOLD, MEASURE).as_secs_f64();
+        self.accepted.len() as f64 / span
+    }
+
+    fn grow(&mut self, now: Instant, ceiling: f64) {
+        let elapsed = now.saturating_duration_since(self.last_growth);
+        if elapsed < Duration::from_millis(10) {
+            return;
+        }
+        self.last_growth = now;
+        let quiet = self
+            .last_throttle
+            .map_or(Duration::MAX, |at| now.saturating_duration_since(at));
+        if !std::mem::take(&mut self.limited) || quiet < HOLD || self.rate >= ceiling {
+            return;
+        }
+        let per_second = (GROWTH * (1.0 + quiet.as_secs_f64().min(60.0))).min(MAX_GROWTH);
+        self.rate = (self.rate * (1.0 + per_second * elapsed.as_secs_f64())).min(ceiling);
     }
 }
 
@@ -113,37 +265,73 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_fast_pace_bursts_no_more_than_two() {
+    async fn never_exceeds_the_ceiling_without_throttles() {
         let pace = Pace::per_second(100);
         let start = Instant::now();
-        pace.wait().await;
-        pace.wait().await;
-        pace.wait().await;
-        assert_eq!(start.elapsed(), Duration::from_millis(10));
-        for _ in 0..100 {
+        for _ in 0..1002 {
             pace.wait().await;
+            pace.observe(Answer::Accepted);
         }
-        assert_eq!(start.elapsed(), Duration::from_millis(1010));
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        assert_eq!(pace.rate(), 100.0);
+    }
+
+    /// A service that accepts `limit` a second (bucket of `burst`) and a caller
+    /// with unlimited demand: the share of the service's rate the pace achieves.
+    async fn achieved(pace: &Pace, limit: f64, burst: f64, span: Duration) -> (usize, u64) {
+        let start = Instant::now();
+        let (mut tokens, mut last) = (burst, start);
+        let mut accepted = 0;
+        while start.elapsed() < span {
+            pace.wait().await;
+            let now = Instant::now();
+            tokens = (tokens + (now - last).as_secs_f64() * limit).min(burst);
+            last = now;
+            if tokens >= 1.0 {
+                tokens -= 1.0;
+                accepted += 1;
+                pace.observe(Answer::Accepted);
+            } else {
+                pace.observe(Answer::Throttled);
+            }
+        }
+        (accepted, pace.throttles())
     }
 
     #[tokio::test(start_paused = true)]
-    async fn throttling_slows_the_pace_and_success_wins_it_back() {
-        let pace = Pace::per_second(10);
-        pace.slow_down();
-        pace.slow_down();
-        let start = Instant::now();
-        for _ in 0..4 {
-            pace.wait().await;
-        }
-        assert_eq!(
-            start.elapsed(),
-            Duration::from_millis(800),
-            "after a burst of two, 400 ms apart while throttled"
+    async fn finds_an_unpublished_limit_far_below_the_ceiling() {
+        let pace = Pace::per_second(1000);
+        let (accepted, throttles) = achieved(&pace, 40.0, 5.0, Duration::from_secs(30)).await;
+        let share = accepted as f64 / (40.0 * 30.0);
+        assert!(share > 0.9, "achieved {share:.3} of the service's rate");
+        assert!(throttles < 100, "{throttles} throttles in 30 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn follows_a_limit_down_and_up_again() {
+        let pace = Pace::per_second(100);
+        achieved(&pace, 100.0, 10.0, Duration::from_secs(5)).await;
+        let (accepted, _) = achieved(&pace, 20.0, 2.0, Duration::from_secs(10)).await;
+        assert!(accepted as f64 > 0.85 * 200.0, "{accepted} of 200 at 20/s");
+        assert!(pace.rate() < 30.0, "down to {}", pace.rate());
+        let (accepted, _) = achieved(&pace, 100.0, 10.0, Duration::from_secs(15)).await;
+        assert!(
+            accepted as f64 > 0.8 * 1500.0,
+            "{accepted} of 1500 once the limit rose again"
         );
-        for _ in 0..100 {
-            pace.speed_up();
-        }
-        assert_eq!(pace.state().interval, Duration::from_millis(100));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn admits_about_a_seconds_worth_at_once() {
+        let pace = Pace::per_second(3);
+        let held: Vec<Admission<'_>> = vec![pace.admit().await, pace.admit().await];
+        let third = pace.admit().await;
+        let blocked = tokio::time::timeout(Duration::from_secs(5), pace.admit()).await;
+        assert!(blocked.is_err(), "a fourth waits while three are under way");
+        drop(third);
+        let fourth = tokio::time::timeout(Duration::from_millis(1), pace.admit()).await;
+        assert!(fourth.is_ok(), "and goes as soon as one finishes");
+        drop(held);
     }
 
     #[tokio::test(start_paused = true)]

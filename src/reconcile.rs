@@ -1,14 +1,18 @@
 //! Reconciliation: every extensible server of the covered staging accounts and
 //! regions is extended. Accounts are worked on concurrently; creates share one
 //! limit on calls in flight; each region's DRS client keeps its own pace.
+//!
+//! DRS's page tokens are opaque: one may be a cursor, an offset into a list that
+//! shrinks as servers are extended, or expire. So an account is swept, listed to
+//! the end, again and again until a sweep finds no server not yet tried; each
+//! server is tried at most once a run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use crate::arn::{AccountId, Region, SourceServerArn};
 use crate::clients::Clients;
@@ -18,6 +22,7 @@ use crate::error::DrsError;
 use crate::extend::{extend, ExtendSettings, Known};
 use crate::inbound::Rejection;
 use crate::outcome::{is_zero, OutboundEvent, Outcome, Subject};
+use crate::reporter::{Reporter, Tally};
 
 /// One staging account in one region.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -26,6 +31,33 @@ pub struct Scope {
     pub staging_account_id: AccountId,
     pub region: Region,
 }
+
+/// What a run left undone, and why.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unfinished {
+    /// Absent when a region's staging accounts could not be listed at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staging_account_id: Option<AccountId>,
+    pub region: Region,
+    pub reason: &'static str,
+}
+
+impl Unfinished {
+    pub fn scope(scope: &Scope, reason: &'static str) -> Self {
+        Self {
+            staging_account_id: Some(scope.staging_account_id.clone()),
+            region: scope.region.clone(),
+            reason,
+        }
+    }
+}
+
+pub const DEADLINE: &str = "DEADLINE";
+pub const LISTING_FAILED: &str = "LISTING_FAILED";
+pub const STAGING_ACCOUNTS_NOT_LISTED: &str = "STAGING_ACCOUNTS_NOT_LISTED";
+pub const STILL_CHANGING: &str = "STILL_CHANGING";
+pub const TASK_ENDED: &str = "TASK_ENDED";
 
 /// The `Reconciliation Completed` detail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -41,29 +73,24 @@ pub struct Summary {
     pub dry_run: bool,
     pub complete: bool,
     pub duration_ms: u64,
-    /// The accounts and regions not finished, when the run stopped early.
+    /// The accounts and regions not finished.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unfinished: Vec<Scope>,
+    pub unfinished: Vec<Unfinished>,
     /// Requests handed on to other invocations, one per staging account.
     #[serde(skip_serializing_if = "is_zero")]
     pub fanned_out: usize,
 }
 
 impl Summary {
-    /// A summary of a run over `scopes`, before any outcome.
-    pub fn covering(scopes: &[Scope], dry_run: bool) -> Self {
-        let mut staging_account_ids: Vec<AccountId> = scopes
-            .iter()
-            .map(|s| s.staging_account_id.clone())
-            .collect();
-        staging_account_ids.sort();
-        staging_account_ids.dedup();
-        let mut regions: Vec<Region> = scopes.iter().map(|s| s.region.clone()).collect();
-        regions.sort();
-        regions.dedup();
+    /// A summary of a run over `scopes` (and `regions`, which may have no scope
+    /// when their staging accounts could not be listed).
+    pub fn covering(scopes: &[Scope], regions: &[Region], dry_run: bool) -> Self {
+        let staging_account_ids: BTreeSet<&AccountId> =
+            scopes.iter().map(|s| &s.staging_account_id).collect();
+        let regions: BTreeSet<&Region> = scopes.iter().map(|s| &s.region).chain(regions).collect();
         Self {
-            staging_account_ids,
-            regions,
+            staging_account_ids: staging_account_ids.into_iter().cloned().collect(),
+            regions: regions.into_iter().cloned().collect(),
             examined: 0,
             created: 0,
             skipped: 0,
@@ -77,14 +104,18 @@ impl Summary {
         }
     }
 
-    /// Counts the run's outcomes, including those decided before it started
-    /// (accounts refused, listings that failed).
-    pub fn tally(&mut self, outcomes: &[Outcome]) {
-        let count = |status: &str| outcomes.iter().filter(|o| o.status() == status).count();
-        self.created = count("created");
-        self.skipped = count("skipped");
-        self.failed = count("failed");
-        self.rejected = count("rejected");
+    /// Closes the summary: the counts of every outcome of the invocation, and
+    /// whether anything was left undone.
+    pub fn close(&mut self, tally: &Tally, mut unfinished: Vec<Unfinished>, duration_ms: u64) {
+        self.created = tally.created;
+        self.skipped = tally.skipped;
+        self.failed = tally.failed;
+        self.rejected = tally.rejected;
+        unfinished.sort();
+        unfinished.dedup();
+        self.complete = unfinished.is_empty();
+        self.unfinished = unfinished;
+        self.duration_ms = duration_ms;
     }
 
     pub fn event(&self) -> OutboundEvent {
@@ -96,60 +127,118 @@ impl Summary {
     }
 }
 
-/// One scope and the first page of its listing: what a run starts from, and
-/// what tells whether the run fits in one invocation.
+/// What the first listing of one scope found.
+pub enum Listing {
+    /// Listed. The page is kept for the run to start from while the survey's
+    /// pages stay within [`KEPT_BY_SURVEY`] servers.
+    Listed {
+        page: Option<Page<ExtensibleServer>>,
+        calls: u64,
+        work: bool,
+    },
+    Failed(DrsError),
+    /// The deadline came first.
+    NotReached,
+}
+
+/// One scope and its first listing: what a run starts from, and what tells
+/// whether the run fits in one invocation.
 pub struct Surveyed {
     pub scope: Scope,
-    pub first: Result<Page<ExtensibleServer>, DrsError>,
+    pub first: Listing,
 }
 
 /// A further page is not listed yet: count it as a full one.
 const CALLS_PER_FURTHER_PAGES: u64 = 301;
+/// Servers the survey keeps to start from; past that it keeps counts only, and
+/// the run lists again, so memory stays bounded at any scale.
+pub const KEPT_BY_SURVEY: usize = 15_000;
 
 impl Surveyed {
-    /// DRS calls this scope is expected to take: a create for each server listed,
-    /// a full page more when there is one.
-    fn expected_calls(&self) -> u64 {
-        match &self.first {
-            Ok(page) => {
-                page.items.len() as u64
-                    + page
-                        .next_token
-                        .as_ref()
-                        .map_or(0, |_| CALLS_PER_FURTHER_PAGES)
-            }
-            Err(_) => 1,
+    fn listed(scope: Scope, page: Page<ExtensibleServer>) -> Self {
+        let calls = page.items.len() as u64
+            + page
+                .next_token
+                .as_ref()
+                .map_or(0, |_| CALLS_PER_FURTHER_PAGES);
+        let work = !page.items.is_empty() || page.next_token.is_some();
+        Self {
+            scope,
+            first: Listing::Listed {
+                page: Some(page),
+                calls,
+                work,
+            },
         }
     }
 
-    /// Whether there is anything to do for this scope.
+    /// DRS calls this scope is expected to take.
+    fn expected_calls(&self) -> u64 {
+        match &self.first {
+            Listing::Listed { calls, .. } => *calls,
+            _ => 1,
+        }
+    }
+
+    /// Whether there is anything to do (or to try again) for this scope.
     pub fn has_work(&self) -> bool {
-        !matches!(&self.first, Ok(page) if page.items.is_empty() && page.next_token.is_none())
+        !matches!(&self.first, Listing::Listed { work: false, .. })
     }
 }
 
-/// Lists the first page of every scope, concurrently, each region at its pace.
-pub async fn survey(clients: &Clients, scopes: Vec<Scope>) -> Vec<Surveyed> {
+/// Lists the first page of every scope, concurrently, each region at its pace,
+/// until the deadline.
+pub async fn survey(clients: &Clients, scopes: Vec<Scope>, deadline: Deadline) -> Vec<Surveyed> {
     let mut listings = JoinSet::new();
     let mut scope_of_task = HashMap::new();
+    let mut surveyed = Vec::new();
     for scope in scopes {
-        let drs = clients.drs(&scope.region);
+        let Some(drs) = clients.drs(&scope.region) else {
+            continue;
+        };
         let account = scope.staging_account_id.clone();
-        let task = listings.spawn(async move { drs.list_extensible(&account, None).await });
+        let task = listings.spawn(async move {
+            if deadline.reached() {
+                return None;
+            }
+            Some(drs.list_extensible(&account, None).await)
+        });
         scope_of_task.insert(task.id(), scope);
     }
-    let mut surveyed = Vec::new();
+    let mut kept = 0;
     while let Some(joined) = listings.join_next_with_id().await {
         let (id, first) = match joined {
             Ok((id, first)) => (id, first),
             Err(error) => (
                 error.id(),
-                Err(DrsError::new("InternalError", error.to_string(), true)),
+                Some(Err(DrsError::new("InternalError", error.to_string(), true))),
             ),
         };
-        if let Some(scope) = scope_of_task.remove(&id) {
-            surveyed.push(Surveyed { scope, first });
-        }
+        let Some(scope) = scope_of_task.remove(&id) else {
+            continue;
+        };
+        surveyed.push(match first {
+            None => Surveyed {
+                scope,
+                first: Listing::NotReached,
+            },
+            Some(Err(error)) => Surveyed {
+                scope,
+                first: Listing::Failed(error),
+            },
+            Some(Ok(page)) => {
+                let mut listed = Surveyed::listed(scope, page);
+                if let Listing::Listed { page, .. } = &mut listed.first {
+                    let size = page.as_ref().map_or(0, |p| p.items.len());
+                    if kept + size > KEPT_BY_SURVEY {
+                        *page = None;
+                    } else {
+                        kept += size;
+                    }
+                }
+                listed
+            }
+        });
     }
     surveyed.sort_by(|a, b| a.scope.cmp(&b.scope));
     surveyed
@@ -203,16 +292,24 @@ pub fn fan_out_requests(surveyed: &[Surveyed], dry_run: bool) -> Vec<OutboundEve
         .collect()
 }
 
-pub struct Report {
-    pub outcomes: Vec<Outcome>,
-    pub summary: Summary,
+/// What a run did besides its outcomes, which went to the reporter.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub examined: usize,
+    pub unfinished: Vec<Unfinished>,
 }
 
 struct ScopeReport {
-    scope: Scope,
-    outcomes: Vec<Outcome>,
     examined: usize,
-    complete: bool,
+    unfinished: Option<&'static str>,
+}
+
+/// What every scope of a run shares.
+struct Shared {
+    settings: ExtendSettings,
+    creates: Arc<Semaphore>,
+    deadline: Deadline,
+    reporter: Reporter,
 }
 
 pub async fn run(
@@ -221,132 +318,177 @@ pub async fn run(
     surveyed: Vec<Surveyed>,
     concurrency: usize,
     deadline: Deadline,
-) -> Report {
-    let started = Instant::now();
-    let scopes: Vec<Scope> = surveyed.iter().map(|s| s.scope.clone()).collect();
-    let mut summary = Summary::covering(&scopes, settings.dry_run);
-    let settings = Arc::new(settings);
-    let creates = Arc::new(Semaphore::new(concurrency.max(1)));
-
+    reporter: &Reporter,
+) -> RunReport {
+    let shared = Arc::new(Shared {
+        settings,
+        creates: Arc::new(Semaphore::new(concurrency.max(1))),
+        deadline,
+        reporter: reporter.clone(),
+    });
+    let mut report = RunReport::default();
     let mut tasks = JoinSet::new();
     let mut scope_of_task = HashMap::new();
     for surveyed in surveyed {
-        let drs = clients.drs(&surveyed.scope.region);
+        let Some(drs) = clients.drs(&surveyed.scope.region) else {
+            continue;
+        };
         let scope = surveyed.scope.clone();
-        let task = tasks.spawn(reconcile_scope(
-            drs,
-            settings.clone(),
-            surveyed,
-            creates.clone(),
-            deadline,
-        ));
+        let task = tasks.spawn(reconcile_scope(drs, shared.clone(), surveyed));
         scope_of_task.insert(task.id(), scope);
     }
-    let mut outcomes = Vec::new();
     while let Some(joined) = tasks.join_next_with_id().await {
         match joined {
-            Ok((_, report)) => {
-                summary.examined += report.examined;
-                if !report.complete {
-                    summary.unfinished.push(report.scope);
+            Ok((id, scope_report)) => {
+                report.examined += scope_report.examined;
+                if let (Some(reason), Some(scope)) =
+                    (scope_report.unfinished, scope_of_task.get(&id))
+                {
+                    report.unfinished.push(Unfinished::scope(scope, reason));
                 }
-                outcomes.extend(report.outcomes);
             }
-            // The account's outcomes so far are lost with the task; the summary
-            // says it is unfinished, so the next run takes it up again.
+            // The account's outcomes so far went out; the summary says it is
+            // unfinished, so the next run takes it up again.
             Err(error) => {
                 tracing::error!(%error, "a reconciliation task ended abnormally");
-                summary.unfinished.extend(scope_of_task.remove(&error.id()));
-            }
-        }
-    }
-    summary.unfinished.sort();
-    summary.complete = summary.unfinished.is_empty();
-    summary.tally(&outcomes);
-    summary.duration_ms = started.elapsed().as_millis() as u64;
-    Report { outcomes, summary }
-}
-
-async fn reconcile_scope(
-    drs: TargetDrs,
-    settings: Arc<ExtendSettings>,
-    surveyed: Surveyed,
-    creates: Arc<Semaphore>,
-    deadline: Deadline,
-) -> ScopeReport {
-    let Surveyed { scope, first } = surveyed;
-    let mut report = ScopeReport {
-        scope: scope.clone(),
-        outcomes: Vec::new(),
-        examined: 0,
-        complete: true,
-    };
-    let mut in_flight = InFlight::default();
-    let mut listed = first;
-    'pages: loop {
-        let page = match listed {
-            Ok(page) => page,
-            Err(error) => {
-                tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "could not list extensible servers");
-                let subject = Subject::account(&scope.staging_account_id, Some(&scope.region));
-                report.outcomes.push(Outcome::failed(subject, error));
-                report.complete = false;
-                break;
-            }
-        };
-        for server in page.items {
-            report.examined += 1;
-            let staging = match listed_arn(&server.arn, &scope) {
-                Ok(arn) => arn,
-                Err(rejection) => {
-                    report.outcomes.push(Outcome::rejected(rejection));
-                    continue;
+                if let Some(scope) = scope_of_task.get(&error.id()) {
+                    report.unfinished.push(Unfinished::scope(scope, TASK_ENDED));
                 }
-            };
-            let Ok(permit) = creates.clone().acquire_owned().await else {
-                break 'pages;
-            };
-            if deadline.reached() {
-                report.complete = false;
-                break 'pages;
             }
-            let (drs, settings) = (drs.clone(), settings.clone());
-            in_flight.spawn(staging.clone(), async move {
-                let outcome = extend_riding_out_throttling(
-                    &drs,
-                    &settings,
-                    &staging,
-                    server.tags.as_ref(),
-                    deadline,
-                )
-                .await;
-                drop(permit);
-                outcome
-            });
-            // Outcomes are gathered as they finish, so memory does not grow with
-            // the number of servers waiting behind the limit.
-            report.outcomes.extend(in_flight.finished());
         }
-        let Some(token) = page.next_token else {
-            break;
-        };
-        if deadline.reached() {
-            report.complete = false;
-            break;
-        }
-        listed = drs
-            .list_extensible(&scope.staging_account_id, Some(token))
-            .await;
     }
-    report.outcomes.extend(in_flight.all().await);
     report
 }
 
-/// Extensions under way. Every server gets an outcome, even one whose task
-/// ended abnormally: that is a retryable failure, not a silence.
+/// Sweeps after which an account still showing new servers is left unfinished.
+const MAX_SWEEPS: usize = 20;
+/// Times a sweep may start over because DRS refused its own token.
+const MAX_TOKEN_RESTARTS: usize = 5;
+
+async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed) -> ScopeReport {
+    let Surveyed { scope, first } = surveyed;
+    let mut report = ScopeReport {
+        examined: 0,
+        unfinished: None,
+    };
+    let mut start = match first {
+        Listing::Listed { page, .. } => page,
+        Listing::Failed(error) => {
+            listing_failed(&shared.reporter, &scope, error).await;
+            report.unfinished = Some(LISTING_FAILED);
+            return report;
+        }
+        Listing::NotReached => {
+            report.unfinished = Some(DEADLINE);
+            return report;
+        }
+    };
+    let mut tried: HashSet<String> = HashSet::new();
+    let mut in_flight = InFlight::default();
+    let mut restarts = 0;
+    let result = 'sweeps: {
+        for _ in 0..MAX_SWEEPS {
+            let mut found_new = false;
+            let mut followed_a_token = false;
+            let mut token: Option<String> = None;
+            loop {
+                let page = match start.take() {
+                    Some(page) => page,
+                    None => {
+                        if shared.deadline.reached() {
+                            break 'sweeps Some(DEADLINE);
+                        }
+                        match drs
+                            .list_extensible(&scope.staging_account_id, token.clone())
+                            .await
+                        {
+                            Ok(page) => page,
+                            // DRS no longer takes its own token (it expired, or means
+                            // something else now): start the sweep over.
+                            Err(error)
+                                if token.is_some()
+                                    && !error.retryable
+                                    && restarts < MAX_TOKEN_RESTARTS =>
+                            {
+                                tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "page token refused; listing again from the start");
+                                restarts += 1;
+                                token = None;
+                                continue;
+                            }
+                            Err(error) => {
+                                listing_failed(&shared.reporter, &scope, error).await;
+                                break 'sweeps Some(LISTING_FAILED);
+                            }
+                        }
+                    }
+                };
+                for server in page.items {
+                    if !tried.insert(server.arn.clone()) {
+                        continue;
+                    }
+                    found_new = true;
+                    report.examined += 1;
+                    let staging = match listed_arn(&server.arn, &scope) {
+                        Ok(arn) => arn,
+                        Err(rejection) => {
+                            shared.reporter.report(Outcome::rejected(rejection)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(permit) = shared.creates.clone().acquire_owned().await else {
+                        break 'sweeps Some(TASK_ENDED);
+                    };
+                    if shared.deadline.reached() {
+                        break 'sweeps Some(DEADLINE);
+                    }
+                    let (drs, task) = (drs.clone(), shared.clone());
+                    in_flight.spawn(staging.clone(), async move {
+                        let outcome = extend_riding_out_throttling(
+                            &drs,
+                            &task.settings,
+                            &staging,
+                            server.tags.as_ref(),
+                            task.deadline,
+                        )
+                        .await;
+                        drop(permit);
+                        task.reporter.report(outcome).await;
+                    });
+                    in_flight.settle_finished(&shared.reporter).await;
+                }
+                token = page.next_token;
+                if token.is_none() {
+                    break;
+                }
+                followed_a_token = true;
+            }
+            // A sweep ends with nothing in flight, so the next one lists a list
+            // that no longer changes under it because of this run.
+            in_flight.settle_all(&shared.reporter).await;
+            // One page is the whole list at one moment: nothing can have been
+            // skipped. Across pages, only a sweep that finds nothing new proves it.
+            if !found_new || !followed_a_token {
+                break 'sweeps None;
+            }
+        }
+        Some(STILL_CHANGING)
+    };
+    in_flight.settle_all(&shared.reporter).await;
+    report.unfinished = result;
+    report
+}
+
+async fn listing_failed(reporter: &Reporter, scope: &Scope, error: DrsError) {
+    tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "could not list extensible servers");
+    let subject = Subject::account(&scope.staging_account_id, Some(&scope.region));
+    reporter.report(Outcome::failed(subject, error)).await;
+}
+
+/// Extensions under way. Each reports its own outcome; one whose task ended
+/// abnormally is reported here as a retryable failure, not a silence.
 #[derive(Default)]
 struct InFlight {
-    tasks: JoinSet<Outcome>,
+    tasks: JoinSet<()>,
     servers: HashMap<tokio::task::Id, SourceServerArn>,
 }
 
@@ -354,20 +496,20 @@ impl InFlight {
     fn spawn(
         &mut self,
         staging: SourceServerArn,
-        work: impl std::future::Future<Output = Outcome> + Send + 'static,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
         let task = self.tasks.spawn(work);
         self.servers.insert(task.id(), staging);
     }
 
-    fn settle(
+    async fn settle(
         &mut self,
-        joined: Result<(tokio::task::Id, Outcome), tokio::task::JoinError>,
-    ) -> Outcome {
+        joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+        reporter: &Reporter,
+    ) {
         match joined {
-            Ok((id, outcome)) => {
+            Ok((id, ())) => {
                 self.servers.remove(&id);
-                outcome
             }
             Err(error) => {
                 tracing::error!(%error, "an extension task ended abnormally");
@@ -376,38 +518,33 @@ impl InFlight {
                     .remove(&error.id())
                     .map(|arn| Subject::server(&arn))
                     .unwrap_or_default();
-                Outcome::failed(
-                    subject,
-                    DrsError::new("InternalError", error.to_string(), true),
-                )
+                let error = DrsError::new("InternalError", error.to_string(), true);
+                reporter.report(Outcome::failed(subject, error)).await;
             }
         }
     }
 
-    /// The outcomes of the tasks that have finished, without waiting.
-    fn finished(&mut self) -> Vec<Outcome> {
-        let mut outcomes = Vec::new();
+    /// Settles the tasks that have finished, without waiting, so that memory
+    /// does not grow with the number of servers.
+    async fn settle_finished(&mut self, reporter: &Reporter) {
         while let Some(joined) = self.tasks.try_join_next_with_id() {
-            outcomes.push(self.settle(joined));
+            self.settle(joined, reporter).await;
         }
-        outcomes
     }
 
-    async fn all(&mut self) -> Vec<Outcome> {
-        let mut outcomes = Vec::new();
+    async fn settle_all(&mut self, reporter: &Reporter) {
         while let Some(joined) = self.tasks.join_next_with_id().await {
-            outcomes.push(self.settle(joined));
+            self.settle(joined, reporter).await;
         }
-        outcomes
     }
 }
 
-/// Times a server throttled past the SDK's own retries is tried again, each
-/// time at a slower pace, before its failure is reported.
+/// Times a server throttled past the SDK's own retries is tried again (each
+/// attempt paced, the pace lowered by the throttles) before its failure is reported.
 const THROTTLED_RETRIES: u32 = 4;
 
-/// A throttling storm slows the run down instead of failing it: the region's
-/// pace is halved and the server tried again, as long as the deadline allows.
+/// A throttling storm slows the run down instead of failing it, as long as the
+/// deadline allows.
 async fn extend_riding_out_throttling(
     drs: &TargetDrs,
     settings: &ExtendSettings,
@@ -421,11 +558,7 @@ async fn extend_riding_out_throttling(
         if !throttled || deadline.reached() {
             break;
         }
-        drs.pace().slow_down();
         outcome = extend(drs, settings, staging, tags, Known::Unknown).await;
-    }
-    if matches!(outcome, Outcome::Created { .. }) {
-        drs.pace().speed_up();
     }
     outcome
 }
@@ -474,11 +607,18 @@ mod tests {
                         .unwrap(),
                         region: Region::parse(r).unwrap(),
                     },
-                    first: Ok(Page {
-                        items,
-                        next_token: more.then(|| "next".to_owned()),
-                    }),
+                    first: Listing::Listed {
+                        calls: 0,
+                        work: false,
+                        page: None,
+                    },
                 });
+                let page = Page {
+                    items,
+                    next_token: more.then(|| "next".to_owned()),
+                };
+                let last = all.len() - 1;
+                all[last] = Surveyed::listed(all[last].scope.clone(), page);
             }
         }
         all

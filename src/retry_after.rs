@@ -49,10 +49,11 @@ impl ClassifyRetry for RetryAfterClassifier {
 }
 
 /// `Retry-After` in delay-seconds; the HTTP-date form is not used by AWS services.
+/// Bounded before it becomes a `Duration`, which panics past `u64::MAX` seconds.
 fn parse_retry_after(value: &str) -> Option<Duration> {
     let seconds: f64 = value.trim().parse().ok()?;
     (seconds.is_finite() && seconds >= 0.0)
-        .then(|| Duration::from_secs_f64(seconds).min(LONGEST_WAIT))
+        .then(|| Duration::from_secs_f64(seconds.min(LONGEST_WAIT.as_secs_f64())))
 }
 
 #[cfg(test)]
@@ -67,5 +68,13 @@ mod tests {
         assert_eq!(parse_retry_after("-1"), None);
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
         assert_eq!(parse_retry_after("NaN"), None);
+        assert_eq!(parse_retry_after("inf"), None);
+        assert_eq!(parse_retry_after("1e20"), Some(LONGEST_WAIT));
+        assert_eq!(parse_retry_after("1e400"), None);
+        assert_eq!(
+            parse_retry_after("18446744073709551616"),
+            Some(LONGEST_WAIT)
+        );
+        assert_eq!(parse_retry_after(""), None);
     }
 }

@@ -52,7 +52,11 @@ async fn pages_past_300_servers_in_several_accounts() {
             "staging tags are copied"
         );
         let lists = world.calls_of("ListExtensibleSourceServers");
-        assert_eq!(lists.len(), 2 + 3, "301 in two pages, 650 in three");
+        assert_eq!(
+            lists.len(),
+            (2 + 1) + (3 + 1),
+            "301 in two pages, 650 in three, each then listed once more to find none untried"
+        );
         assert!(lists.iter().all(|c| c.body["maxResults"] == 300));
     }
     // Now ListStagingAccounts knows both accounts, and a schedule finds nothing left.
@@ -228,7 +232,7 @@ async fn near_the_deadline_the_run_stops_and_says_what_is_unfinished() {
     assert_eq!(summary["complete"], false);
     assert_eq!(
         summary["unfinished"],
-        json!([{"stagingAccountId": STAGING_A, "region": REGION}])
+        json!([{"stagingAccountId": STAGING_A, "region": REGION, "reason": "DEADLINE"}])
     );
     let created = response["created"].as_u64().unwrap();
     assert!(created > 0 && created < 200, "{created}");

@@ -1,0 +1,98 @@
+//! The HTTP client under every DRS client: each attempt on the wire, the SDK's
+//! retries included, waits for the region's pace, and each answer teaches it.
+//! Pacing around `send()` alone would let retries go unpaced: a throttling storm
+//! is exactly when they come.
+
+use std::sync::Arc;
+
+use aws_smithy_runtime_api::client::http::{
+    http_client_fn, HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+
+use crate::pace::{Answer, Pace};
+
+/// The client the SDK would use by default (hyper 1 and rustls), built here
+/// because the shared config leaves it unset and it must be wrapped.
+pub fn default_base() -> SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build_https()
+}
+
+/// `base` with every request paced by `pace`.
+pub fn paced(base: SharedHttpClient, pace: Arc<Pace>) -> SharedHttpClient {
+    http_client_fn(move |settings, components| {
+        SharedHttpConnector::new(PacedConnector {
+            inner: base.http_connector(settings, components),
+            pace: pace.clone(),
+        })
+    })
+}
+
+#[derive(Debug)]
+struct PacedConnector {
+    inner: SharedHttpConnector,
+    pace: Arc<Pace>,
+}
+
+impl HttpConnector for PacedConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let (inner, pace) = (self.inner.clone(), self.pace.clone());
+        HttpConnectorFuture::new(async move {
+            pace.wait().await;
+            let response = inner.call(request).await;
+            let answer = match &response {
+                Ok(response) => answer_of(
+                    response.status().as_u16(),
+                    response.headers().get("x-amzn-errortype"),
+                ),
+                Err(_) => Answer::Other,
+            };
+            pace.observe(answer);
+            response
+        })
+    }
+}
+
+/// DRS answers throttling with 429 and `ThrottlingException`; some AWS front
+/// ends use 400 with the code alone.
+fn answer_of(status: u16, error_type: Option<&str>) -> Answer {
+    let throttling_code = error_type.is_some_and(|code| {
+        let code = code.split(':').next().unwrap_or_default();
+        matches!(
+            code,
+            "ThrottlingException" | "Throttling" | "TooManyRequestsException"
+        )
+    });
+    match status {
+        429 => Answer::Throttled,
+        _ if throttling_code => Answer::Throttled,
+        500.. => Answer::Other,
+        _ => Answer::Accepted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_throttling_from_status_or_code() {
+        assert_eq!(answer_of(429, None), Answer::Throttled);
+        assert_eq!(
+            answer_of(400, Some("ThrottlingException:http://internal.amazon.com/")),
+            Answer::Throttled
+        );
+        assert_eq!(answer_of(503, None), Answer::Other);
+        assert_eq!(
+            answer_of(400, Some("ValidationException")),
+            Answer::Accepted
+        );
+        assert_eq!(answer_of(201, None), Answer::Accepted);
+    }
+}

@@ -1,0 +1,220 @@
+//! Where every outcome goes as it happens: logged, counted, kept (bounded) for the
+//! response, and handed to the event stream, which sends it within a second. A
+//! process that dies mid-run so loses at most the outcomes in flight and one batch.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::event_bus::{EventBus, PublishError};
+use crate::inbound::Trigger;
+use crate::outcome::{OutboundEvent, Outcome, Response, MAX_RESPONSE_OUTCOMES};
+
+/// Outcome events queued for sending at most; a slow bus then slows the run
+/// rather than filling memory.
+const QUEUE: usize = 1_000;
+
+/// The counts of one invocation's outcomes, and the ones its response shows.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub created: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub rejected: usize,
+    pub retryable: usize,
+    /// Failures and rejections, then the rest, each at most the response's limit.
+    problems: Vec<Outcome>,
+    others: Vec<Outcome>,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: Outcome) {
+        let counter = match &outcome {
+            Outcome::Created { .. } => &mut self.created,
+            Outcome::Skipped { .. } => &mut self.skipped,
+            Outcome::Failed { .. } => &mut self.failed,
+            Outcome::Rejected { .. } => &mut self.rejected,
+        };
+        *counter += 1;
+        if outcome.is_retryable_failure() {
+            self.retryable += 1;
+        }
+        let kept = match outcome {
+            Outcome::Failed { .. } | Outcome::Rejected { .. } => &mut self.problems,
+            _ => &mut self.others,
+        };
+        if kept.len() < MAX_RESPONSE_OUTCOMES {
+            kept.push(outcome);
+        }
+    }
+
+    pub fn total(&self) -> usize {
+        self.created + self.skipped + self.failed + self.rejected
+    }
+
+    /// The response: the counts, and the outcomes that fit, problems first.
+    pub fn into_response(self) -> Response {
+        let total = self.total();
+        let mut outcomes = self.problems;
+        outcomes.extend(self.others);
+        outcomes.truncate(MAX_RESPONSE_OUTCOMES);
+        Response {
+            outcomes_omitted: total - outcomes.len(),
+            outcomes,
+            created: self.created,
+            skipped: self.skipped,
+            failed: self.failed,
+            rejected: self.rejected,
+            ..Response::default()
+        }
+    }
+}
+
+/// A handle that tasks report outcomes through.
+#[derive(Clone)]
+pub struct Reporter {
+    tally: Arc<Mutex<Tally>>,
+    events: mpsc::Sender<OutboundEvent>,
+    trigger: Arc<Trigger>,
+}
+
+impl Reporter {
+    pub async fn report(&self, outcome: Outcome) {
+        log(&outcome);
+        let event = outcome.event(&self.trigger);
+        self.tally
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .add(outcome);
+        // The stream ends only after every reporter is gone, so this cannot fail
+        // while a run goes on; if it did, `finish` would count the event missing.
+        let _ = self.events.send(event).await;
+    }
+
+    pub async fn report_all(&self, outcomes: impl IntoIterator<Item = Outcome>) {
+        for outcome in outcomes {
+            self.report(outcome).await;
+        }
+    }
+
+    /// How many outcomes so far.
+    pub fn count(&self) -> usize {
+        self.tally
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .total()
+    }
+}
+
+/// One invocation's outcome stream: reporters on one side, the bus on the other.
+pub struct Reporting {
+    reporter: Reporter,
+    stream: JoinHandle<Result<(), PublishError>>,
+}
+
+impl Reporting {
+    pub fn start(bus: &EventBus, trigger: Trigger) -> Self {
+        let (events, queued) = mpsc::channel(QUEUE);
+        let stream = tokio::spawn(bus.clone().stream(queued));
+        Self {
+            reporter: Reporter {
+                tally: Arc::new(Mutex::new(Tally::default())),
+                events,
+                trigger: Arc::new(trigger),
+            },
+            stream,
+        }
+    }
+
+    pub fn reporter(&self) -> &Reporter {
+        &self.reporter
+    }
+
+    /// Waits until every outcome event is sent (or given up on), then answers the
+    /// counts. Call it once the run's tasks are done.
+    pub async fn finish(self) -> (Tally, Result<(), PublishError>) {
+        let Reporter { tally, events, .. } = self.reporter;
+        drop(events);
+        let delivered = match self.stream.await {
+            Ok(result) => result,
+            Err(error) => Err(PublishError {
+                undelivered: 0,
+                last_error: format!("the event stream ended abnormally: {error}"),
+            }),
+        };
+        let tally = match Arc::try_unwrap(tally) {
+            Ok(tally) => tally.into_inner().unwrap_or_else(|p| p.into_inner()),
+            // A reporter outlived the run (a task still holding one): take the counts.
+            Err(shared) => std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner())),
+        };
+        (tally, delivered)
+    }
+}
+
+/// One line per outcome; failures and rejections at warn. Never tag values.
+fn log(outcome: &Outcome) {
+    let subject = outcome.subject();
+    let server = subject
+        .staging_source_server_arn
+        .as_ref()
+        .map(ToString::to_string);
+    match outcome {
+        Outcome::Failed {
+            error_code,
+            retryable,
+            ..
+        } => tracing::warn!(
+            status = outcome.status(),
+            server,
+            error_code,
+            retryable,
+            "outcome"
+        ),
+        Outcome::Rejected { reason, .. } => {
+            tracing::warn!(status = outcome.status(), server, reason, "outcome")
+        }
+        _ => tracing::info!(status = outcome.status(), server, "outcome"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arn::SourceServerArn;
+    use crate::error::DrsError;
+    use crate::outcome::Subject;
+
+    fn arn() -> SourceServerArn {
+        SourceServerArn::parse(
+            "arn:aws:drs:us-east-1:111122223333:source-server/s-1234567890abcdef0",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_response_keeps_problems_first_and_counts_everything() {
+        let mut tally = Tally::default();
+        for _ in 0..MAX_RESPONSE_OUTCOMES + 5 {
+            tally.add(Outcome::dry_run(&arn()));
+        }
+        tally.add(Outcome::failed(
+            Subject::server(&arn()),
+            DrsError::new("X", "y", true),
+        ));
+        assert_eq!(tally.retryable, 1);
+        let response = tally.into_response();
+        assert_eq!(response.outcomes.len(), MAX_RESPONSE_OUTCOMES);
+        assert_eq!(response.outcomes_omitted, 6);
+        assert_eq!(response.outcomes[0].status(), "failed");
+        assert_eq!(
+            (response.skipped, response.failed),
+            (MAX_RESPONSE_OUTCOMES + 5, 1)
+        );
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(json["outcomes"][0]["status"], "failed");
+        assert_eq!(json["outcomes"][0]["errorCode"], "X");
+        assert_eq!(json["outcomes"][1]["status"], "skipped");
+        assert_eq!(json["outcomesOmitted"], 6);
+    }
+}
