@@ -51,11 +51,23 @@ pub async fn extend(
     if !dropped.is_empty() {
         tracing::info!(server = %staging, dropped = dropped.len(), "tags left off the extended server");
     }
-    match drs.create_extended(staging, &tags).await {
-        Ok(extended) => Outcome::created(staging, extended, dropped),
-        Err(error) => match drs.find_extended(staging).await {
-            Ok(Some(extended)) => Outcome::already_extended(staging, extended),
-            _ => Outcome::failed(Subject::server(staging), error),
-        },
+    let error = match drs.create_extended(staging, &tags).await {
+        Ok(extended) => return Outcome::created(staging, extended, dropped),
+        Err(error) => error,
+    };
+    // A request the client gave up on may still be in the service's hands: look
+    // once now and, after a timeout, once more a moment later.
+    let looks = if error.code == "Timeout" { 2 } else { 1 };
+    for look in 0..looks {
+        if look > 0 {
+            tokio::time::sleep(LATE_EFFECT).await;
+        }
+        if let Ok(Some(extended)) = drs.find_extended(staging).await {
+            return Outcome::already_extended(staging, extended);
+        }
     }
+    Outcome::failed(Subject::server(staging), error)
 }
+
+/// How long a timed-out create is given to take effect before the last look.
+const LATE_EFFECT: std::time::Duration = std::time::Duration::from_secs(1);

@@ -51,12 +51,24 @@ fn assert_one_outcome_each(h: &Harness, servers: &[String], case: &str) {
         servers.len(),
         "{case}: no outcome for a server not asked about"
     );
-    // What the target account holds agrees with what was reported created.
-    let created = by_server
-        .values()
-        .filter(|o| o[0] == "Extended Source Server Created")
-        .count();
-    assert_eq!(h.aws.world().extended().len(), created, "{case}");
+    // Every server the target account holds was reported created, or skipped as
+    // already extended (a create that timed out took effect), or failed with the
+    // timeout that left it unknown; nothing was created that was reported refused.
+    let events = h.aws.world().events().to_vec();
+    for extended in h.aws.world().extended() {
+        let reported = events.iter().any(|e| {
+            let detail = &e["Detail"];
+            detail["stagingSourceServerArn"] == extended.staging_arn.as_str()
+                && (e["DetailType"] == "Extended Source Server Created"
+                    || detail["reason"] == "ALREADY_EXTENDED"
+                    || detail["errorCode"] == "Timeout")
+        });
+        assert!(
+            reported,
+            "{case}: {} extended unreported",
+            extended.staging_arn
+        );
+    }
 }
 
 async fn reconcile_under(
@@ -111,12 +123,36 @@ async fn a_run_of_server_errors_is_retried_through() {
 }
 
 #[tokio::test]
-async fn creates_slower_than_the_timeout_fail_retryably_but_are_reported() {
+async fn a_create_that_times_out_but_takes_effect_is_found_and_reported_skipped() {
+    // The client gives up after 3 attempts of 0.8 s; a first attempt lands at 2 s,
+    // within the late look, so its server is found extended, never failed.
     let (h, result, _) = reconcile_under("slow creates", |w| {
         w.inject(
             "CreateExtendedSourceServer",
             9,
             Fault::Delay(Duration::from_secs(2)),
+        );
+    })
+    .await;
+    let response = result.unwrap();
+    assert_eq!(response["failed"], 0, "{response}");
+    let skipped = h.events_of("Extended Source Server Skipped");
+    assert_eq!(
+        response["created"].as_u64().unwrap() as usize + skipped.len(),
+        20
+    );
+    assert!(skipped
+        .iter()
+        .all(|e| e["Detail"]["reason"] == "ALREADY_EXTENDED"));
+}
+
+#[tokio::test]
+async fn creates_that_take_effect_too_late_fail_retryably_and_the_retry_finishes() {
+    let (h, result, _) = reconcile_under("very slow creates", |w| {
+        w.inject(
+            "CreateExtendedSourceServer",
+            9,
+            Fault::Delay(Duration::from_secs(6)),
         );
     })
     .await;
@@ -130,9 +166,17 @@ async fn creates_slower_than_the_timeout_fail_retryably_but_are_reported() {
     assert!(failed
         .iter()
         .all(|e| e["Detail"]["errorCode"] == "Timeout" && e["Detail"]["retryable"] == true));
-    // The retry finishes the job.
-    let again = h.ok(event("scheduled-reconciliation")).await;
-    assert_eq!(again["created"].as_u64().unwrap() as usize, failed.len());
+    // The retry finishes the job: every server that failed is extended after it
+    // (some already were: their create took effect after the client gave up).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    h.ok(event("scheduled-reconciliation")).await;
+    let world = h.aws.world();
+    for failure in &failed {
+        let server = failure["Detail"]["stagingSourceServerArn"]
+            .as_str()
+            .unwrap();
+        assert!(world.is_extended(TARGET_ACCOUNT, server), "{server}");
+    }
 }
 
 #[tokio::test]

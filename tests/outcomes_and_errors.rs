@@ -231,11 +231,12 @@ async fn refusals_from_the_services_own_rules() {
 
 #[tokio::test]
 async fn responses_slower_than_the_attempt_timeout_fail_retryably() {
+    // Slower than the attempts and the late look after them together.
     let mut world = World::sample();
     world.inject(
         "CreateExtendedSourceServer",
         100,
-        Fault::Delay(Duration::from_secs(2)),
+        Fault::Delay(Duration::from_secs(6)),
     );
     let h = Harness::start(world, &[]).await;
     let started = Instant::now();

@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use drs_extender::error::InvocationError;
 use serde_json::json;
 
 const ROLE: &str = "arn:aws:iam::555566667777:role/drs-extender-target";
@@ -135,8 +136,10 @@ async fn a_registration_fallback_for_another_account_is_rejected() {
 
 #[tokio::test]
 async fn results_go_to_the_configured_bus_and_source() {
+    let mut world = World::sample();
+    world.create_bus("drs-central");
     let h = Harness::start(
-        World::sample(),
+        world,
         &[
             ("RESULT_EVENT_BUS", "drs-central"),
             ("RESULT_EVENT_SOURCE", "org.example.drs-extender"),
@@ -147,6 +150,23 @@ async fn results_go_to_the_configured_bus_and_source() {
     let created = h.events_of("Extended Source Server Created");
     assert_eq!(created[0]["EventBusName"], "drs-central");
     assert_eq!(created[0]["Source"], "org.example.drs-extender");
+}
+
+#[tokio::test]
+async fn a_result_bus_that_does_not_exist_fails_the_invocation_without_resending() {
+    let h = Harness::start(World::sample(), &[("RESULT_EVENT_BUS", "no-such-bus")]).await;
+    let Err(InvocationError::OutcomesUndelivered { cause, .. }) =
+        h.invoke(event("announcement-by-arn")).await
+    else {
+        panic!("the outcome was not delivered, so the invocation fails");
+    };
+    assert!(cause.starts_with("ResourceNotFoundException"), "{cause}");
+    assert_eq!(
+        h.aws.world().calls_of("PutEvents").len(),
+        1,
+        "an entry that cannot succeed is not sent again"
+    );
+    assert_eq!(h.aws.world().extended().len(), 1, "the server was extended");
 }
 
 #[tokio::test]

@@ -4,9 +4,37 @@
 use serde_json::{json, Value};
 
 use crate::reply::Reply;
-use crate::world::{Tags, World};
+use crate::world::{PageTokens, Tags, World};
 
-const PAGE_TOKEN_PREFIX: &str = "after:";
+/// Where a page starts, as a token said it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Start {
+    After(String),
+    Offset(usize),
+}
+
+/// How to page a listing, as the world's switches say.
+struct Paging {
+    tokens: PageTokens,
+    now_ms: u128,
+}
+
+impl Paging {
+    fn of(world: &World) -> Self {
+        Self {
+            tokens: world.page_tokens,
+            now_ms: world.epoch.elapsed().as_millis(),
+        }
+    }
+
+    /// `c:ISSUED:KEY` (cursor) or `o:ISSUED:OFFSET` (offset into the live list).
+    fn token(&self, start: &Start) -> String {
+        match start {
+            Start::After(key) => format!("c:{}:{key}", self.now_ms),
+            Start::Offset(n) => format!("o:{}:{n}", self.now_ms),
+        }
+    }
+}
 
 pub fn handle(
     world: &mut World,
@@ -64,7 +92,11 @@ fn matches_source_server_arn(s: &str) -> bool {
         && id_ok
 }
 
-fn page_bounds(body: &Value, max: Option<i64>) -> Result<(usize, Option<String>), Reply> {
+fn page_bounds(
+    world: &World,
+    body: &Value,
+    max: Option<i64>,
+) -> Result<(usize, Option<Start>), Reply> {
     let max_results = match body.get("maxResults") {
         None | Some(Value::Null) => max.unwrap_or(1000),
         Some(v) => v
@@ -83,37 +115,55 @@ fn page_bounds(body: &Value, max: Option<i64>) -> Result<(usize, Option<String>)
     let token = match body.get("nextToken") {
         None | Some(Value::Null) => None,
         Some(Value::String(t)) if t.is_empty() => None,
-        Some(Value::String(t)) if t.len() <= 2048 => {
-            let after = t
-                .strip_prefix(PAGE_TOKEN_PREFIX)
-                .ok_or_else(|| Reply::validation("nextToken", "invalid pagination token"))?;
-            Some(after.to_owned())
-        }
+        Some(Value::String(t)) if t.len() <= 2048 => Some(parse_token(world, t)?),
         Some(_) => return Err(Reply::validation("nextToken", "invalid pagination token")),
     };
     Ok((max_results as usize, token))
 }
 
-/// Cursor pagination on a sorted key: items added or removed between pages are
-/// neither skipped nor repeated.
+fn parse_token(world: &World, token: &str) -> Result<Start, Reply> {
+    let invalid = || Reply::validation("nextToken", "invalid pagination token");
+    let mut fields = token.splitn(3, ':');
+    let (kind, issued, value) = (fields.next(), fields.next(), fields.next());
+    let issued: u128 = issued.and_then(|i| i.parse().ok()).ok_or_else(invalid)?;
+    if let Some(ttl) = world.token_ttl {
+        if world.epoch.elapsed().as_millis().saturating_sub(issued) > ttl.as_millis() {
+            return Err(Reply::validation(
+                "nextToken",
+                "the pagination token has expired",
+            ));
+        }
+    }
+    match (kind, value) {
+        (Some("c"), Some(key)) => Ok(Start::After(key.to_owned())),
+        (Some("o"), Some(n)) => n.parse().map(Start::Offset).map_err(|_| invalid()),
+        _ => Err(invalid()),
+    }
+}
+
+/// One page of `items` (sorted by key here) from `start`, and the token for the
+/// next, in the world's token semantics.
 fn paginate<T>(
     mut items: Vec<(String, T)>,
     limit: usize,
-    after: Option<String>,
+    start: Option<Start>,
+    paging: &Paging,
 ) -> (Vec<T>, Option<String>) {
     items.sort_by(|a, b| a.0.cmp(&b.0));
-    let start = after
-        .map(|a| items.partition_point(|(key, _)| *key <= a))
-        .unwrap_or(0);
-    let rest: Vec<(String, T)> = items.into_iter().skip(start).collect();
+    let skip = match &start {
+        None => 0,
+        Some(Start::After(key)) => items.partition_point(|(k, _)| k <= key),
+        Some(Start::Offset(n)) => *n,
+    };
+    let rest: Vec<(String, T)> = items.into_iter().skip(skip).collect();
     let more = rest.len() > limit;
     let page: Vec<(String, T)> = rest.into_iter().take(limit).collect();
-    let next = if more {
-        page.last()
-            .map(|(key, _)| format!("{PAGE_TOKEN_PREFIX}{key}"))
-    } else {
-        None
-    };
+    let next = more.then(|| match paging.tokens {
+        PageTokens::Cursor => paging.token(&Start::After(
+            page.last().map(|(k, _)| k.clone()).unwrap_or_default(),
+        )),
+        PageTokens::Offset => paging.token(&Start::Offset(skip + page.len())),
+    });
     (page.into_iter().map(|(_, item)| item).collect(), next)
 }
 
@@ -204,7 +254,7 @@ fn extended_json(e: &crate::world::ExtendedServer) -> Value {
 }
 
 fn describe(world: &World, account: &str, region: &str, body: &Value) -> Reply {
-    let (limit, after) = match page_bounds(body, None) {
+    let (limit, after) = match page_bounds(world, body, None) {
         Ok(bounds) => bounds,
         Err(reply) => return reply,
     };
@@ -240,7 +290,7 @@ fn describe(world: &World, account: &str, region: &str, body: &Value) -> Reply {
         })
         .map(|e| (e.arn.clone(), extended_json(e)))
         .collect();
-    let (page, next) = paginate(items, limit, after);
+    let (page, next) = paginate(items, limit, after, &Paging::of(world));
     Reply::json(200, &json!({"items": page, "nextToken": next}))
 }
 
@@ -251,7 +301,7 @@ fn list_extensible(world: &World, account: &str, region: &str, body: &Value) -> 
     if !is_account_id(staging_account) {
         return Reply::validation("stagingAccountID", "must be a 12-digit account id");
     }
-    let (limit, after) = match page_bounds(body, Some(300)) {
+    let (limit, after) = match page_bounds(world, body, Some(300)) {
         Ok(bounds) => bounds,
         Err(reply) => return reply,
     };
@@ -275,7 +325,7 @@ fn list_extensible(world: &World, account: &str, region: &str, body: &Value) -> 
             )
         })
         .collect();
-    let (page, next) = paginate(items, limit, after);
+    let (page, next) = paginate(items, limit, after, &Paging::of(world));
     Reply::json(200, &json!({"items": page, "nextToken": next}))
 }
 
@@ -291,7 +341,7 @@ fn list_staging_accounts(world: &World, account: &str, region: &str, query: &str
         };
         body.insert(key.into_owned(), value);
     }
-    let (limit, after) = match page_bounds(&Value::Object(body), Some(50)) {
+    let (limit, after) = match page_bounds(world, &Value::Object(body), Some(50)) {
         Ok(bounds) => bounds,
         Err(reply) => return reply,
     };
@@ -307,7 +357,7 @@ fn list_staging_accounts(world: &World, account: &str, region: &str, query: &str
         .into_iter()
         .map(|a| (a.clone(), json!({"accountID": a})))
         .collect();
-    let (page, next) = paginate(items, limit, after);
+    let (page, next) = paginate(items, limit, after, &Paging::of(world));
     Reply::json(200, &json!({"accounts": page, "nextToken": next}))
 }
 
@@ -329,19 +379,42 @@ mod tests {
     }
 
     #[test]
-    fn cursor_pages_neither_skip_nor_repeat() {
+    fn cursor_pages_neither_skip_nor_repeat_but_offsets_skip_what_shifted() {
         let items: Vec<(String, u32)> = (0..7).map(|i| (format!("k{i}"), i)).collect();
-        let (first, next) = paginate(items.clone(), 3, None);
+        let world = World::new("444455556666");
+        let cursor = Paging::of(&world);
+        let (first, next) = paginate(items.clone(), 3, None, &cursor);
         assert_eq!(first, vec![0, 1, 2]);
-        let after = next
-            .unwrap()
-            .strip_prefix(PAGE_TOKEN_PREFIX)
-            .unwrap()
-            .to_owned();
-        // Items before the cursor disappear meanwhile (they were extended).
-        let remaining: Vec<(String, u32)> = items.into_iter().skip(2).collect();
-        let (second, next) = paginate(remaining, 3, Some(after));
+        let start = parse_token(&world, &next.unwrap()).unwrap();
+        // Items on the first page disappear meanwhile (they were extended).
+        let remaining: Vec<(String, u32)> = items.iter().skip(2).cloned().collect();
+        let (second, _) = paginate(remaining.clone(), 3, Some(start), &cursor);
         assert_eq!(second, vec![3, 4, 5]);
-        assert!(next.is_some());
+
+        let mut world = World::new("444455556666");
+        world.page_tokens = PageTokens::Offset;
+        let offset = Paging::of(&world);
+        let (_, next) = paginate(items, 3, None, &offset);
+        let start = parse_token(&world, &next.unwrap()).unwrap();
+        let (second, _) = paginate(remaining, 3, Some(start), &offset);
+        assert_eq!(
+            second,
+            vec![5, 6],
+            "3 and 4 are skipped: they moved up into the first page's place"
+        );
+    }
+
+    #[test]
+    fn expired_and_foreign_tokens_are_refused() {
+        let mut world = World::new("444455556666");
+        world.token_ttl = Some(std::time::Duration::ZERO);
+        let token = Paging {
+            tokens: PageTokens::Cursor,
+            now_ms: 0,
+        }
+        .token(&Start::Offset(3));
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        assert!(parse_token(&world, &token).is_err());
+        assert!(parse_token(&World::new("1"), "after:x").is_err());
     }
 }

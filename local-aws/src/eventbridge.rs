@@ -1,4 +1,6 @@
-//! EventBridge `PutEvents` (awsJson1.1), with per-entry refusals on request.
+//! EventBridge `PutEvents` (awsJson1.1), with per-entry refusals on request and
+//! the service's limits: 10 entries, 256 KB an entry and a request (counted as
+//! EventBridge documents it), and buses that must exist.
 
 use serde_json::{json, Value};
 
@@ -16,10 +18,22 @@ pub fn put_events(world: &mut World, body: &Value) -> Reply {
             "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length less than or equal to 10",
         );
     }
+    let total: usize = entries.iter().map(entry_size).sum();
+    if total >= LIMIT {
+        return Reply::aws_json_error(
+            400,
+            "ValidationException",
+            &format!("Total size of the entries in the request is over the limit ({total} bytes)"),
+        );
+    }
     let mut results = Vec::new();
     let mut failed = 0;
     for entry in entries {
         let text = |key: &str| entry.get(key).and_then(Value::as_str).unwrap_or_default();
+        let bus = match text("EventBusName") {
+            "" => "default",
+            named => named,
+        };
         let detail_ok = serde_json::from_str::<Value>(text("Detail")).is_ok_and(|d| d.is_object());
         let problem = if text("Source").is_empty() || text("DetailType").is_empty() {
             Some((
@@ -33,6 +47,8 @@ pub fn put_events(world: &mut World, body: &Value) -> Reply {
             ))
         } else if !detail_ok {
             Some(("MalformedDetail", "Detail is malformed"))
+        } else if !world.bus_exists(bus) {
+            Some(("ResourceNotFoundException", "Event bus does not exist."))
         } else if world.refuse_entries > 0 {
             world.refuse_entries -= 1;
             Some(("InternalFailure", "injected entry failure"))
@@ -61,4 +77,21 @@ pub fn put_events(world: &mut World, body: &Value) -> Reply {
     );
     reply.headers[0].1 = "application/x-amz-json-1.1".to_owned();
     reply
+}
+
+/// 256 KB: an entry, and all of a request's entries together, must be smaller.
+const LIMIT: usize = 256 * 1024;
+
+/// An entry's size as EventBridge documents it: Time 14 bytes if present, then
+/// the UTF-8 bytes of Source, DetailType, Detail and each resource.
+fn entry_size(entry: &Value) -> usize {
+    let text = |key: &str| entry.get(key).and_then(Value::as_str).map_or(0, str::len);
+    let time = if entry.get("Time").is_some() { 14 } else { 0 };
+    let resources: usize = entry
+        .get("Resources")
+        .and_then(Value::as_array)
+        .map_or(0, |r| {
+            r.iter().filter_map(Value::as_str).map(str::len).sum()
+        });
+    time + text("Source") + text("DetailType") + text("Detail") + resources
 }

@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 pub use reply::Reply;
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
-pub use world::{Call, ExtendedServer, Fault, StagingServer, World};
+pub use world::{Call, ExtendedServer, Fault, PageTokens, StagingServer, World, FUNCTION_KEY};
 
 /// The target account the demo and tests use unless told otherwise.
 pub const TARGET_ACCOUNT: &str = "444455556666";
@@ -110,7 +110,17 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(respond(&shared, request).await) }
+                // Answered in a task of its own: a request the client gave up on
+                // (a timeout closes the connection) still takes effect, as it
+                // does on a real server.
+                let answer = tokio::spawn(async move { respond(&shared, request).await });
+                async move {
+                    Ok::<_, Infallible>(
+                        answer
+                            .await
+                            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
+                    )
+                }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -248,6 +258,14 @@ async fn aws(
     }
 
     let mut world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(account) = world.account_of_key(&key) else {
+        let message = "The security token included in the request is invalid.";
+        return match service.as_str() {
+            "events" => Reply::aws_json_error(403, "UnrecognizedClientException", message),
+            "sts" => Reply::query_error(403, "InvalidClientTokenId", message),
+            _ => Reply::rest_json_error(403, "UnrecognizedClientException", message, None),
+        };
+    };
     match service.as_str() {
         "sts" => sts::handle(&mut world, &form),
         "events" if operation == "PutEvents" => eventbridge::put_events(&mut world, &json),
@@ -265,7 +283,6 @@ async fn aws(
                     Some(1),
                 );
             }
-            let account = world.account_of_key(&key);
             drs::handle(
                 &mut world,
                 &operation,

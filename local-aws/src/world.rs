@@ -9,6 +9,10 @@ use serde_json::Value;
 
 pub type Tags = BTreeMap<String, String>;
 
+/// The access key of the function's own credentials; any other key must have
+/// been handed out by this STS.
+pub const FUNCTION_KEY: &str = "AKIDLOCALFUNCTION";
+
 #[derive(Clone, Debug)]
 pub struct StagingServer {
     pub id: String,
@@ -41,6 +45,20 @@ pub struct Call {
     pub region: String,
     pub access_key: String,
     pub body: Value,
+}
+
+/// What DRS's opaque `nextToken` means here. The documentation does not say, so
+/// the function is tested under each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PageTokens {
+    /// The key of the last item given: items added or removed between pages are
+    /// neither skipped nor repeated.
+    #[default]
+    Cursor,
+    /// An offset into the list as it is when the next page is asked for: items
+    /// removed meanwhile (extended servers leave the extensible list) shift the
+    /// rest forward, and that many are skipped.
+    Offset,
 }
 
 /// What the next calls of an operation get instead of an answer.
@@ -108,8 +126,18 @@ pub struct World {
     /// Every call is answered this much later.
     pub latency: Duration,
     /// Requests per second DRS accepts per region before it throttles (a token
-    /// bucket with a tenth of a second of burst).
+    /// bucket); may be changed while a run goes on.
     pub drs_rate_limit: Option<u32>,
+    /// That bucket's size; a tenth of a second's worth when unset.
+    pub drs_rate_burst: Option<u32>,
+    pub page_tokens: PageTokens,
+    /// Tokens older than this are refused (`ValidationException`), as a service
+    /// whose tokens expire would.
+    pub token_ttl: Option<Duration>,
+    /// When this world began: page tokens carry their age from it.
+    pub(crate) epoch: Instant,
+    /// Event buses that exist (by name); PutEvents to any other is refused.
+    pub(crate) buses: BTreeSet<String>,
     /// DRS requests answered 429 by that limit.
     pub throttled: usize,
     /// Time spent answering AWS requests (not the Runtime API's): what a
@@ -124,7 +152,9 @@ impl World {
     pub fn new(default_account: &str) -> Self {
         Self {
             default_account: default_account.to_owned(),
-            keys: HashMap::new(),
+            keys: [(FUNCTION_KEY.to_owned(), default_account.to_owned())]
+                .into_iter()
+                .collect(),
             external_ids: HashMap::new(),
             staging: Vec::new(),
             extended: Vec::new(),
@@ -137,6 +167,11 @@ impl World {
             planned: Vec::new(),
             latency: Duration::ZERO,
             drs_rate_limit: None,
+            drs_rate_burst: None,
+            page_tokens: PageTokens::Cursor,
+            token_ttl: None,
+            epoch: Instant::now(),
+            buses: ["default".to_owned()].into_iter().collect(),
             throttled: 0,
             service_time: Duration::ZERO,
             rate_buckets: HashMap::new(),
@@ -286,7 +321,9 @@ impl World {
         // tenth of a second's worth held for bursts. Over any span t at most
         // limit x t + burst requests get through.
         let rate = f64::from(limit.max(1));
-        let burst = (rate / 10.0).max(1.0);
+        let burst = self
+            .drs_rate_burst
+            .map_or((rate / 10.0).max(1.0), |b| f64::from(b.max(1)));
         let now = Instant::now();
         let (tokens, last) = self
             .rate_buckets
@@ -302,11 +339,26 @@ impl World {
         false
     }
 
-    pub fn account_of_key(&self, access_key: &str) -> String {
-        self.keys
-            .get(access_key)
-            .cloned()
-            .unwrap_or_else(|| self.default_account.clone())
+    /// The account an access key belongs to; `None` for a key no one issued.
+    pub fn account_of_key(&self, access_key: &str) -> Option<String> {
+        self.keys.get(access_key).cloned()
+    }
+
+    /// Lets another access key sign requests, as the account it belongs to.
+    pub fn accept_key(&mut self, access_key: &str, account: &str) {
+        self.keys.insert(access_key.to_owned(), account.to_owned());
+    }
+
+    /// Makes an event bus exist.
+    pub fn create_bus(&mut self, name: &str) {
+        self.buses.insert(name.to_owned());
+    }
+
+    pub(crate) fn bus_exists(&self, name_or_arn: &str) -> bool {
+        let name = name_or_arn
+            .split_once(":event-bus/")
+            .map_or(name_or_arn, |(_, name)| name);
+        self.buses.contains(name)
     }
 
     /// What a person trying the function wants to see: the extended servers and
