@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_drs::config::retry::{RetryConfig, RetryPartition, TokenBucket};
 use aws_sdk_drs::config::timeout::TimeoutConfig;
-use aws_sdk_drs::config::SharedCredentialsProvider;
+use aws_sdk_drs::config::{SharedCredentialsProvider, StalledStreamProtectionConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::arn::Region;
@@ -59,6 +59,15 @@ impl CallPolicy {
         TimeoutConfig::builder()
             .connect_timeout(self.connect_timeout)
             .operation_attempt_timeout(self.attempt_timeout)
+            .operation_timeout(self.operation_timeout)
+            .build()
+    }
+
+    /// DRS's attempts are timed by the paced connector, from when they leave the
+    /// queue; the whole operation stays bounded here.
+    fn paced_timeout_config(&self) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect_timeout)
             .operation_timeout(self.operation_timeout)
             .build()
     }
@@ -126,12 +135,19 @@ impl Clients {
             let pace = Arc::new(Pace::per_second(self.drs_max_rps));
             let config = aws_sdk_drs::config::Builder::from(&self.target)
                 .region(aws_sdk_drs::config::Region::new(region.to_string()))
-                .http_client(paced_http::paced(self.http.clone(), pace.clone()))
+                .http_client(paced_http::paced(
+                    self.http.clone(),
+                    pace.clone(),
+                    self.policy.attempt_timeout,
+                ))
                 .retry_config(self.policy.retry_config())
                 .retry_partition(CallPolicy::retry_partition(format!(
                     "drs-extender-drs-{region}"
                 )))
-                .timeout_config(self.policy.timeout_config())
+                .timeout_config(self.policy.paced_timeout_config())
+                // Its bodies are a few hundred bytes; what it would see as a stall is
+                // a request waiting for its slot, which the pace and the timeouts bound.
+                .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
                 .retry_classifier(RetryAfterClassifier)
                 .build();
             TargetDrs::new(aws_sdk_drs::Client::from_conf(config), pace)

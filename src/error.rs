@@ -101,6 +101,11 @@ impl DrsError {
                     retryable,
                 )
             }
+            SdkError::DispatchFailure(failure) if failure.is_timeout() => Self::new(
+                "Timeout",
+                format!("the call timed out, after retries: {}", source_chain(&err)),
+                true,
+            ),
             SdkError::DispatchFailure(failure) => {
                 let what = if failure.is_timeout() {
                     "connection timed out"

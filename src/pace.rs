@@ -6,8 +6,9 @@
 //!   form, with a burst of two), retries included: the paced connector calls
 //!   [`Pace::wait`] for each attempt and [`Pace::observe`] for each answer.
 //! - A throttle cuts the rate to a little under what the service accepted over the
-//!   last second (measured, not guessed), at most once per [`HOLD`]: one
-//!   over-rate burst answers with several throttles and must cost one cut.
+//!   last second (measured, not guessed; halved when too little was accepted to
+//!   measure), at most once per [`HOLD`]: one over-rate burst answers with several
+//!   throttles and must cost one cut.
 //! - While callers queue behind the pace and nothing is throttled, the rate grows,
 //!   faster the longer it stays quiet, so a limit that rises is found again.
 //! - At most about a second's worth of operations are admitted at once
@@ -41,6 +42,10 @@ const MEASURE: Duration = Duration::from_secs(1);
 /// After a throttle the rate goes a little under what was accepted, so that the
 /// service's bucket refills and the next probe starts from below.
 const CUT: f64 = 0.9;
+/// With fewer answers accepted than this over the last `MEASURE`, the accepted
+/// rate is noise, and a cut halves the rate (TCP's multiplicative decrease).
+const TRUSTED_SAMPLES: usize = 5;
+const UNMEASURED_CUT: f64 = 0.5;
 /// Growth while quiet, per second: `GROWTH` at first, `GROWTH` more for every
 /// quiet second, at most `MAX_GROWTH`.
 const GROWTH: f64 = 0.1;
@@ -157,11 +162,13 @@ impl Pace {
                 state.last_throttle = Some(now);
                 if state.last_cut.is_none_or(|at| now - at >= HOLD) {
                     state.forget_before(now);
-                    let accepted = state.accepted_rate(now);
-                    state.rate = (state.rate.min(accepted) * CUT).clamp(FLOOR, self.ceiling);
+                    let cut = if state.accepted.len() >= TRUSTED_SAMPLES {
+                        state.rate.min(state.accepted_rate(now)) * CUT
+                    } else {
+                        state.rate * UNMEASURED_CUT
+                    };
+                    state.rate = cut.clamp(FLOOR, self.ceiling);
                     state.last_cut = Some(now);
-                    // The next slot is not owed to the rate just cut.
-                    state.next_slot = state.next_slot.min(now);
                 }
             }
             Answer::Other => {}

@@ -2,14 +2,20 @@
 //! retries included, waits for the region's pace, and each answer teaches it.
 //! Pacing around `send()` alone would let retries go unpaced: a throttling storm
 //! is exactly when they come.
+//!
+//! The attempt timeout is applied here, after the slot is granted: it bounds the
+//! service's time, not the wait in our own queue, which a sharp cut of the rate
+//! lengthens for requests already admitted.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_smithy_runtime_api::client::http::{
     http_client_fn, HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient,
     SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 
 use crate::pace::{Answer, Pace};
 
@@ -24,12 +30,18 @@ pub fn default_base() -> SharedHttpClient {
         .build_https()
 }
 
-/// `base` with every request paced by `pace`.
-pub fn paced(base: SharedHttpClient, pace: Arc<Pace>) -> SharedHttpClient {
+/// `base` with every request paced by `pace`, and given `attempt_timeout` to be
+/// answered once it is on its way.
+pub fn paced(
+    base: SharedHttpClient,
+    pace: Arc<Pace>,
+    attempt_timeout: Duration,
+) -> SharedHttpClient {
     http_client_fn(move |settings, components| {
         SharedHttpConnector::new(PacedConnector {
             inner: base.http_connector(settings, components),
             pace: pace.clone(),
+            attempt_timeout,
         })
     })
 }
@@ -38,14 +50,21 @@ pub fn paced(base: SharedHttpClient, pace: Arc<Pace>) -> SharedHttpClient {
 struct PacedConnector {
     inner: SharedHttpConnector,
     pace: Arc<Pace>,
+    attempt_timeout: Duration,
 }
 
 impl HttpConnector for PacedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let (inner, pace) = (self.inner.clone(), self.pace.clone());
+        let (inner, pace, limit) = (self.inner.clone(), self.pace.clone(), self.attempt_timeout);
         HttpConnectorFuture::new(async move {
             pace.wait().await;
-            let response = inner.call(request).await;
+            let response = tokio::time::timeout(limit, inner.call(request))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ConnectorError::timeout(
+                        format!("no answer within the attempt timeout of {limit:?}").into(),
+                    ))
+                });
             let answer = match &response {
                 Ok(response) => answer_of(
                     response.status().as_u16(),

@@ -57,6 +57,7 @@ pub const DEADLINE: &str = "DEADLINE";
 pub const LISTING_FAILED: &str = "LISTING_FAILED";
 pub const STAGING_ACCOUNTS_NOT_LISTED: &str = "STAGING_ACCOUNTS_NOT_LISTED";
 pub const STILL_CHANGING: &str = "STILL_CHANGING";
+pub const PAGE_TOKEN_REFUSED: &str = "PAGE_TOKEN_REFUSED";
 pub const TASK_ENDED: &str = "TASK_ENDED";
 
 /// The `Reconciliation Completed` detail.
@@ -362,8 +363,6 @@ pub async fn run(
 
 /// Sweeps after which an account still showing new servers is left unfinished.
 const MAX_SWEEPS: usize = 20;
-/// Times a sweep may start over because DRS refused its own token.
-const MAX_TOKEN_RESTARTS: usize = 5;
 
 async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed) -> ScopeReport {
     let Surveyed { scope, first } = surveyed;
@@ -385,11 +384,11 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
     };
     let mut tried: HashSet<String> = HashSet::new();
     let mut in_flight = InFlight::default();
-    let mut restarts = 0;
     let result = 'sweeps: {
         for _ in 0..MAX_SWEEPS {
             let mut found_new = false;
             let mut followed_a_token = false;
+            let mut cut_short = false;
             let mut token: Option<String> = None;
             loop {
                 let page = match start.take() {
@@ -403,17 +402,12 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                             .await
                         {
                             Ok(page) => page,
-                            // DRS no longer takes its own token (it expired, or means
-                            // something else now): start the sweep over.
-                            Err(error)
-                                if token.is_some()
-                                    && !error.retryable
-                                    && restarts < MAX_TOKEN_RESTARTS =>
-                            {
-                                tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "page token refused; listing again from the start");
-                                restarts += 1;
-                                token = None;
-                                continue;
+                            // DRS no longer takes its own token (it expired): end the
+                            // sweep here; the next starts from the first page.
+                            Err(error) if token.is_some() && !error.retryable => {
+                                tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "page token refused; the next sweep starts over");
+                                cut_short = true;
+                                break;
                             }
                             Err(error) => {
                                 listing_failed(&shared.reporter, &scope, error).await;
@@ -465,10 +459,14 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
             // A sweep ends with nothing in flight, so the next one lists a list
             // that no longer changes under it because of this run.
             in_flight.settle_all(&shared.reporter).await;
-            // One page is the whole list at one moment: nothing can have been
-            // skipped. Across pages, only a sweep that finds nothing new proves it.
-            if !found_new || !followed_a_token {
-                break 'sweeps None;
+            match (found_new, followed_a_token || cut_short) {
+                // One page is the whole list at one moment: nothing was skipped.
+                (_, false) => break 'sweeps None,
+                // Across pages, only a whole sweep that finds nothing new proves it.
+                (false, true) if !cut_short => break 'sweeps None,
+                // Servers past the pages DRS would page to were never seen.
+                (false, true) => break 'sweeps Some(PAGE_TOKEN_REFUSED),
+                (true, true) => {}
             }
         }
         Some(STILL_CHANGING)
