@@ -13,6 +13,7 @@ pub mod extend;
 pub mod handler;
 pub mod inbound;
 pub mod init_error;
+pub mod logging;
 pub mod metrics;
 pub mod outcome;
 pub mod pace;

@@ -8,7 +8,7 @@ use serde_json::Value;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let started = std::time::Instant::now();
-    lambda_runtime::tracing::init_default_subscriber();
+    drs_extender::logging::init();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {

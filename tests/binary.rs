@@ -207,3 +207,107 @@ async fn hostile_strings_never_break_a_log_line() {
         "control characters are not echoed"
     );
 }
+
+/// Outcome events go out while a run goes on: a process killed at any moment
+/// (SIGKILL, as an out-of-memory kill or a host fault would end it) leaves at most
+/// the servers whose calls were in flight, and one batch, extended without an event.
+#[tokio::test]
+async fn a_process_killed_mid_run_leaves_at_most_the_calls_in_flight_and_a_batch_unreported() {
+    const CONCURRENCY: usize = 8;
+    const BATCH: usize = 10;
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 300);
+    world.latency = Duration::from_millis(5);
+    let aws = LocalAws::start(world).await.unwrap();
+    let mut running = spawn(
+        &aws,
+        &[
+            ("STAGING_ACCOUNT_IDS", STAGING_A),
+            ("DRS_MAX_RPS", "100"),
+            ("RECONCILE_CONCURRENCY", &CONCURRENCY.to_string()),
+        ],
+    );
+    let extended = || aws.world().extended().len();
+    let invocation = aws.invoke(event("scheduled-reconciliation"), Duration::from_secs(60));
+    let kill = async {
+        while extended() < 150 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        running.child.start_kill().unwrap();
+        running.child.wait().await.unwrap();
+    };
+    tokio::select! {
+        ended = invocation => panic!("the run ended before it was killed: {ended:?}"),
+        () = kill => {}
+    }
+    // Requests already on their way still land, as they would on a real service.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let world = aws.world();
+    let reported: std::collections::BTreeSet<&str> = world
+        .events()
+        .iter()
+        .filter_map(|e| e["Detail"]["stagingSourceServerArn"].as_str())
+        .collect();
+    let unreported = world
+        .extended()
+        .iter()
+        .filter(|e| !reported.contains(e.staging_arn.as_str()))
+        .count();
+    eprintln!(
+        "killed with {} extended, {} reported, {unreported} unreported",
+        world.extended().len(),
+        reported.len()
+    );
+    assert!(world.extended().len() < 300, "killed mid-run");
+    assert!(reported.len() >= 100, "events went out as the run went on");
+    assert!(
+        unreported <= CONCURRENCY + BATCH,
+        "{unreported} servers extended without an event"
+    );
+}
+
+/// Tag values are never logged, at any level: not at DEBUG or TRACE either, where
+/// the AWS SDK's own request logging would show request bodies.
+#[tokio::test]
+async fn tag_values_never_reach_the_logs_at_debug_or_trace() {
+    const COPIED: &str = "copied-value-7f3a";
+    const ANNOUNCED: &str = "announced-value-91c2";
+    const CONFIGURED: &str = "configured-value-5d04";
+    for level in ["DEBUG", "TRACE"] {
+        let mut world = World::new(TARGET_ACCOUNT);
+        for _ in 0..3 {
+            world.add_staging_server(STAGING_A, REGION, &[("owner", COPIED)]);
+        }
+        let announced = world.add_staging_server(STAGING_B, REGION, &[("owner", COPIED)]);
+        let aws = LocalAws::start(world).await.unwrap();
+        let child = spawn(
+            &aws,
+            &[
+                ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+                ("AWS_LAMBDA_LOG_LEVEL", level),
+                ("RUST_LOG", &level.to_ascii_lowercase()),
+                ("STAGING_ACCOUNT_IDS", "111122223333,222233334444"),
+                ("EXTENSION_TAGS", &format!(r#"{{"team":"{CONFIGURED}"}}"#)),
+            ],
+        );
+        let mut announcement = event("announcement-by-arn");
+        announcement["detail"] = serde_json::json!({
+            "sourceServerArn": announced,
+            "tags": {"cost-centre": ANNOUNCED},
+        });
+        for payload in [announcement, event("scheduled-reconciliation")] {
+            let answer = aws.invoke(payload, Duration::from_secs(30)).await;
+            assert!(
+                matches!(answer, Some(Invocation::Response(_))),
+                "{answer:?}"
+            );
+        }
+        assert_eq!(aws.world().extended().len(), 4, "{level}");
+        let logs = output_of(child).await;
+        assert!(logs.lines().count() > 20, "{level}: the level is on");
+        for value in [COPIED, ANNOUNCED, CONFIGURED] {
+            assert!(!logs.contains(value), "{level}: a tag value was logged");
+        }
+    }
+}

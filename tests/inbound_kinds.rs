@@ -135,18 +135,23 @@ async fn scheduled_reconciliation_covers_the_allowlist() {
     assert_eq!(again["reconciliation"]["examined"], 0);
 }
 
+/// A registration record without `recipientAccountId` or `awsRegion` takes the
+/// envelope's `account` and `region`.
 #[tokio::test]
-async fn requested_dry_run_reports_without_creating() {
+async fn registration_falls_back_to_the_envelopes_account_and_region() {
     let h = Harness::start(World::sample(), &[]).await;
-    let response = h.ok(event("reconciliation-requested")).await;
-    assert_eq!(response["skipped"], 8);
-    assert!(response["outcomes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|o| o["reason"] == "DRY_RUN"));
-    assert_eq!(response["reconciliation"]["dryRun"], true);
-    let world = h.aws.world();
-    assert!(world.extended().is_empty());
-    assert!(world.calls_of("CreateExtendedSourceServer").is_empty());
+    let mut registration = event("agent-registration");
+    let detail = registration["detail"].as_object_mut().unwrap();
+    detail.remove("recipientAccountId");
+    detail.remove("awsRegion");
+    assert_eq!(registration["account"], STAGING_A);
+    let response = h.ok(registration.clone()).await;
+    assert_eq!(statuses(&response), ["created"], "{response}");
+    assert_eq!(response["outcomes"][0]["stagingAccountId"], STAGING_A);
+    assert_eq!(response["outcomes"][0]["region"], REGION);
+
+    // The envelope's region is served or not like any other.
+    registration["region"] = serde_json::json!("eu-central-1");
+    let response = h.ok(registration).await;
+    assert_eq!(statuses(&response), ["rejected"]);
 }

@@ -69,18 +69,6 @@ async fn a_create_that_loses_a_race_is_skipped_not_failed() {
 }
 
 #[tokio::test]
-async fn dry_run_never_creates() {
-    let h = Harness::start(World::sample(), &[("DRY_RUN", "true")]).await;
-    let response = announce(&h).await.unwrap();
-    assert_eq!(response["outcomes"][0]["reason"], "DRY_RUN");
-    assert!(h
-        .aws
-        .world()
-        .calls_of("CreateExtendedSourceServer")
-        .is_empty());
-}
-
-#[tokio::test]
 async fn throttling_is_retried_honouring_retry_after() {
     let mut world = World::sample();
     world.inject("CreateExtendedSourceServer", 1, Fault::throttling(1));

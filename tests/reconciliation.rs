@@ -245,20 +245,95 @@ async fn near_the_deadline_the_run_stops_and_says_what_is_unfinished() {
     assert_eq!(completed[0]["Detail"]["complete"], false);
 }
 
+/// A dry run, configured or asked for, reports what it would do (skipped,
+/// `DRY_RUN`) and never creates; a request cannot lift a configured one.
 #[tokio::test]
-async fn a_dry_run_counts_every_would_be_create_as_skipped() {
+async fn a_dry_run_reports_every_would_be_create_and_creates_nothing() {
     let h = Harness::start(
         World::sample(),
         &[("STAGING_ACCOUNT_IDS", "111122223333,222233334444")],
     )
     .await;
-    let response = h
-        .ok(requested(json!({"dryRun": true}), TARGET_ACCOUNT))
-        .await;
+    let response = h.ok(event("reconciliation-requested")).await;
     assert_eq!(response["skipped"], 8);
     assert_eq!(response["reconciliation"]["skipped"], 8);
     assert_eq!(response["reconciliation"]["dryRun"], true);
-    assert!(h.aws.world().extended().is_empty());
+    assert!(response["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["reason"] == "DRY_RUN"));
+
+    let configured = Harness::start(World::sample(), &[("DRY_RUN", "true")]).await;
+    let response = configured.ok(event("announcement-by-arn")).await;
+    assert_eq!(response["outcomes"][0]["reason"], "DRY_RUN");
+    let lifted = configured
+        .ok(requested(json!({"dryRun": false}), TARGET_ACCOUNT))
+        .await;
+    assert_eq!(lifted["reconciliation"]["dryRun"], true, "{lifted}");
+
+    for h in [&h, &configured] {
+        let world = h.aws.world();
+        assert!(world.extended().is_empty());
+        assert!(world.calls_of("CreateExtendedSourceServer").is_empty());
+    }
+}
+
+/// Each served region is reconciled through its own client (signed for it).
+#[tokio::test]
+async fn every_served_region_is_reconciled() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 3);
+    world.seed(STAGING_A, "eu-west-1", 2);
+    world.seed(STAGING_A, "ap-south-1", 4);
+    let h = Harness::start(
+        world,
+        &[
+            ("STAGING_ACCOUNT_IDS", STAGING_A),
+            ("RECONCILE_REGIONS", "us-east-1,eu-west-1"),
+            ("DRS_MAX_RPS", "1000"),
+        ],
+    )
+    .await;
+    let response = h.ok(event("scheduled-reconciliation")).await;
+    assert_eq!(response["created"], 5, "ap-south-1 is not served");
+    assert_eq!(
+        response["reconciliation"]["regions"],
+        json!(["eu-west-1", "us-east-1"])
+    );
+    let world = h.aws.world();
+    let regions: std::collections::BTreeSet<&str> = world
+        .calls_of("CreateExtendedSourceServer")
+        .iter()
+        .map(|c| c.region.as_str())
+        .collect();
+    assert_eq!(regions, ["eu-west-1", "us-east-1"].into_iter().collect());
+    assert!(world.calls().iter().all(|c| c.region != "ap-south-1"));
+}
+
+/// `COPY_STAGING_TAGS=false`: reconciliation puts only the configured tags on.
+#[tokio::test]
+async fn reconciliation_without_copying_staging_tags_applies_only_configured_ones() {
+    let h = Harness::start(
+        World::sample(),
+        &[
+            ("STAGING_ACCOUNT_IDS", STAGING_A),
+            ("COPY_STAGING_TAGS", "false"),
+            ("EXTENSION_TAGS", r#"{"drs-extender":"yes"}"#),
+            ("DRS_MAX_RPS", "1000"),
+        ],
+    )
+    .await;
+    let response = h.ok(event("scheduled-reconciliation")).await;
+    assert_eq!(response["created"], 4);
+    for extended in h.aws.world().extended() {
+        assert_eq!(
+            extended.tags.keys().collect::<Vec<_>>(),
+            ["drs-extender"],
+            "{}",
+            extended.staging_arn
+        );
+    }
 }
 
 #[tokio::test]

@@ -191,3 +191,39 @@ async fn with_a_role_the_functions_own_schedule_still_reconciles() {
         .iter()
         .all(|e| e.account == "555566667777"));
 }
+
+/// With a role into the target account, two accounts may ask for any staging
+/// server: the target account (the role's) and the function's own (its schedule
+/// and fan-out); each is recognised for what it is, and a third is not.
+#[tokio::test]
+async fn with_a_role_the_target_and_the_functions_own_account_may_each_ask() {
+    const OWN: &str = TARGET_ACCOUNT; // the account in the invoked function's ARN
+    const ROLE_ACCOUNT: &str = "555566667777";
+    let h = Harness::start(World::sample(), &[("TARGET_ROLE_ARN", ROLE)]).await;
+    let from_target = h
+        .ok(announcement(
+            &arn(STAGING_A, "s-1111aaaa2222bbbb3"),
+            ROLE_ACCOUNT,
+        ))
+        .await;
+    assert_eq!(statuses(&from_target), ["created"], "{from_target}");
+    let from_own = h
+        .ok(announcement(&arn(STAGING_B, "s-2222cccc3333dddd5"), OWN))
+        .await;
+    assert_eq!(statuses(&from_own), ["created"], "{from_own}");
+    let from_stranger = h
+        .ok(announcement(
+            &arn(STAGING_A, "s-1111aaaa2222bbbb4"),
+            STRANGER,
+        ))
+        .await;
+    assert_eq!(statuses(&from_stranger), ["rejected"]);
+    assert!(from_stranger["outcomes"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("only that account, the target account or the function's own may"));
+    // Both were extended into the role's account, never the function's own.
+    let world = h.aws.world();
+    assert_eq!(world.extended().len(), 2);
+    assert!(world.extended().iter().all(|e| e.account == ROLE_ACCOUNT));
+}
