@@ -156,6 +156,11 @@ impl Clients {
     }
 
     /// EventBridge in the result bus's region.
+    /// How hard and how long each call may try.
+    pub fn policy(&self) -> &CallPolicy {
+        &self.policy
+    }
+
     pub fn eventbridge(&self) -> &aws_sdk_eventbridge::Client {
         &self.eventbridge
     }

@@ -3,6 +3,7 @@
 //! (by us on an earlier delivery, or by anyone) ends `skipped`, not `failed`.
 
 use crate::arn::SourceServerArn;
+use crate::deadline::Deadline;
 use crate::drs::TargetDrs;
 use crate::outcome::{Outcome, Subject};
 use crate::tags::{self, Tags};
@@ -13,6 +14,8 @@ pub struct ExtendSettings {
     pub configured_tags: Tags,
     pub copy_staging_tags: bool,
     pub dry_run: bool,
+    /// Past it, a timed-out create gets no late look: the margin is for reporting.
+    pub deadline: Deadline,
 }
 
 /// Whether the caller already knows the server is not extended (reconciliation
@@ -57,7 +60,11 @@ pub async fn extend(
     };
     // A request the client gave up on may still be in the service's hands: look
     // once now and, after a timeout, once more a moment later.
-    let looks = if error.code == "Timeout" { 2 } else { 1 };
+    let looks = if error.code == "Timeout" && !settings.deadline.reached() {
+        2
+    } else {
+        1
+    };
     for look in 0..looks {
         if look > 0 {
             tokio::time::sleep(LATE_EFFECT).await;

@@ -10,7 +10,7 @@ use crate::arn::{AccountId, Region};
 use crate::authorize::{authorize, serves, Trusted};
 use crate::clients::Clients;
 use crate::config::Config;
-use crate::deadline::{Deadline, DEFAULT_MARGIN};
+use crate::deadline::{self, Deadline};
 use crate::error::InvocationError;
 use crate::event_bus::{EventBus, PublishError};
 use crate::extend::{extend, ExtendSettings, Known};
@@ -115,7 +115,8 @@ impl App {
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, InvocationError> {
         let started = std::time::Instant::now();
         self.note_arrival();
-        let deadline = Deadline::from_epoch_ms(event.context.deadline, DEFAULT_MARGIN);
+        let margin = deadline::margin(self.clients.policy().operation_timeout);
+        let deadline = Deadline::from_epoch_ms(event.context.deadline, margin);
         let trusted = self.trusted_accounts(&event.context);
         let Classified {
             trigger,
@@ -136,7 +137,7 @@ impl App {
         }
         let reporting = Reporting::start(&self.bus, trigger);
         let reporter = reporting.reporter().clone();
-        let settings = self.settings(None);
+        let settings = self.settings(None, deadline);
         let reconciled = match request {
             Request::Ignored(_) => None,
             Request::Rejected(rejection) => {
@@ -178,7 +179,7 @@ impl App {
                     None
                 }
                 Ok(regions) => {
-                    let settings = self.settings(request.dry_run);
+                    let settings = self.settings(request.dry_run, deadline);
                     let coverage = self
                         .coverage(
                             &request,
@@ -200,8 +201,9 @@ impl App {
         self.finish(reporting, reconciled, started).await
     }
 
-    fn settings(&self, dry_run: Option<bool>) -> ExtendSettings {
+    fn settings(&self, dry_run: Option<bool>, deadline: Deadline) -> ExtendSettings {
         ExtendSettings {
+            deadline,
             configured_tags: self.config.extension_tags.clone(),
             copy_staging_tags: self.config.copy_staging_tags,
             // A request may ask for a dry run; it may not lift a configured one.

@@ -211,6 +211,9 @@ async fn a_failed_listing_is_an_outcome_for_its_account() {
         .iter()
         .all(|e| e["Detail"]["errorCode"] == "AccessDeniedException"));
     assert_eq!(response["reconciliation"]["complete"], false);
+    let unfinished = response["reconciliation"]["unfinished"].as_array().unwrap();
+    assert_eq!(unfinished.len(), 2);
+    assert!(unfinished.iter().all(|u| u["reason"] == "LISTING_FAILED"));
     assert_eq!(servers.len(), 20);
 }
 

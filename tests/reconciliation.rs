@@ -404,3 +404,46 @@ async fn a_run_too_large_for_one_invocation_fans_out_once() {
         "no further fan-out"
     );
 }
+
+/// A region whose staging accounts cannot be listed leaves the run incomplete,
+/// named in `unfinished`; the other regions are worked all the same.
+#[tokio::test]
+async fn a_region_whose_staging_accounts_cannot_be_listed_is_unfinished() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    for region in [REGION, "eu-west-1"] {
+        let servers = world.seed(STAGING_A, region, 3);
+        world.extend_directly(TARGET_ACCOUNT, &servers[0]);
+    }
+    world.inject(
+        "ListStagingAccounts",
+        1,
+        Fault::error(403, "AccessDeniedException"),
+    );
+    let h = Harness::start(
+        world,
+        &[
+            ("RECONCILE_REGIONS", "us-east-1,eu-west-1"),
+            ("DRS_MAX_RPS", "1000"),
+        ],
+    )
+    .await;
+    let response = h.ok(event("scheduled-reconciliation")).await;
+    let summary = &response["reconciliation"];
+    assert_eq!(summary["complete"], false, "{summary}");
+    let unfinished = summary["unfinished"].as_array().unwrap();
+    assert_eq!(unfinished.len(), 1, "{summary}");
+    assert_eq!(unfinished[0]["reason"], "STAGING_ACCOUNTS_NOT_LISTED");
+    assert!(unfinished[0].get("stagingAccountId").is_none());
+    let failed_region = unfinished[0]["region"].as_str().unwrap();
+    assert_eq!(response["failed"], 1, "the failed listing is an outcome");
+    assert_eq!(response["created"], 2, "the other region is worked");
+    assert!(
+        h.aws
+            .world()
+            .extended()
+            .iter()
+            .filter(|e| e.region == failed_region)
+            .count()
+            == 1
+    );
+}
