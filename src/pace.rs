@@ -9,8 +9,13 @@
 //!   last second (measured, not guessed; halved when too little was accepted to
 //!   measure), at most once per [`HOLD`]: one over-rate burst answers with several
 //!   throttles and must cost one cut.
-//! - While callers queue behind the pace and nothing is throttled, the rate grows,
-//!   faster the longer it stays quiet, so a limit that rises is found again.
+//! - It starts slow (TCP's slow start): [`START`] requests a second, doubling every
+//!   [`DOUBLING`] while callers queue, until the first throttle. Starting at the
+//!   ceiling instead sends a burst the service refuses and measures its rate from
+//!   a few milliseconds of answers.
+//! - After that, while callers queue behind the pace and nothing is throttled, the
+//!   rate grows, faster the longer it stays quiet, so a limit that rises is found
+//!   again.
 //! - At most about a second's worth of operations are admitted at once
 //!   ([`Pace::admit`]), so that a wait for a slot never outlasts an attempt's
 //!   timeout, however many callers there are.
@@ -50,6 +55,9 @@ const UNMEASURED_CUT: f64 = 0.5;
 /// quiet second, at most `MAX_GROWTH`.
 const GROWTH: f64 = 0.1;
 const MAX_GROWTH: f64 = 2.0;
+/// Where the rate starts, and how fast it doubles until the first throttle.
+pub const START: f64 = 10.0;
+pub const DOUBLING: Duration = Duration::from_millis(100);
 /// The slowest the pace goes, in requests per second.
 const FLOOR: f64 = 1.0;
 /// Operations admitted at once: a second's worth at the current rate, at least two.
@@ -89,7 +97,7 @@ impl Pace {
         Self {
             ceiling,
             state: Mutex::new(State {
-                rate: ceiling,
+                rate: ceiling.min(START),
                 next_slot: now,
                 accepted: VecDeque::new(),
                 first_answer: None,
@@ -122,28 +130,30 @@ impl Pace {
         self.state().throttles
     }
 
-    /// Waits for this request's slot. Slots are handed out in order: over any
-    /// span t at most rate x t + 2 requests go.
+    /// Waits for this request's slot: over any span t at most rate x t + 2
+    /// requests go. Slots are not booked ahead: a waiter checks at the rate of the
+    /// moment and sleeps until its turn, so a change of rate reaches every waiter
+    /// at once.
     pub async fn wait(&self) {
-        let allowed_at = {
-            let mut state = self.state();
-            let now = Instant::now();
-            state.grow(now, self.ceiling);
-            let interval = Duration::from_secs_f64(1.0 / state.rate);
-            let due = state.next_slot.max(now);
-            state.next_slot = due + interval;
-            let at = due
-                .checked_sub(interval.mul_f64(BURST - 1.0))
-                .map_or(now, |at| at.max(now));
-            if at > now {
+        loop {
+            let turn = {
+                let mut state = self.state();
+                let now = Instant::now();
+                state.grow(now, self.ceiling);
+                let interval = Duration::from_secs_f64(1.0 / state.rate);
+                // `next_slot` is GCRA's theoretical arrival time.
+                let allowed_at = state
+                    .next_slot
+                    .checked_sub(interval.mul_f64(BURST - 1.0))
+                    .unwrap_or(now);
+                if allowed_at <= now {
+                    state.next_slot = state.next_slot.max(now) + interval;
+                    return;
+                }
                 state.limited = true;
-            }
-            at
-        };
-        // A timer, even one already due, waits for the timer wheel's next
-        // millisecond tick: only sleep when there is something to wait for.
-        if allowed_at > Instant::now() {
-            tokio::time::sleep_until(allowed_at).await;
+                allowed_at
+            };
+            tokio::time::sleep_until(turn).await;
         }
     }
 
@@ -234,6 +244,8 @@ impl State {
         if elapsed < Duration::from_millis(10) {
             return;
         }
+        // Growth is earned while callers wait; a long gap earns no more than a step.
+        let elapsed = elapsed.min(DOUBLING);
         self.last_growth = now;
         let quiet = self
             .last_throttle
@@ -241,8 +253,13 @@ impl State {
         if !std::mem::take(&mut self.limited) || quiet < HOLD || self.rate >= ceiling {
             return;
         }
-        let per_second = (GROWTH * (1.0 + quiet.as_secs_f64().min(60.0))).min(MAX_GROWTH);
-        self.rate = (self.rate * (1.0 + per_second * elapsed.as_secs_f64())).min(ceiling);
+        let factor = if self.last_throttle.is_none() {
+            2f64.powf(elapsed.as_secs_f64() / DOUBLING.as_secs_f64())
+        } else {
+            let per_second = (GROWTH * (1.0 + quiet.as_secs_f64().min(60.0))).min(MAX_GROWTH);
+            1.0 + per_second * elapsed.as_secs_f64()
+        };
+        self.rate = (self.rate * factor).min(ceiling);
     }
 }
 
@@ -252,6 +269,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn spaces_requests_evenly_after_a_small_burst() {
+        // A ceiling no higher than the start: no slow start to wait for.
         let pace = Pace::per_second(10);
         let start = Instant::now();
         pace.wait().await;
@@ -272,15 +290,33 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn never_exceeds_the_ceiling_without_throttles() {
+    async fn starts_slow_and_reaches_the_ceiling_but_never_passes_it() {
         let pace = Pace::per_second(100);
         let start = Instant::now();
-        for _ in 0..1002 {
+        let mut sent = Vec::new();
+        for _ in 0..1000 {
             pace.wait().await;
             pace.observe(Answer::Accepted);
+            sent.push(start.elapsed());
         }
-        assert_eq!(start.elapsed(), Duration::from_secs(10));
         assert_eq!(pace.rate(), 100.0);
+        let in_first_100_ms = sent
+            .iter()
+            .filter(|t| **t < Duration::from_millis(100))
+            .count();
+        assert!(in_first_100_ms <= 4, "{in_first_100_ms} at first");
+        let took = start.elapsed();
+        assert!(
+            took < Duration::from_millis(10_500),
+            "{took:?}: the ceiling is reached fast"
+        );
+        for (i, at) in sent.iter().enumerate() {
+            let within_a_second = sent[i..]
+                .iter()
+                .take_while(|t| **t - *at < Duration::from_secs(1))
+                .count();
+            assert!(within_a_second <= 102, "{within_a_second} in one second");
+        }
     }
 
     /// A service that accepts `limit` a second (bucket of `burst`) and a caller

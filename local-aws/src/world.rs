@@ -138,8 +138,9 @@ pub struct World {
     pub(crate) epoch: Instant,
     /// Event buses that exist (by name); PutEvents to any other is refused.
     pub(crate) buses: BTreeSet<String>,
-    /// DRS requests answered 429 by that limit.
+    /// DRS requests answered 429 by that limit, and when.
     pub throttled: usize,
+    pub throttled_at: Vec<Instant>,
     /// Time spent answering AWS requests (not the Runtime API's): what a
     /// function's latency owes to the service rather than to itself.
     pub service_time: Duration,
@@ -173,6 +174,7 @@ impl World {
             epoch: Instant::now(),
             buses: ["default".to_owned()].into_iter().collect(),
             throttled: 0,
+            throttled_at: Vec::new(),
             service_time: Duration::ZERO,
             rate_buckets: HashMap::new(),
             refuse_entries: 0,
@@ -333,6 +335,7 @@ impl World {
         *last = now;
         if *tokens < 1.0 {
             self.throttled += 1;
+            self.throttled_at.push(now);
             return true;
         }
         *tokens -= 1.0;

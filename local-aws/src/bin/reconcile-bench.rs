@@ -1,15 +1,19 @@
 //! Reconciliation throughput: the release `drs-extender` binary, run as Lambda
 //! runs it, reconciles many staging accounts against the local DRS with a per-call
-//! latency and (optionally) a service rate limit. Prints wall time against the
-//! bound the limit sets, and the function's peak resident memory.
+//! latency and (optionally) a service rate limit that the function is not told
+//! and that may change during the run. Prints wall time against the bound the
+//! limit sets, a per-second table when the limit changes, and the function's peak
+//! resident memory.
 //!
 //! reconcile-bench --function PATH [--accounts 50] [--servers 300] [--latency-ms 20]
-//!                 [--service-limit 100|off] [--max-rps 100] [--concurrency 8]
+//!                 [--service-limit 100|off] [--service-burst N] [--max-rps 100]
+//!                 [--concurrency 8] [--page-tokens cursor|offset]
+//!                 [--limit-schedule SECONDS:LIMIT,...]
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use local_aws::{function_env, Invocation, LocalAws, World, TARGET_ACCOUNT};
+use local_aws::{function_env, Invocation, LocalAws, PageTokens, World, TARGET_ACCOUNT};
 use serde_json::json;
 use tokio::process::Command;
 
@@ -21,6 +25,24 @@ async fn main() {
         eprintln!("{message}");
         std::process::exit(2);
     }
+}
+
+/// `10:20,25:100`: from second 10 the limit is 20/s, from second 25 100/s.
+fn schedule(raw: &str) -> Result<Vec<(u64, u32)>, String> {
+    raw.split(',')
+        .map(|step| {
+            let (at, limit) = step
+                .split_once(':')
+                .ok_or_else(|| format!("--limit-schedule: `{step}` is not SECONDS:LIMIT"))?;
+            let at = at
+                .parse()
+                .map_err(|_| format!("--limit-schedule: `{at}`"))?;
+            let limit = limit
+                .parse()
+                .map_err(|_| format!("--limit-schedule: `{limit}`"))?;
+            Ok((at, limit))
+        })
+        .collect()
 }
 
 async fn run() -> Result<(), String> {
@@ -44,8 +66,23 @@ async fn run() -> Result<(), String> {
                 .map_err(|_| format!("--service-limit: `{v}`"))?,
         ),
     };
+    let burst = flag("--service-burst")
+        .map(|v| {
+            v.parse::<u32>()
+                .map_err(|_| format!("--service-burst: `{v}`"))
+        })
+        .transpose()?;
     let max_rps = number("--max-rps", 100)?;
     let concurrency = number("--concurrency", 8)?;
+    let tokens = match flag("--page-tokens").as_deref() {
+        None | Some("cursor") => PageTokens::Cursor,
+        Some("offset") => PageTokens::Offset,
+        Some(other) => return Err(format!("--page-tokens: `{other}`")),
+    };
+    let steps = flag("--limit-schedule")
+        .map(|raw| schedule(&raw))
+        .transpose()?
+        .unwrap_or_default();
 
     let mut world = World::new(TARGET_ACCOUNT);
     let staging: Vec<String> = (0..accounts)
@@ -56,6 +93,8 @@ async fn run() -> Result<(), String> {
     }
     world.latency = latency;
     world.drs_rate_limit = limit;
+    world.drs_rate_burst = burst;
+    world.page_tokens = tokens;
     let aws = LocalAws::start(world).await.map_err(|e| e.to_string())?;
 
     let mut child = Command::new(&function)
@@ -75,7 +114,17 @@ async fn run() -> Result<(), String> {
         "account": TARGET_ACCOUNT, "time": "2026-11-26T00:00:00Z", "region": REGION, "resources": [], "detail": {}
     });
     let started = Instant::now();
-    let result = aws.invoke(scheduled, Duration::from_secs(900)).await;
+    let changes = async {
+        for (at, new_limit) in &steps {
+            tokio::time::sleep_until((started + Duration::from_secs(*at)).into()).await;
+            aws.world().drs_rate_limit = Some(*new_limit);
+        }
+        std::future::pending::<()>().await;
+    };
+    let result = tokio::select! {
+        result = aws.invoke(scheduled, Duration::from_secs(900)) => result,
+        () = changes => None,
+    };
     let wall = started.elapsed();
     let peak_kib = local_aws::peak_resident_kib(pid);
     let _ = child.kill().await;
@@ -85,35 +134,79 @@ async fn run() -> Result<(), String> {
         other => return Err(format!("the run did not succeed: {other:?}")),
     };
     let world = aws.world();
-    let drs_requests = world.drs_calls() - world.throttled;
-    let bound = limit.map(|l| drs_requests as f64 / f64::from(l));
-    println!("accounts {accounts} x servers {servers}, latency {} ms, service limit {}, DRS_MAX_RPS {max_rps}, concurrency {concurrency}",
-        latency.as_millis(), limit.map_or("off".to_owned(), |l| format!("{l}/s")));
+    let accepted = world.drs_calls() - world.throttled;
+    println!("accounts {accounts} x servers {servers}, latency {} ms, service limit {}{}, DRS_MAX_RPS {max_rps}, concurrency {concurrency}, {tokens:?} page tokens",
+        latency.as_millis(),
+        limit.map_or("off".to_owned(), |l| format!("{l}/s")),
+        burst.map_or(String::new(), |b| format!(" burst {b}")));
     println!(
-        "  created {} (of {}), complete {}",
+        "  created {} (of {}), failed {}, complete {}",
         response["created"],
         accounts * servers,
+        response["failed"],
         response["reconciliation"]["complete"]
     );
     println!(
-        "  DRS requests {drs_requests} (+{} answered 429), PutEvents calls {}",
+        "  DRS requests {accepted} accepted, {} answered 429; PutEvents calls {}",
         world.throttled,
         world.calls_of("PutEvents").len()
     );
     println!(
-        "  wall {:.1} s, {:.1} DRS requests/s",
+        "  wall {:.1} s, {:.1} accepted DRS requests/s",
         wall.as_secs_f64(),
-        drs_requests as f64 / wall.as_secs_f64()
+        accepted as f64 / wall.as_secs_f64()
     );
-    if let Some(bound) = bound {
+    if let (Some(limit), true) = (limit, steps.is_empty()) {
+        let bound = accepted as f64 / f64::from(limit);
         println!(
-            "  bound {bound:.1} s (requests / limit): pace ratio {:.3}",
+            "  bound {bound:.1} s (accepted requests / limit): share of the service's rate {:.3}",
             bound / wall.as_secs_f64()
         );
+    }
+    if !steps.is_empty() {
+        per_second_table(&world, started, limit, &steps);
     }
     println!(
         "  peak resident memory {:.1} MiB",
         peak_kib.unwrap_or(0) as f64 / 1024.0
     );
     Ok(())
+}
+
+/// Requests sent, throttled and accepted in each second, against the limit then.
+fn per_second_table(world: &World, started: Instant, first: Option<u32>, steps: &[(u64, u32)]) {
+    let second = |at: Instant| at.saturating_duration_since(started).as_secs() as usize;
+    let drs = world
+        .calls()
+        .iter()
+        .filter(|c| !matches!(c.operation.as_str(), "PutEvents" | "AssumeRole"));
+    let mut sent: Vec<usize> = Vec::new();
+    for call in drs {
+        let s = second(call.at);
+        if sent.len() <= s {
+            sent.resize(s + 1, 0);
+        }
+        sent[s] += 1;
+    }
+    let mut throttled = vec![0; sent.len()];
+    for at in &world.throttled_at {
+        if let Some(count) = throttled.get_mut(second(*at)) {
+            *count += 1;
+        }
+    }
+    println!("  second  limit  sent  throttled  accepted");
+    for (s, sent) in sent.iter().enumerate() {
+        let limit = steps
+            .iter()
+            .rev()
+            .find(|(at, _)| *at as usize <= s)
+            .map(|(_, l)| *l)
+            .or(first)
+            .map_or("off".to_owned(), |l| l.to_string());
+        println!(
+            "  {s:>6}  {limit:>5}  {sent:>4}  {:>9}  {:>8}",
+            throttled[s],
+            sent - throttled[s]
+        );
+    }
 }
