@@ -299,6 +299,27 @@ async fn events_that_cannot_be_delivered_fail_the_invocation() {
     ));
 }
 
+/// A `PutEvents` call refused for good (a 400) loses its own batch only: the
+/// other batches are still sent, and only the lost entries count as undelivered.
+#[tokio::test]
+async fn a_putevents_call_refused_for_good_loses_only_its_batch() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 25);
+    world.inject("PutEvents", 1, Fault::error(400, "ValidationException"));
+    let h = Harness::start(world, &[("DRS_MAX_RPS", "1000")]).await;
+    let Err(InvocationError::OutcomesUndelivered {
+        undelivered, cause, ..
+    }) = h.invoke(event("agent-registration-without-server")).await
+    else {
+        panic!("one batch was lost, so the invocation fails");
+    };
+    assert!(cause.starts_with("ValidationException"), "{cause}");
+    let delivered = h.events_of("Extended Source Server Created").len();
+    assert_eq!(undelivered + delivered, 25, "{undelivered} lost");
+    assert!(undelivered <= 10, "no more than one batch");
+    assert_eq!(h.events_of("Reconciliation Completed").len(), 1);
+}
+
 #[tokio::test]
 async fn outcome_events_go_in_batches_of_ten() {
     let mut world = World::new(TARGET_ACCOUNT);

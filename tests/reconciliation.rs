@@ -347,14 +347,19 @@ async fn a_run_too_large_for_one_invocation_fans_out_once() {
     for arn in world.seed(&staging[11], REGION, 2) {
         world.extend_directly(TARGET_ACCOUNT, &arn);
     }
+    world.create_bus("drs-central");
     let allowlist = staging.join(",");
     let h = Harness::start(
         world,
-        &[("STAGING_ACCOUNT_IDS", &allowlist), ("DRS_MAX_RPS", "10")],
+        &[
+            ("STAGING_ACCOUNT_IDS", &allowlist),
+            ("DRS_MAX_RPS", "10"),
+            ("FAN_OUT_EVENT_BUS", "drs-central"),
+        ],
     )
     .await;
-    // 60 s, the function's deadline here, leave 35 s: 350 calls at 10/s, and the
-    // survey finds 11 x 40 = 440 servers to extend.
+    // 60 s, the function's deadline here, leave 40 s after the test policy's 20 s
+    // margin: 400 calls at 10/s, and the survey finds 11 x 40 = 440 servers to extend.
     let result = h
         .app
         .handle(lambda_event(
@@ -383,6 +388,20 @@ async fn a_run_too_large_for_one_invocation_fans_out_once() {
         "none for the account with nothing to do"
     );
     assert_eq!(requests[0]["Source"], "drs-extender");
+    assert!(
+        requests.iter().all(|r| r["EventBusName"] == "drs-central"),
+        "fan-out requests go to FAN_OUT_EVENT_BUS"
+    );
+    let summary = h.events_of("Reconciliation Completed");
+    assert_eq!(
+        summary[0]["EventBusName"], "default",
+        "outcomes to RESULT_EVENT_BUS"
+    );
+    assert!(summary[0]["Detail"]["durationMs"].as_u64().unwrap() > 0);
+    assert_eq!(
+        summary[0]["Detail"]["complete"], true,
+        "every account handed on"
+    );
 
     // Each request, as the bus delivers it back, works its account and never fans out again.
     let request = &requests[0];
