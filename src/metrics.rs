@@ -21,6 +21,9 @@ pub struct InvocationMetrics {
     pub rejected: usize,
     /// Milliseconds, when the invocation reconciled.
     pub reconciliation_duration_ms: Option<u64>,
+    /// Whether that reconciliation was complete; its heartbeat (1 or 0), which
+    /// an alarm watches for going missing.
+    pub reconciliation_complete: Option<bool>,
     /// Milliseconds from process start to the first event, on a cold start only.
     pub cold_start_ms: Option<u64>,
 }
@@ -37,6 +40,11 @@ impl InvocationMetrics {
                 .as_ref()
                 .and_then(|r| r.get("durationMs"))
                 .and_then(Value::as_u64),
+            reconciliation_complete: response
+                .reconciliation
+                .as_ref()
+                .and_then(|r| r.get("complete"))
+                .and_then(Value::as_bool),
             cold_start_ms: None,
         }
     }
@@ -55,6 +63,9 @@ impl InvocationMetrics {
         add("Rejected", "Count", json!(self.rejected));
         if let Some(ms) = self.reconciliation_duration_ms {
             add("ReconciliationDuration", "Milliseconds", json!(ms));
+        }
+        if let Some(complete) = self.reconciliation_complete {
+            add("ReconciliationComplete", "Count", json!(u8::from(complete)));
         }
         if let Some(ms) = self.cold_start_ms {
             add("ColdStart", "Milliseconds", json!(ms));
@@ -99,6 +110,7 @@ mod tests {
             created: 3,
             failed: 1,
             reconciliation_duration_ms: Some(1200),
+            reconciliation_complete: Some(true),
             cold_start_ms: Some(7),
             ..Default::default()
         };
@@ -120,6 +132,7 @@ mod tests {
                 "Failed",
                 "Rejected",
                 "ReconciliationDuration",
+                "ReconciliationComplete",
                 "ColdStart"
             ]
         );
@@ -128,6 +141,7 @@ mod tests {
             assert!(doc[name].is_number(), "{name}");
         }
         assert_eq!(doc["Created"], 3);
+        assert_eq!(doc["ReconciliationComplete"], 1);
         assert_eq!(doc["FunctionName"], "drs-extender");
         assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000u64);
     }

@@ -1,0 +1,204 @@
+"""The templates as they deploy: the target stack expanded by aws-sam-translator (what
+`sam deploy` runs), the staging stack as written, every rule pattern matched against
+the sample events with moto's EventBridge pattern engine. Run from the repository root:
+`python3 tests/templates/check_templates.py`. Ends with `N passed, N failed`."""
+import glob
+import json
+import os
+import re
+import sys
+
+from moto.events.models import EventPattern
+from samtranslator.yaml_helper import yaml_parse
+
+sys.path.insert(0, os.path.dirname(__file__))
+from expand import expand  # noqa: E402
+
+checks = {"passed": 0, "failed": 0}
+
+
+def check(name, ok, detail=""):
+    checks["passed" if ok else "failed"] += 1
+    print(f"{'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + str(detail)}")
+
+
+def resolve(value, parameters):
+    """Parameter references resolved to their defaults, as a deployment without
+    overrides would see them."""
+    if isinstance(value, dict):
+        if set(value) == {"Ref"} and value["Ref"] in parameters:
+            p = parameters[value["Ref"]]
+            default = p.get("Default", "")
+            return default.split(",") if p["Type"] == "CommaDelimitedList" else default
+        return {k: resolve(v, parameters) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, parameters) for v in value]
+    return value
+
+
+def of_type(resources, kind):
+    return {k: v for k, v in resources.items() if v["Type"] == kind}
+
+
+def mentions(value, text):
+    return text in json.dumps(value)
+
+
+# --- the target stack, expanded ----------------------------------------------------
+target = expand("template.yaml")
+res = target["Resources"]
+params = target["Parameters"]
+
+queues = of_type(res, "AWS::SQS::Queue")
+check("exactly one queue, the dead-letter queue", list(queues) == ["FailureQueue"], list(queues))
+
+rules = of_type(res, "AWS::Events::Rule")
+check("four rules on the central bus", len(rules) == 4, list(rules))
+for name, rule in rules.items():
+    targets = rule["Properties"]["Targets"]
+    dead = [t.get("DeadLetterConfig") for t in targets]
+    check(
+        f"{name}: dead letters to FailureQueue",
+        all(d == {"Arn": {"Fn::GetAtt": ["FailureQueue", "Arn"]}} for d in dead),
+        dead,
+    )
+    check(f"{name}: retry policy kept", all("RetryPolicy" in t for t in targets))
+
+schedules = of_type(res, "AWS::Scheduler::Schedule")
+for name, schedule in schedules.items():
+    props = schedule["Properties"]
+    check(f"{name}: dead letters to FailureQueue", props["Target"].get("DeadLetterConfig") == {"Arn": {"Fn::GetAtt": ["FailureQueue", "Arn"]}})
+    check(f"{name}: named per stack", mentions(props.get("Name"), "${AWS::StackName}"), props.get("Name"))
+
+alarms = of_type(res, "AWS::CloudWatch::Alarm")
+watched = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms.values()}
+for metric in [
+    ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    ("AWS/Lambda", "Errors"),
+    ("AWS/Lambda", "AsyncEventsDropped"),
+    ("AWS/Lambda", "DestinationDeliveryFailures"),
+    ("AWS/Scheduler", "TargetErrorCount"),
+    ("AWS/Scheduler", "InvocationDroppedCount"),
+    ("drs-extender", "ReconciliationComplete"),
+]:
+    check(f"an alarm on {metric[0]} {metric[1]}", metric in watched)
+queue_alarm = [a for a in alarms.values() if a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"]
+check("the queue alarm watches FailureQueue", all(mentions(a, "FailureQueue") for a in queue_alarm) and queue_alarm)
+for name in rules:
+    covered = any(
+        a["Properties"]["MetricName"] == "FailedInvocations" and mentions(a["Properties"]["Dimensions"], name)
+        for a in alarms.values()
+    )
+    check(f"FailedInvocations alarm on {name} (EventBusName and RuleName)", covered)
+heartbeat = [a for a in alarms.values() if a["Properties"]["MetricName"] == "ReconciliationComplete"]
+check(
+    "heartbeat: missing data breaches, two periods",
+    heartbeat and heartbeat[0]["Properties"]["TreatMissingData"] == "breaching" and heartbeat[0]["Properties"]["EvaluationPeriods"] == 2,
+)
+
+check("bus policy enforced: a Rules assertion", "SendersAreNamed" in target.get("Rules", {}), list(target.get("Rules", {})))
+
+role = res["ExtenderFunctionRole"]["Properties"]
+check("no X-Ray permissions", not mentions(role.get("ManagedPolicyArns"), "Xray"), role.get("ManagedPolicyArns"))
+policy_text = json.dumps(role.get("Policies"))
+check("no drs:* wildcard", '"drs:*"' not in policy_text)
+check("DRS actions only when no role is assumed", "CallsDrsItself" in policy_text and "drs:CreateExtendedSourceServer" in policy_text)
+check(
+    "drs:TagResource only as part of CreateExtendedSourceServer",
+    re.search(r'"drs:TagResource".*"drs:CreateAction": "CreateExtendedSourceServer"', policy_text) is not None,
+)
+check("sts:AssumeRole only with a target role", "AssumesRole" in policy_text and "sts:AssumeRole" in policy_text)
+
+function = res["ExtenderFunction"]["Properties"]
+check("no tracing configured", "TracingConfig" not in function)
+check("logs to the stack's own log group", function.get("LoggingConfig", {}).get("LogGroup") == {"Ref": "FunctionLogGroup"})
+log_groups = of_type(res, "AWS::Logs::LogGroup")
+check("log group with a retention parameter", log_groups.get("FunctionLogGroup", {}).get("Properties", {}).get("RetentionInDays") == {"Ref": "LogRetentionDays"})
+check("LogRetentionDays defaults to 30", params["LogRetentionDays"]["Default"] == 30)
+check("fan-out requests go to the central bus", function["Environment"]["Variables"].get("FAN_OUT_EVENT_BUS") == {"Ref": "CentralBus"})
+check("reserved concurrency by default", params["ReservedConcurrency"]["Default"] == 10)
+check("no routine per-server DRS event by default", "PIT Snapshot" not in params["DrsEventDetailTypes"]["Default"])
+
+dashboards = of_type(res, "AWS::CloudWatch::Dashboard")
+check("a dashboard", len(dashboards) == 1)
+for dashboard in dashboards.values():
+    body, values = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    filled = re.sub(r"\$\{[^}]+\}", "x", body)
+    try:
+        widgets = json.loads(filled)["widgets"]
+        titles = " ".join(w["properties"]["title"] for w in widgets)
+        check("dashboard body is JSON once substituted", True)
+        for word in ["created", "duration", "Dead-letter", "errors", "Cold starts", "could not deliver"]:
+            check(f"dashboard shows {word}", word.lower() in titles.lower(), titles)
+    except (ValueError, KeyError) as error:
+        check("dashboard body is JSON once substituted", False, error)
+
+# --- the staging stack, as written ----------------------------------------------------
+with open("deploy/staging-account.yaml") as f:
+    staging = yaml_parse(f.read())
+sres = staging["Resources"]
+srole = sres["StagingAccountRole"]["Properties"]
+check("staging role: DRS's name and path", srole["RoleName"] == {"Fn::Sub": "DRSStagingAccountRole_${TargetAccountId}"} and srole["Path"] == "/service-role/")
+check("staging role: DRS's managed policy", mentions(srole["ManagedPolicyArns"], "service-role/AWSElasticDisasterRecoveryStagingAccountPolicy_v2"))
+trust = srole["AssumeRolePolicyDocument"]["Statement"][0]
+check("staging role: trusts DRS for the target account", trust["Principal"] == {"Service": "drs.amazonaws.com"} and sorted(trust["Action"]) == ["sts:AssumeRole", "sts:SetSourceIdentity"] and mentions(trust["Condition"], "sts:SourceIdentity"))
+for name, rule in of_type(sres, "AWS::Events::Rule").items():
+    target_props = rule["Properties"]["Targets"][0]
+    check(f"staging {name}: dead-letter queue", target_props.get("DeadLetterConfig") == {"Arn": {"Fn::GetAtt": ["ForwardDeadLetters", "Arn"]}})
+    covered = any(a["Properties"]["MetricName"] == "FailedInvocations" and mentions(a["Properties"]["Dimensions"], name) for a in of_type(sres, "AWS::CloudWatch::Alarm").values())
+    check(f"staging {name}: FailedInvocations alarm", covered)
+request = sres["ReconcileRequestSchedule"]["Properties"]["Target"]
+check("staging schedule asks the central bus for a reconciliation", request["Arn"] == {"Ref": "CentralBusArn"} and request["EventBridgeParameters"]["DetailType"] == "Reconciliation Requested")
+check("KMS statements printed", "KmsKeyPolicyStatements" in staging["Outputs"])
+
+# --- rule patterns against the sample events -----------------------------------------
+patterns = {}
+for name, rule in rules.items():
+    patterns[f"central:{name}"] = resolve(rule["Properties"]["EventPattern"], params)
+for name, rule in of_type(sres, "AWS::Events::Rule").items():
+    patterns[f"staging:{name}"] = resolve(rule["Properties"]["EventPattern"], staging["Parameters"])
+
+
+def matching(event):
+    return sorted(n for n, p in patterns.items() if EventPattern.load(json.dumps(p)).matches_event(event))
+
+
+expected = {
+    "agent-registration": ["central:ExtenderFunctionAgentRegistration", "staging:ForwardAgentRegistration"],
+    "agent-registration-without-server": ["central:ExtenderFunctionAgentRegistration", "staging:ForwardAgentRegistration"],
+    "agent-registration-failed": ["central:ExtenderFunctionAgentRegistration", "staging:ForwardAgentRegistration"],
+    "drs-source-server-event": ["central:ExtenderFunctionDrsSourceServerEvents", "staging:ForwardDrsSourceServerEvents"],
+    "drs-recovery-instance-event": [],
+    "announcement-by-arn": ["central:ExtenderFunctionAnnouncements"],
+    "announcement-by-id": ["central:ExtenderFunctionAnnouncements"],
+    "announcement-malformed": ["central:ExtenderFunctionAnnouncements"],
+    "announcement-spoofed": ["central:ExtenderFunctionAnnouncements"],
+    "reconciliation-requested": ["central:ExtenderFunctionReconciliationRequests"],
+    "staging-reconciliation-request": ["central:ExtenderFunctionReconciliationRequests"],
+    "scheduled-reconciliation": [],
+    "unrelated-event": [],
+}
+samples = {os.path.basename(p)[:-5]: json.load(open(p)) for p in glob.glob("events/*.json")}
+check("every sample event has an expectation", sorted(samples) == sorted(expected), sorted(set(samples) ^ set(expected)))
+for name, event in sorted(samples.items()):
+    got = matching(event)
+    check(f"{name} matches {expected.get(name)}", got == expected.get(name), got)
+
+# The function's own outcome events must start nothing (no loop); its fan-out requests
+# must reach the reconciliation rule, once.
+source = params["ResultEventSource"]["Default"]
+for detail_type in [
+    "Extended Source Server Created",
+    "Extended Source Server Skipped",
+    "Extended Source Server Failed",
+    "Extension Request Rejected",
+    "Reconciliation Completed",
+    "Extended Source Server Unhealthy",
+]:
+    own = {"source": source, "detail-type": detail_type, "account": "444455556666", "detail": {}, "resources": []}
+    check(f"own '{detail_type}' matches no inbound rule", matching(own) == [], matching(own))
+fan_out = {"source": source, "detail-type": "Reconciliation Requested", "detail": {"fannedOut": True}, "resources": []}
+check("own fan-out request matches the reconciliation rule once", matching(fan_out) == ["central:ExtenderFunctionReconciliationRequests"], matching(fan_out))
+
+print(f"templates: {checks['passed']} passed, {checks['failed']} failed")
+sys.exit(1 if checks["failed"] else 0)
