@@ -35,7 +35,7 @@ impl Default for CallPolicy {
     fn default() -> Self {
         Self {
             max_attempts: 5,
-            initial_backoff: Duration::from_millis(200),
+            initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(3),
             attempt_timeout: Duration::from_secs(5),
@@ -72,8 +72,10 @@ impl CallPolicy {
             .build()
     }
 
-    /// One retry quota (the SDK's standard token bucket) per region and service:
-    /// a storm in one region does not use up another's retries.
+    /// One retry quota (the SDK's standard token bucket) per set of clients, region
+    /// and service: a storm in one region does not use up another's retries. The
+    /// SDK keeps buckets by partition name for the whole process, so the name says
+    /// which set of clients it belongs to (one per process in Lambda; many in tests).
     fn retry_partition(name: String) -> RetryPartition {
         RetryPartition::custom(name)
             .token_bucket(TokenBucket::default())
@@ -81,7 +83,12 @@ impl CallPolicy {
     }
 }
 
+/// Tells apart the retry quotas of each `Clients` in a process.
+static CLIENT_SETS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub struct Clients {
+    /// This set's number, for its retry partitions' names.
+    set: u64,
     target: SdkConfig,
     policy: CallPolicy,
     drs_max_rps: u32,
@@ -106,10 +113,12 @@ impl Clients {
             Some(role) => assume(&own, role, &policy).await,
             None => own.clone(),
         };
-        let eventbridge = eventbridge_client(&own, &config.result_event_bus, &policy);
-        let fan_out_eventbridge = eventbridge_client(&own, &config.fan_out_event_bus, &policy);
+        let set = CLIENT_SETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let eventbridge = eventbridge_client(&own, &config.result_event_bus, &policy, set);
+        let fan_out_eventbridge = eventbridge_client(&own, &config.fan_out_event_bus, &policy, set);
         let http = own.http_client().unwrap_or_else(paced_http::default_base);
         Self {
+            set,
             target,
             policy,
             drs_max_rps: config.drs_max_rps,
@@ -142,7 +151,8 @@ impl Clients {
                 ))
                 .retry_config(self.policy.retry_config())
                 .retry_partition(CallPolicy::retry_partition(format!(
-                    "drs-extender-drs-{region}"
+                    "drs-extender-{}-drs-{region}",
+                    self.set
                 )))
                 .timeout_config(self.policy.paced_timeout_config())
                 // Its bodies are a few hundred bytes; what it would see as a stall is
@@ -202,12 +212,13 @@ fn eventbridge_client(
     own: &SdkConfig,
     bus: &str,
     policy: &CallPolicy,
+    set: u64,
 ) -> aws_sdk_eventbridge::Client {
     let mut builder = aws_sdk_eventbridge::config::Builder::from(own)
         .retry_config(policy.retry_config())
-        .retry_partition(CallPolicy::retry_partition(
-            "drs-extender-events".to_owned(),
-        ))
+        .retry_partition(CallPolicy::retry_partition(format!(
+            "drs-extender-{set}-events"
+        )))
         .timeout_config(policy.timeout_config())
         .retry_classifier(RetryAfterClassifier);
     if let Some(region) = bus

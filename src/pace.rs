@@ -9,13 +9,15 @@
 //!   last second (measured, not guessed; halved when too little was accepted to
 //!   measure), at most once per [`HOLD`]: one over-rate burst answers with several
 //!   throttles and must cost one cut.
-//! - It starts slow (TCP's slow start): [`START`] requests a second, doubling every
-//!   [`DOUBLING`] while callers queue, until the first throttle. Starting at the
-//!   ceiling instead sends a burst the service refuses and measures its rate from
-//!   a few milliseconds of answers.
+//! - It starts slow (TCP's slow start): at a tenth of the ceiling (at least
+//!   [`START`] requests a second), doubling every [`DOUBLING`] while callers queue,
+//!   until the first throttle. Starting at the ceiling instead sends a burst the
+//!   service refuses and measures its rate from a few milliseconds of answers.
 //! - After that, while callers queue behind the pace and nothing is throttled, the
-//!   rate grows, faster the longer it stays quiet, so a limit that rises is found
-//!   again.
+//!   rate climbs back quickly to what the service was last measured to accept, then
+//!   probes above it slowly, faster the longer it stays quiet (CUBIC's shape): near
+//!   the limit a throttle costs a `Retry-After` wait, and a limit that rises must
+//!   still be found.
 //! - At most about a second's worth of operations are admitted at once
 //!   ([`Pace::admit`]), so that a wait for a slot never outlasts an attempt's
 //!   timeout, however many callers there are.
@@ -46,17 +48,21 @@ pub const HOLD: Duration = Duration::from_millis(200);
 const MEASURE: Duration = Duration::from_secs(1);
 /// After a throttle the rate goes a little under what was accepted, so that the
 /// service's bucket refills and the next probe starts from below.
-const CUT: f64 = 0.9;
+const CUT: f64 = 0.95;
 /// With fewer answers accepted than this over the last `MEASURE`, the accepted
 /// rate is noise, and a cut halves the rate (TCP's multiplicative decrease).
 const TRUSTED_SAMPLES: usize = 5;
 const UNMEASURED_CUT: f64 = 0.5;
-/// Growth while quiet, per second: `GROWTH` at first, `GROWTH` more for every
-/// quiet second, at most `MAX_GROWTH`.
-const GROWTH: f64 = 0.1;
+/// Growth while quiet, per second: below the last measured rate `RECOVERY`;
+/// above it `PROBE` x (1 + quiet seconds)², at most `MAX_GROWTH`: gentle near the
+/// limit, a fivefold rise found in about five seconds.
+const RECOVERY: f64 = 0.5;
+const PROBE: f64 = 0.02;
 const MAX_GROWTH: f64 = 2.0;
-/// Where the rate starts, and how fast it doubles until the first throttle.
+/// Where the rate starts (at least; a tenth of the ceiling above that), and how
+/// fast it doubles until the first throttle.
 pub const START: f64 = 10.0;
+const START_SHARE_OF_CEILING: f64 = 0.1;
 pub const DOUBLING: Duration = Duration::from_millis(100);
 /// The slowest the pace goes, in requests per second.
 const FLOOR: f64 = 1.0;
@@ -81,6 +87,8 @@ struct State {
     accepted: VecDeque<Instant>,
     first_answer: Option<Instant>,
     last_cut: Option<Instant>,
+    /// What the service was measured to accept at the last cut.
+    measured: Option<f64>,
     last_throttle: Option<Instant>,
     last_growth: Instant,
     /// Whether a caller had to wait for a slot since the rate last grew: growth
@@ -97,11 +105,12 @@ impl Pace {
         Self {
             ceiling,
             state: Mutex::new(State {
-                rate: ceiling.min(START),
+                rate: ceiling.min(START.max(ceiling * START_SHARE_OF_CEILING)),
                 next_slot: now,
                 accepted: VecDeque::new(),
                 first_answer: None,
                 last_cut: None,
+                measured: None,
                 last_throttle: None,
                 last_growth: now,
                 limited: false,
@@ -173,8 +182,11 @@ impl Pace {
                 if state.last_cut.is_none_or(|at| now - at >= HOLD) {
                     state.forget_before(now);
                     let cut = if state.accepted.len() >= TRUSTED_SAMPLES {
-                        state.rate.min(state.accepted_rate(now)) * CUT
+                        let accepted = state.rate.min(state.accepted_rate(now));
+                        state.measured = Some(accepted);
+                        accepted * CUT
                     } else {
+                        state.measured = None;
                         state.rate * UNMEASURED_CUT
                     };
                     state.rate = cut.clamp(FLOOR, self.ceiling);
@@ -256,7 +268,10 @@ impl State {
         let factor = if self.last_throttle.is_none() {
             2f64.powf(elapsed.as_secs_f64() / DOUBLING.as_secs_f64())
         } else {
-            let per_second = (GROWTH * (1.0 + quiet.as_secs_f64().min(60.0))).min(MAX_GROWTH);
+            let per_second = match self.measured {
+                Some(measured) if self.rate < measured => RECOVERY,
+                _ => (PROBE * (1.0 + quiet.as_secs_f64().min(60.0)).powi(2)).min(MAX_GROWTH),
+            };
             1.0 + per_second * elapsed.as_secs_f64()
         };
         self.rate = (self.rate * factor).min(ceiling);

@@ -151,6 +151,14 @@ request = sres["ReconcileRequestSchedule"]["Properties"]["Target"]
 check("staging schedule asks the central bus for a reconciliation", request["Arn"] == {"Ref": "CentralBusArn"} and request["EventBridgeParameters"]["DetailType"] == "Reconciliation Requested")
 check("KMS statements printed", "KmsKeyPolicyStatements" in staging["Outputs"])
 
+# --- every alarm links to a runbook section that exists -------------------------------
+with open("docs/runbooks.md") as f:
+    sections = set(re.findall(r"^## ([a-z-]+)$", f.read(), re.M))
+for stack, resources in [("target", res), ("staging", sres)]:
+    for name, alarm in of_type(resources, "AWS::CloudWatch::Alarm").items():
+        link = re.search(r"runbooks\.md#([a-z-]+)", " ".join(alarm["Properties"]["AlarmDescription"].split()))
+        check(f"{stack} {name}: its runbook exists", link is not None and link.group(1) in sections, link and link.group(1))
+
 # --- rule patterns against the sample events -----------------------------------------
 patterns = {}
 for name, rule in rules.items():
