@@ -20,6 +20,17 @@ pub struct ExtendedServer {
     pub arn: String,
 }
 
+/// What coverage keeps of one extended server (a real record is a few KB).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtendedRecord {
+    pub id: String,
+    pub arn: String,
+    pub staging_arn: String,
+    pub staging_account: String,
+    /// DRS's message when the extension is in `EXTENSION_ERROR`.
+    pub extension_error: Option<String>,
+}
+
 /// A staging server that is not yet extended into the target account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExtensibleServer {
@@ -66,45 +77,81 @@ impl TargetDrs {
         &self,
         staging: &AccountId,
     ) -> Result<HashMap<String, ExtendedServer>, DrsError> {
-        let filters = DescribeSourceServersRequestFilters::builder()
-            .staging_account_ids(staging.as_str())
-            .build();
         let mut found = HashMap::new();
         let mut next_token = None;
         for _ in 0..MAX_PAGES {
-            let _admitted = self.pace.admit().await;
             let page = self
-                .client
-                .describe_source_servers()
-                .filters(filters.clone())
-                .max_results(DESCRIBE_PAGE_SIZE)
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(DrsError::from_sdk)?;
-            for server in page.items() {
-                let staging_arn = server
-                    .staging_area()
-                    .and_then(|area| area.staging_source_server_arn());
-                if let (Some(staging_arn), Some(id), Some(arn)) =
-                    (staging_arn, server.source_server_id(), server.arn())
-                {
-                    let extended = ExtendedServer {
-                        id: id.to_owned(),
-                        arn: arn.to_owned(),
-                    };
-                    found.insert(staging_arn.to_owned(), extended);
-                }
+                .extended_records(
+                    std::slice::from_ref(staging),
+                    next_token,
+                    DESCRIBE_PAGE_SIZE,
+                )
+                .await?;
+            for record in page.items {
+                let extended = ExtendedServer {
+                    id: record.id,
+                    arn: record.arn,
+                };
+                found.insert(record.staging_arn, extended);
             }
-            next_token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
+            next_token = page.next_token;
             if next_token.is_none() {
                 break;
             }
         }
         Ok(found)
+    }
+
+    /// One page of the target account's extended servers made from these staging
+    /// accounts' servers (at most 200 a call, as `DescribeSourceServers` takes
+    /// them), each reduced to what coverage needs as soon as it is read.
+    pub async fn extended_records(
+        &self,
+        staging: &[AccountId],
+        next_token: Option<String>,
+        page_size: i32,
+    ) -> Result<Page<ExtendedRecord>, DrsError> {
+        let filters = DescribeSourceServersRequestFilters::builder()
+            .set_staging_account_ids(Some(
+                staging.iter().map(|a| a.as_str().to_owned()).collect(),
+            ))
+            .build();
+        let _admitted = self.pace.admit().await;
+        let page = self
+            .client
+            .describe_source_servers()
+            .filters(filters)
+            .max_results(page_size)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(DrsError::from_sdk)?;
+        let items = page
+            .items()
+            .iter()
+            .filter_map(|server| {
+                let area = server.staging_area()?;
+                let error = matches!(
+                    area.status(),
+                    Some(aws_sdk_drs::types::ExtensionStatus::ExtensionError)
+                );
+                Some(ExtendedRecord {
+                    id: server.source_server_id()?.to_owned(),
+                    arn: server.arn()?.to_owned(),
+                    staging_arn: area.staging_source_server_arn()?.to_owned(),
+                    staging_account: area.staging_account_id().unwrap_or_default().to_owned(),
+                    extension_error: error
+                        .then(|| area.error_message().unwrap_or_default().to_owned()),
+                })
+            })
+            .collect();
+        Ok(Page {
+            items,
+            next_token: page
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        })
     }
 
     /// The extended server made from this staging server, if there is one.

@@ -10,6 +10,7 @@ use crate::arn::{AccountId, Region};
 use crate::authorize::{authorize, serves, Trusted};
 use crate::clients::Clients;
 use crate::config::Config;
+use crate::coverage::{self, CoverageReport};
 use crate::deadline::{self, Deadline};
 use crate::error::InvocationError;
 use crate::event_bus::{EventBus, PublishError};
@@ -34,6 +35,7 @@ struct Reconciled {
     summary: Summary,
     unfinished: Vec<Unfinished>,
     fan_out_failed: Option<PublishError>,
+    coverage: CoverageReport,
 }
 
 /// The accounts and regions a reconciliation covers.
@@ -377,12 +379,21 @@ impl App {
                 "reconciliation fans out"
             );
             let fan_out_failed = self.fan_out_bus.publish(requests).await.err();
+            // Each account handed on reads its own coverage; this run reads the rest.
+            let kept: Vec<Scope> = surveyed
+                .iter()
+                .filter(|s| !s.has_work())
+                .map(|s| s.scope.clone())
+                .collect();
+            let coverage = coverage::read(&self.clients, &kept, deadline, reporter).await;
             return Reconciled {
                 summary,
                 unfinished,
                 fan_out_failed,
+                coverage,
             };
         }
+        let worked: Vec<Scope> = surveyed.iter().map(|s| s.scope.clone()).collect();
         let report = reconcile::run(
             &self.clients,
             settings,
@@ -394,10 +405,13 @@ impl App {
         .await;
         summary.examined = report.examined;
         unfinished.extend(report.unfinished);
+        // After the work, so what this run extended counts as covered.
+        let coverage = coverage::read(&self.clients, &worked, deadline, reporter).await;
         Reconciled {
             summary,
             unfinished,
             fan_out_failed: None,
+            coverage,
         }
     }
 
@@ -410,19 +424,36 @@ impl App {
     ) -> Result<Response, InvocationError> {
         let (tally, mut delivered) = reporting.finish().await;
         let mut summary = None;
+        let mut per_scope = Vec::new();
         if let Some(Reconciled {
             summary: mut closed,
             unfinished,
             fan_out_failed,
+            coverage,
         }) = reconciled
         {
             closed.close(&tally, unfinished, started.elapsed().as_millis() as u64);
+            closed.extended = coverage.extended();
+            closed.extension_errors = coverage.extension_errors();
+            closed.coverage_unread = coverage.unread;
+            per_scope = coverage.scopes;
+            for scope in &mut per_scope {
+                if let (Some(account), Some(region)) = (&scope.staging_account_id, &scope.region) {
+                    scope.not_extended = tally
+                        .failed_servers
+                        .get(&(account.clone(), region.clone()))
+                        .copied()
+                        .unwrap_or(0);
+                }
+            }
             tracing::info!(
                 examined = closed.examined,
                 created = closed.created,
                 skipped = closed.skipped,
                 failed = closed.failed,
                 complete = closed.complete,
+                extended = closed.extended,
+                extension_errors = closed.extension_errors,
                 fanned_out = closed.fanned_out,
                 duration_ms = closed.duration_ms,
                 "reconciliation finished"
@@ -434,6 +465,7 @@ impl App {
         let retryable = tally.retryable;
         let mut response = tally.into_response();
         response.reconciliation = summary.and_then(|s| serde_json::to_value(s).ok());
+        response.coverage = per_scope;
         self.record(&response);
         if let Err(error) = delivered {
             tracing::error!(undelivered = error.undelivered, error = %error.last_error, "events undelivered");

@@ -5,6 +5,7 @@ pub mod arn;
 pub mod authorize;
 pub mod clients;
 pub mod config;
+pub mod coverage;
 pub mod deadline;
 pub mod drs;
 pub mod error;

@@ -26,10 +26,31 @@ pub struct InvocationMetrics {
     pub reconciliation_complete: Option<bool>,
     /// Milliseconds from process start to the first event, on a cold start only.
     pub cold_start_ms: Option<u64>,
+    /// Coverage, when the invocation reconciled: in all, and per region.
+    pub extended: Option<usize>,
+    pub extension_errors: Option<usize>,
+    pub regions: Vec<RegionCoverage>,
+}
+
+/// One region's coverage, as its own EMF line with a `Region` dimension.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RegionCoverage {
+    pub region: String,
+    pub extended: usize,
+    pub extension_errors: usize,
+    pub not_extended: usize,
 }
 
 impl InvocationMetrics {
     pub fn from_response(response: &Response) -> Self {
+        let count = |key: &str| {
+            response
+                .reconciliation
+                .as_ref()
+                .and_then(|r| r.get(key))
+                .and_then(Value::as_u64)
+                .map(|n| n as usize)
+        };
         Self {
             created: response.created,
             skipped: response.skipped,
@@ -46,6 +67,9 @@ impl InvocationMetrics {
                 .and_then(|r| r.get("complete"))
                 .and_then(Value::as_bool),
             cold_start_ms: None,
+            extended: count("extended"),
+            extension_errors: count("extensionErrors"),
+            regions: per_region(response),
         }
     }
 
@@ -70,6 +94,12 @@ impl InvocationMetrics {
         if let Some(ms) = self.cold_start_ms {
             add("ColdStart", "Milliseconds", json!(ms));
         }
+        if let Some(n) = self.extended {
+            add("Extended", "Count", json!(n));
+        }
+        if let Some(n) = self.extension_errors {
+            add("ExtensionErrors", "Count", json!(n));
+        }
         let mut document = Map::new();
         document.insert(
             "_aws".into(),
@@ -87,17 +117,69 @@ impl InvocationMetrics {
         Value::Object(document)
     }
 
-    /// Writes the document as one line on stdout, where Lambda collects it.
+    /// One EMF document per region with coverage: `Extended`, `ExtensionErrors`
+    /// and `NotExtended` with the dimensions `FunctionName` and `Region`.
+    pub fn region_documents(&self, function_name: &str, timestamp_ms: u64) -> Vec<Value> {
+        self.regions
+            .iter()
+            .map(|r| {
+                json!({
+                    "_aws": {
+                        "Timestamp": timestamp_ms,
+                        "CloudWatchMetrics": [{
+                            "Namespace": NAMESPACE,
+                            "Dimensions": [["FunctionName", "Region"]],
+                            "Metrics": [
+                                {"Name": "Extended", "Unit": "Count"},
+                                {"Name": "ExtensionErrors", "Unit": "Count"},
+                                {"Name": "NotExtended", "Unit": "Count"},
+                            ],
+                        }],
+                    },
+                    "FunctionName": function_name,
+                    "Region": r.region,
+                    "Extended": r.extended,
+                    "ExtensionErrors": r.extension_errors,
+                    "NotExtended": r.not_extended,
+                })
+            })
+            .collect()
+    }
+
+    /// Writes the documents, one line each, on stdout, where Lambda collects them.
     pub fn emit(&self, function_name: &str) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let line = self.document(function_name, now).to_string();
         let mut stdout = std::io::stdout().lock();
-        // Metrics are best effort: a closed stdout must not fail the invocation.
-        let _ = writeln!(stdout, "{line}");
+        let documents = std::iter::once(self.document(function_name, now))
+            .chain(self.region_documents(function_name, now));
+        for document in documents {
+            // Metrics are best effort: a closed stdout must not fail the invocation.
+            let _ = writeln!(stdout, "{document}");
+        }
     }
+}
+
+/// The response's per-account coverage, summed by region.
+fn per_region(response: &Response) -> Vec<RegionCoverage> {
+    let mut regions: std::collections::BTreeMap<String, RegionCoverage> = Default::default();
+    for scope in &response.coverage {
+        let Some(region) = &scope.region else {
+            continue;
+        };
+        let entry = regions
+            .entry(region.to_string())
+            .or_insert_with(|| RegionCoverage {
+                region: region.to_string(),
+                ..RegionCoverage::default()
+            });
+        entry.extended += scope.extended;
+        entry.extension_errors += scope.extension_errors;
+        entry.not_extended += scope.not_extended;
+    }
+    regions.into_values().collect()
 }
 
 #[cfg(test)]
@@ -144,6 +226,36 @@ mod tests {
         assert_eq!(doc["ReconciliationComplete"], 1);
         assert_eq!(doc["FunctionName"], "drs-extender");
         assert_eq!(doc["_aws"]["Timestamp"], 1_700_000_000_000u64);
+    }
+
+    #[test]
+    fn coverage_goes_out_in_all_and_per_region() {
+        let metrics = InvocationMetrics {
+            extended: Some(5),
+            extension_errors: Some(2),
+            regions: vec![RegionCoverage {
+                region: "eu-west-1".into(),
+                extended: 5,
+                extension_errors: 2,
+                not_extended: 1,
+            }],
+            ..Default::default()
+        };
+        let total = metrics.document("f", 0);
+        assert_eq!(total["ExtensionErrors"], 2);
+        let regional = metrics.region_documents("f", 0);
+        assert_eq!(regional.len(), 1);
+        assert_eq!(
+            regional[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["FunctionName", "Region"]])
+        );
+        assert_eq!(
+            (
+                regional[0]["Region"].as_str(),
+                regional[0]["NotExtended"].as_u64()
+            ),
+            (Some("eu-west-1"), Some(1))
+        );
     }
 
     #[test]

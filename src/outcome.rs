@@ -248,6 +248,10 @@ pub struct Response {
     /// The `Reconciliation Completed` summary, when the event asked for one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reconciliation: Option<Value>,
+    /// Per staging account and region: extended servers, extension errors and
+    /// servers left unextended, when the event asked for a reconciliation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub coverage: Vec<crate::coverage::ScopeCoverage>,
     /// Outcomes left out of `outcomes` to keep the response under Lambda's 6 MB;
     /// the counts and the outcome events cover them all.
     #[serde(skip_serializing_if = "is_zero")]

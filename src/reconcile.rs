@@ -80,6 +80,13 @@ pub struct Summary {
     /// Requests handed on to other invocations, one per staging account.
     #[serde(skip_serializing_if = "is_zero")]
     pub fanned_out: usize,
+    /// Extended servers the target account holds for the accounts and regions
+    /// this run covered, and how many of them DRS shows in `EXTENSION_ERROR`.
+    pub extended: usize,
+    pub extension_errors: usize,
+    /// Where coverage could not be read (those counts are then short).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub coverage_unread: Vec<crate::coverage::Unread>,
 }
 
 impl Summary {
@@ -102,6 +109,9 @@ impl Summary {
             duration_ms: 0,
             unfinished: Vec::new(),
             fanned_out: 0,
+            extended: 0,
+            extension_errors: 0,
+            coverage_unread: Vec::new(),
         }
     }
 

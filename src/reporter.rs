@@ -2,11 +2,13 @@
 //! response, and handed to the event stream, which sends it within a second. A
 //! process that dies mid-run so loses at most the outcomes in flight and one batch.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::arn::{AccountId, Region};
 use crate::event_bus::{EventBus, PublishError};
 use crate::inbound::Trigger;
 use crate::outcome::{OutboundEvent, Outcome, Response, MAX_RESPONSE_OUTCOMES};
@@ -23,6 +25,9 @@ pub struct Tally {
     pub failed: usize,
     pub rejected: usize,
     pub retryable: usize,
+    /// Servers that failed, by staging account and region: what a run left
+    /// unextended.
+    pub failed_servers: BTreeMap<(AccountId, Region), usize>,
     /// Failures and rejections, then the rest, each at most the response's limit.
     problems: Vec<Outcome>,
     others: Vec<Outcome>,
@@ -39,6 +44,14 @@ impl Tally {
         *counter += 1;
         if outcome.is_retryable_failure() {
             self.retryable += 1;
+        }
+        if let Outcome::Failed { subject, .. } = &outcome {
+            if let Some(arn) = &subject.staging_source_server_arn {
+                *self
+                    .failed_servers
+                    .entry((arn.account().clone(), arn.region().clone()))
+                    .or_default() += 1;
+            }
         }
         let kept = match outcome {
             Outcome::Failed { .. } | Outcome::Rejected { .. } => &mut self.problems,
@@ -90,6 +103,16 @@ impl Reporter {
         // The stream ends only after every reporter is gone, so this cannot fail
         // while a run goes on; if it did, `finish` would count the event missing.
         let _ = self.events.send(event).await;
+    }
+
+    /// Sends an event that is not a server's outcome (and so is not counted).
+    pub async fn send(&self, event: OutboundEvent) {
+        let _ = self.events.send(event).await;
+    }
+
+    /// The inbound event, as every emitted event cites it.
+    pub fn trigger(&self) -> &Trigger {
+        &self.trigger
     }
 
     pub async fn report_all(&self, outcomes: impl IntoIterator<Item = Outcome>) {

@@ -75,15 +75,24 @@ async fn reconcile_under(
     case: &str,
     inject: impl FnOnce(&mut World),
 ) -> (Harness, Result<Value, InvocationError>, Vec<String>) {
+    reconcile_under_policy(case, fast_policy(), inject).await
+}
+
+async fn reconcile_under_policy(
+    case: &str,
+    policy: drs_extender::clients::CallPolicy,
+    inject: impl FnOnce(&mut World),
+) -> (Harness, Result<Value, InvocationError>, Vec<String>) {
     let (mut world, servers) = world();
     inject(&mut world);
-    let h = Harness::start(
+    let h = Harness::start_with(
         world,
         &[
             ("STAGING_ACCOUNT_IDS", "111122223333,222233334444"),
             ("DRS_MAX_RPS", "1000"),
             ("RECONCILE_CONCURRENCY", "4"),
         ],
+        policy,
     )
     .await;
     let result = h
@@ -106,7 +115,12 @@ async fn a_throttling_storm_ends_in_one_outcome_each_and_all_created() {
 
 #[tokio::test]
 async fn a_run_of_server_errors_is_retried_through() {
-    let (_, result, _) = reconcile_under("5xx run", |w| {
+    // More attempts than injected errors: whichever server they fall on, it gets through.
+    let policy = drs_extender::clients::CallPolicy {
+        max_attempts: 7,
+        ..fast_policy()
+    };
+    let (_, result, _) = reconcile_under_policy("5xx run", policy, |w| {
         w.inject(
             "CreateExtendedSourceServer",
             6,

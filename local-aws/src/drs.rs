@@ -240,15 +240,93 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
     Reply::json(201, &json!({"sourceServer": extended_json(&extended)}))
 }
 
+const INITIATION_STEPS: [&str; 11] = [
+    "WAIT",
+    "CREATE_SECURITY_GROUP",
+    "LAUNCH_REPLICATION_SERVER",
+    "BOOT_REPLICATION_SERVER",
+    "AUTHENTICATE_WITH_SERVICE",
+    "DOWNLOAD_REPLICATION_SOFTWARE",
+    "CREATE_STAGING_DISKS",
+    "ATTACH_STAGING_DISKS",
+    "PAIR_REPLICATION_SERVER_WITH_AGENT",
+    "CONNECT_AGENT_TO_REPLICATION_SERVER",
+    "START_DATA_TRANSFER",
+];
+
+/// An extended source server as `DescribeSourceServers` returns it: the whole
+/// `SourceServer` of the service model (source properties with disks and network
+/// interfaces, replication state per disk, life cycle), a few KB like a real one.
 fn extended_json(e: &crate::world::ExtendedServer) -> Value {
+    let disks = ["/dev/sda", "/dev/sdb", "/dev/sdc", "/dev/sdd"];
+    let staging_area = match &e.extension_error {
+        None => json!({
+            "status": "EXTENDED",
+            "stagingAccountID": e.staging_account,
+            "stagingSourceServerArn": e.staging_arn,
+        }),
+        Some(message) => json!({
+            "status": "EXTENSION_ERROR",
+            "stagingAccountID": e.staging_account,
+            "stagingSourceServerArn": e.staging_arn,
+            "errorMessage": message,
+        }),
+    };
     json!({
         "sourceServerID": e.id,
         "arn": e.arn,
         "tags": e.tags,
-        "stagingArea": {
-            "status": "EXTENDED",
-            "stagingAccountID": e.staging_account,
-            "stagingSourceServerArn": e.staging_arn,
+        "stagingArea": staging_area,
+        "recoveryInstanceId": null,
+        "replicationDirection": "FAILOVER",
+        "agentVersion": "4.12.0.1234",
+        "lastLaunchResult": "NOT_STARTED",
+        "sourceProperties": {
+            "lastUpdatedDateTime": "2026-11-26T09:00:00+00:00",
+            "recommendedInstanceType": "m5.xlarge",
+            "identificationHints": {
+                "fqdn": format!("host-{}.corp.example.com", e.id),
+                "hostname": format!("host-{}", e.id),
+                "vmWareUuid": "42a1b2c3-d4e5-f6a7-b8c9-d0e1f2a3b4c5",
+                "awsInstanceID": "i-0123456789abcdef0",
+            },
+            "networkInterfaces": [
+                {"macAddress": "0a:1b:2c:3d:4e:5f", "ips": ["10.0.1.17", "fe80::81b:2cff:fe3d:4e5f"], "isPrimary": true},
+                {"macAddress": "0a:1b:2c:3d:4e:60", "ips": ["10.0.2.17"], "isPrimary": false},
+            ],
+            "disks": disks.iter().map(|d| json!({"deviceName": d, "bytes": 107_374_182_400u64})).collect::<Vec<_>>(),
+            "cpus": [{"cores": 4, "modelName": "Intel(R) Xeon(R) Platinum 8175M CPU @ 2.50GHz"}],
+            "ramBytes": 17_179_869_184u64,
+            "os": {"fullString": "Linux version 5.15.0-1051-aws (buildd@lcy02-amd64-011) (gcc (Ubuntu 11.4.0) 11.4.0) #56-Ubuntu SMP"},
+            "supportsNitroInstances": true,
+        },
+        "dataReplicationInfo": {
+            "lagDuration": "PT2M",
+            "replicatedDisks": disks.iter().map(|d| json!({
+                "deviceName": d, "totalStorageBytes": 107_374_182_400u64, "replicatedStorageBytes": 107_374_182_400u64,
+                "rescannedStorageBytes": 0, "backloggedStorageBytes": 0, "volumeStatus": "REGULAR",
+            })).collect::<Vec<_>>(),
+            "dataReplicationState": "CONTINUOUS",
+            "dataReplicationInitiation": {
+                "startDateTime": "2026-10-01T08:00:00+00:00",
+                "steps": INITIATION_STEPS.iter().map(|step| json!({"name": step, "status": "SUCCEEDED"})).collect::<Vec<_>>(),
+            },
+            "stagingAvailabilityZone": format!("{}a", e.region),
+        },
+        "lifeCycle": {
+            "addedToServiceDateTime": "2026-10-01T08:00:00+00:00",
+            "firstByteDateTime": "2026-10-01T08:05:00+00:00",
+            "elapsedReplicationDuration": "P56DT1H",
+            "lastSeenByServiceDateTime": "2026-11-26T09:00:00+00:00",
+            "lastLaunch": {
+                "initiated": {"apiCallDateTime": "2026-11-01T10:00:00+00:00", "jobID": "drsjob-0123456789abcdef0", "type": "DRILL"},
+                "status": "LAUNCHED",
+            },
+        },
+        "sourceCloudProperties": {
+            "originAccountID": e.staging_account,
+            "originRegion": e.region,
+            "originAvailabilityZone": format!("{}b", e.region),
         },
     })
 }
@@ -402,6 +480,16 @@ mod tests {
             vec![5, 6],
             "3 and 4 are skipped: they moved up into the first page's place"
         );
+    }
+
+    #[test]
+    fn extended_records_are_the_size_of_real_ones() {
+        let mut world = World::new("444455556666");
+        let arn = world.add_staging_server("111122223333", "us-east-1", &[]);
+        let staging = world.staging_server(&arn).unwrap().clone();
+        let extended = world.record_extension("444455556666", &staging, Tags::new());
+        let size = extended_json(&extended).to_string().len();
+        assert!((3_000..8_000).contains(&size), "{size} bytes");
     }
 
     #[test]

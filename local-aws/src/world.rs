@@ -34,6 +34,9 @@ pub struct ExtendedServer {
     pub staging_arn: String,
     pub staging_account: String,
     pub tags: Tags,
+    /// DRS's message when it can no longer reach the staging server
+    /// (`stagingArea.status` `EXTENSION_ERROR`).
+    pub extension_error: Option<String>,
 }
 
 /// One request as received, after its signature's scope was read.
@@ -426,6 +429,21 @@ impl World {
         )
     }
 
+    /// Puts the extension of `staging_arn` into `EXTENSION_ERROR` with DRS's
+    /// `message`, as when the staging server was deleted or its role removed.
+    pub fn break_extension(&mut self, staging_arn: &str, message: &str) -> bool {
+        let mut found = false;
+        for extended in self
+            .extended
+            .iter_mut()
+            .filter(|e| e.staging_arn == staging_arn)
+        {
+            extended.extension_error = Some(message.to_owned());
+            found = true;
+        }
+        found
+    }
+
     pub(crate) fn record_extension(
         &mut self,
         target_account: &str,
@@ -445,6 +463,7 @@ impl World {
             staging_arn: staging.arn.clone(),
             staging_account: staging.account.clone(),
             tags,
+            extension_error: None,
         };
         self.extended_index
             .insert((extended.account.clone(), extended.staging_arn.clone()));

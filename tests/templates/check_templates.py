@@ -80,6 +80,7 @@ for metric in [
     ("AWS/Scheduler", "TargetErrorCount"),
     ("AWS/Scheduler", "InvocationDroppedCount"),
     ("drs-extender", "ReconciliationComplete"),
+    ("drs-extender", "ExtensionErrors"),
 ]:
     check(f"an alarm on {metric[0]} {metric[1]}", metric in watched)
 queue_alarm = [a for a in alarms.values() if a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"]
@@ -128,7 +129,8 @@ for dashboard in dashboards.values():
         widgets = json.loads(filled)["widgets"]
         titles = " ".join(w["properties"]["title"] for w in widgets)
         check("dashboard body is JSON once substituted", True)
-        for word in ["created", "duration", "Dead-letter", "errors", "Cold starts", "could not deliver"]:
+        for word in ["created", "duration", "Dead-letter", "errors", "Cold starts", "could not deliver",
+                     "extended servers, by region", "extension errors", "not extended"]:
             check(f"dashboard shows {word}", word.lower() in titles.lower(), titles)
     except (ValueError, KeyError) as error:
         check("dashboard body is JSON once substituted", False, error)

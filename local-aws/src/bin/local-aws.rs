@@ -14,6 +14,13 @@ use tokio::process::Command;
 const USAGE: &str =
     "usage: local-aws serve [--port N]\n       local-aws demo --function PATH [--events DIR]";
 
+/// The staging server whose extension the demo breaks before its last step, and
+/// what DRS then says about it.
+const BROKEN: (&str, &str) = (
+    "arn:aws:drs:us-east-1:222233334444:source-server/s-2222cccc3333dddd5",
+    "Staging source server was not found. It may have been deleted.",
+);
+
 /// The demo's story, in order: each sample event and what it shows.
 const DEMO: &[(&str, &str)] = &[
     (
@@ -45,6 +52,10 @@ const DEMO: &[(&str, &str)] = &[
     (
         "reconciliation-requested",
         "a dry-run reconciliation of both staging accounts",
+    ),
+    (
+        "staging-reconciliation-request",
+        "staging account 222233334444 asks for its own reconciliation, after one of its servers was deleted: coverage finds the broken extension",
     ),
 ];
 
@@ -120,6 +131,9 @@ async fn demo(function: PathBuf, events: PathBuf) -> Result<(), String> {
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let payload: Value =
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if *name == "staging-reconciliation-request" {
+            aws.world().break_extension(BROKEN.0, BROKEN.1);
+        }
         println!("▶ {} — {story}", path.display());
         match aws.invoke(payload, Duration::from_secs(60)).await {
             Some(Invocation::Response(response)) => print_response(&response),
@@ -140,18 +154,30 @@ fn print_world(world: &World) {
     println!("Emitted events ({}):", world.events().len());
     for event in world.events() {
         let detail = &event["Detail"];
-        let what = detail["stagingSourceServerArn"]
-            .as_str()
-            .or(detail["reason"].as_str())
-            .map(str::to_owned)
-            .unwrap_or_else(|| {
-                format!(
-                    "examined {} created {} skipped {}",
-                    detail["examined"], detail["created"], detail["skipped"]
-                )
-            });
+        let what = match detail["errorMessage"].as_str() {
+            Some(message) if event["DetailType"] == "Extended Source Server Unhealthy" => format!(
+                "{} ({message})",
+                detail["stagingSourceServerArn"]
+                    .as_str()
+                    .unwrap_or_default()
+            ),
+            _ => detail["stagingSourceServerArn"]
+                .as_str()
+                .or(detail["reason"].as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| {
+                    format!(
+                        "examined {} created {} skipped {} · extended {} extension errors {}",
+                        detail["examined"],
+                        detail["created"],
+                        detail["skipped"],
+                        detail["extended"],
+                        detail["extensionErrors"]
+                    )
+                }),
+        };
         println!(
-            "  {:<32} {what}",
+            "  {:<34} {what}",
             event["DetailType"].as_str().unwrap_or_default()
         );
     }
@@ -173,6 +199,12 @@ fn print_response(response: &Value) {
         "  created {} · skipped {} · failed {} · rejected {}",
         response["created"], response["skipped"], response["failed"], response["rejected"]
     );
+    if let Some(summary) = response.get("reconciliation") {
+        println!(
+            "  coverage: {} extended servers, {} in EXTENSION_ERROR",
+            summary["extended"], summary["extensionErrors"]
+        );
+    }
     for outcome in response["outcomes"].as_array().into_iter().flatten() {
         let server = outcome["stagingSourceServerArn"].as_str().unwrap_or("-");
         let why = outcome["reason"]

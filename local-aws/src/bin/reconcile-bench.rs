@@ -156,6 +156,16 @@ async fn run() -> Result<(), String> {
         wall.as_secs_f64(),
         accepted as f64 / wall.as_secs_f64()
     );
+    let reads = world.calls_of("DescribeSourceServers");
+    if let (Some(first), Some(last)) = (reads.first(), reads.last()) {
+        println!(
+            "  coverage read: {} DescribeSourceServers calls over {:.1} s; extended {}, extension errors {}",
+            reads.len(),
+            last.at.duration_since(first.at).as_secs_f64(),
+            response["reconciliation"]["extended"],
+            response["reconciliation"]["extensionErrors"],
+        );
+    }
     if let (Some(limit), true) = (limit, steps.is_empty()) {
         let bound = accepted as f64 / f64::from(limit);
         println!(

@@ -1,0 +1,170 @@
+//! Coverage: which staging servers the target account could recover right now.
+//! Every reconciliation reads the target account's extended servers for the
+//! accounts and regions it covers, counts them, and reports each one DRS can no
+//! longer reach (`EXTENSION_ERROR`) as it is found. Only counts are kept: a real
+//! record is a few KB and there may be 15,000 of them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::arn::{AccountId, Region};
+use crate::clients::Clients;
+use crate::deadline::Deadline;
+use crate::drs::ExtendedRecord;
+use crate::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
+use crate::reconcile::Scope;
+use crate::reporter::Reporter;
+
+/// `DescribeSourceServers` takes at most 200 staging accounts a call.
+const ACCOUNTS_PER_CALL: usize = 200;
+/// Records a page: 200 of a few KB each keep a page near a megabyte.
+const PAGE_SIZE: i32 = 200;
+/// A listing that keeps handing out tokens is cut off rather than followed forever.
+const MAX_PAGES: usize = 1_000;
+
+pub const UNHEALTHY_DETAIL_TYPE: &str = "Extended Source Server Unhealthy";
+
+/// One staging account in one region, as the target account holds it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeCoverage {
+    pub staging_account_id: Option<AccountId>,
+    pub region: Option<Region>,
+    /// Extended servers found, healthy or not.
+    pub extended: usize,
+    /// Of those, the ones DRS shows in `EXTENSION_ERROR`.
+    pub extension_errors: usize,
+    /// Servers this run tried to extend and could not.
+    pub not_extended: usize,
+}
+
+/// Accounts in a region whose coverage could not be read, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unread {
+    pub region: Region,
+    pub staging_accounts: usize,
+    pub error_code: String,
+}
+
+#[derive(Debug, Default)]
+pub struct CoverageReport {
+    pub scopes: Vec<ScopeCoverage>,
+    pub unread: Vec<Unread>,
+}
+
+impl CoverageReport {
+    pub fn extended(&self) -> usize {
+        self.scopes.iter().map(|s| s.extended).sum()
+    }
+
+    pub fn extension_errors(&self) -> usize {
+        self.scopes.iter().map(|s| s.extension_errors).sum()
+    }
+}
+
+/// Reads the coverage of `scopes`, region by region, at each region's pace and
+/// within the deadline; each broken extension is reported as it is found. A
+/// region that cannot be read is named in `unread`, never an error.
+pub async fn read(
+    clients: &Clients,
+    scopes: &[Scope],
+    deadline: Deadline,
+    reporter: &Reporter,
+) -> CoverageReport {
+    let mut by_region: BTreeMap<&Region, BTreeSet<&AccountId>> = BTreeMap::new();
+    for scope in scopes {
+        by_region
+            .entry(&scope.region)
+            .or_default()
+            .insert(&scope.staging_account_id);
+    }
+    let mut counts: BTreeMap<(AccountId, Region), ScopeCoverage> = scopes
+        .iter()
+        .map(|s| {
+            let entry = ScopeCoverage {
+                staging_account_id: Some(s.staging_account_id.clone()),
+                region: Some(s.region.clone()),
+                ..ScopeCoverage::default()
+            };
+            ((s.staging_account_id.clone(), s.region.clone()), entry)
+        })
+        .collect();
+    let mut unread = Vec::new();
+    for (region, accounts) in by_region {
+        let Some(drs) = clients.drs(region) else {
+            continue;
+        };
+        let accounts: Vec<AccountId> = accounts.into_iter().cloned().collect();
+        for chunk in accounts.chunks(ACCOUNTS_PER_CALL) {
+            let mut next_token = None;
+            for _ in 0..MAX_PAGES {
+                if deadline.reached() {
+                    unread.push(Unread {
+                        region: region.clone(),
+                        staging_accounts: chunk.len(),
+                        error_code: crate::error::DEADLINE_REACHED.to_owned(),
+                    });
+                    break;
+                }
+                let page = match drs.extended_records(chunk, next_token, PAGE_SIZE).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        tracing::warn!(%region, %error, "could not read coverage");
+                        unread.push(Unread {
+                            region: region.clone(),
+                            staging_accounts: chunk.len(),
+                            error_code: error.code,
+                        });
+                        break;
+                    }
+                };
+                for record in page.items {
+                    let Ok(account) = AccountId::parse(&record.staging_account) else {
+                        continue;
+                    };
+                    let Some(entry) = counts.get_mut(&(account, region.clone())) else {
+                        continue;
+                    };
+                    entry.extended += 1;
+                    if record.extension_error.is_some() {
+                        entry.extension_errors += 1;
+                        reporter
+                            .send(unhealthy_event(&record, region, reporter))
+                            .await;
+                    }
+                }
+                next_token = page.next_token;
+                if next_token.is_none() {
+                    break;
+                }
+            }
+        }
+    }
+    CoverageReport {
+        scopes: counts.into_values().collect(),
+        unread,
+    }
+}
+
+/// `Extended Source Server Unhealthy`: DRS cannot reach the staging server behind
+/// this extended server, so it cannot be recovered in the target account.
+fn unhealthy_event(record: &ExtendedRecord, region: &Region, reporter: &Reporter) -> OutboundEvent {
+    let message = record.extension_error.as_deref().unwrap_or_default();
+    let message: String = message.chars().take(MAX_ERROR_MESSAGE).collect();
+    OutboundEvent {
+        detail_type: UNHEALTHY_DETAIL_TYPE,
+        resources: vec![record.staging_arn.clone(), record.arn.clone()],
+        detail: serde_json::json!({
+            "extendedSourceServerArn": record.arn,
+            "stagingSourceServerArn": record.staging_arn,
+            "stagingAccountId": record.staging_account,
+            "region": region,
+            "extensionStatus": "EXTENSION_ERROR",
+            "errorMessage": message,
+            "trigger": reporter.trigger(),
+        })
+        .to_string(),
+    }
+}
