@@ -55,6 +55,11 @@ const DESCRIBE_PAGE_SIZE: i32 = 1000;
 /// A listing that keeps handing out tokens is cut off rather than followed forever.
 const MAX_PAGES: usize = 10_000;
 
+/// DRS's token for the next page; an empty one means there is none.
+fn next_page(token: Option<&str>) -> Option<String> {
+    token.filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
 #[derive(Clone, Debug)]
 pub struct TargetDrs {
     client: aws_sdk_drs::Client,
@@ -147,10 +152,7 @@ impl TargetDrs {
             .collect();
         Ok(Page {
             items,
-            next_token: page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+            next_token: next_page(page.next_token()),
         })
     }
 
@@ -221,10 +223,7 @@ impl TargetDrs {
             .collect();
         Ok(Page {
             items,
-            next_token: page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned),
+            next_token: next_page(page.next_token()),
         })
     }
 
@@ -261,10 +260,7 @@ impl TargetDrs {
                     }
                 }
             }
-            next_token = page
-                .next_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned);
+            next_token = next_page(page.next_token());
             if next_token.is_none() {
                 break;
             }
