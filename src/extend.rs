@@ -1,6 +1,9 @@
-//! Extending one staging server, idempotently: look first, create, and look again
-//! before calling a failed create a failure, so that a server extended meanwhile
-//! (by us on an earlier delivery, or by anyone) ends `skipped`, not `failed`.
+//! Extending one staging server, idempotently: create, and look before calling a
+//! failed create a failure, so that a server already extended (by us on an earlier
+//! delivery, or by anyone) ends `skipped` with its extended ARN, not `failed`.
+//! Creating first matters: the look (`DescribeSourceServers` by staging account)
+//! returns every extended server of that account, a few KB each, while a create on
+//! an extended server is one small call that fails.
 
 use crate::arn::SourceServerArn;
 use crate::deadline::Deadline;
@@ -19,7 +22,8 @@ pub struct ExtendSettings {
 }
 
 /// Whether the caller already knows the server is not extended (reconciliation
-/// lists only extensible servers), which saves the first look.
+/// lists only extensible servers). Only a dry run, which makes no create to learn
+/// from, looks first when it does not know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Known {
     Unknown,
@@ -33,17 +37,11 @@ pub async fn extend(
     staging_tags: Option<&Tags>,
     known: Known,
 ) -> Outcome {
-    if known == Known::Unknown {
+    if known == Known::Unknown && settings.dry_run {
         match drs.find_extended(staging).await {
             Ok(Some(extended)) => return Outcome::already_extended(staging, extended),
             Ok(None) => {}
-            // A dry run has nothing else to go on; a real run lets the create decide.
-            Err(error) if settings.dry_run => {
-                return Outcome::failed(Subject::server(staging), error)
-            }
-            Err(error) => {
-                tracing::warn!(server = %staging, %error, "could not check for an extended server first")
-            }
+            Err(error) => return Outcome::failed(Subject::server(staging), error),
         }
     }
     if settings.dry_run {

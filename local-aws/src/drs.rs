@@ -357,7 +357,8 @@ fn describe(world: &World, account: &str, region: &str, body: &Value) -> Reply {
         }
         Some(_) => return Reply::validation("filters.stagingAccountIDs", "must be a list"),
     };
-    let items: Vec<(String, Value)> = world
+    // Paged on keys first, then only the page is rendered: records are a few KB.
+    let items: Vec<(String, &crate::world::ExtendedServer)> = world
         .extended
         .iter()
         .filter(|e| e.account == account && e.region == region)
@@ -366,9 +367,10 @@ fn describe(world: &World, account: &str, region: &str, body: &Value) -> Reply {
                 .as_ref()
                 .is_none_or(|ids| ids.contains(&e.staging_account))
         })
-        .map(|e| (e.arn.clone(), extended_json(e)))
+        .map(|e| (e.arn.clone(), e))
         .collect();
     let (page, next) = paginate(items, limit, after, &Paging::of(world));
+    let page: Vec<Value> = page.into_iter().map(extended_json).collect();
     Reply::json(200, &json!({"items": page, "nextToken": next}))
 }
 
