@@ -26,11 +26,11 @@ const MAX_PAGES: usize = 1_000;
 pub const UNHEALTHY_DETAIL_TYPE: &str = "Extended Source Server Unhealthy";
 
 /// One staging account in one region, as the target account holds it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ScopeCoverage {
-    pub staging_account_id: Option<AccountId>,
-    pub region: Option<Region>,
+    pub staging_account_id: AccountId,
+    pub region: Region,
     /// Extended servers found, healthy or not.
     pub extended: usize,
     /// Of those, the ones DRS shows in `EXTENSION_ERROR`.
@@ -84,9 +84,11 @@ pub async fn read(
         .iter()
         .map(|s| {
             let entry = ScopeCoverage {
-                staging_account_id: Some(s.staging_account_id.clone()),
-                region: Some(s.region.clone()),
-                ..ScopeCoverage::default()
+                staging_account_id: s.staging_account_id.clone(),
+                region: s.region.clone(),
+                extended: 0,
+                extension_errors: 0,
+                not_extended: 0,
             };
             ((s.staging_account_id.clone(), s.region.clone()), entry)
         })

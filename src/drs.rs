@@ -71,11 +71,6 @@ impl TargetDrs {
         Self { client, pace }
     }
 
-    /// The region's pace: its rate, and the throttles it has seen.
-    pub fn pace(&self) -> &Pace {
-        &self.pace
-    }
-
     /// The target account's extended servers made from one staging account's
     /// servers, by staging server ARN.
     pub async fn extended_from(

@@ -438,13 +438,8 @@ impl App {
             closed.coverage_unread = coverage.unread;
             per_scope = coverage.scopes;
             for scope in &mut per_scope {
-                if let (Some(account), Some(region)) = (&scope.staging_account_id, &scope.region) {
-                    scope.not_extended = tally
-                        .failed_servers
-                        .get(&(account.clone(), region.clone()))
-                        .copied()
-                        .unwrap_or(0);
-                }
+                let key = (scope.staging_account_id.clone(), scope.region.clone());
+                scope.not_extended = tally.failed_servers.get(&key).copied().unwrap_or(0);
             }
             tracing::info!(
                 examined = closed.examined,

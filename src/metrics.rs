@@ -166,9 +166,7 @@ impl InvocationMetrics {
 fn per_region(response: &Response) -> Vec<RegionCoverage> {
     let mut regions: std::collections::BTreeMap<String, RegionCoverage> = Default::default();
     for scope in &response.coverage {
-        let Some(region) = &scope.region else {
-            continue;
-        };
+        let region = &scope.region;
         let entry = regions
             .entry(region.to_string())
             .or_insert_with(|| RegionCoverage {

@@ -114,20 +114,6 @@ impl Reporter {
     pub fn trigger(&self) -> &Trigger {
         &self.trigger
     }
-
-    pub async fn report_all(&self, outcomes: impl IntoIterator<Item = Outcome>) {
-        for outcome in outcomes {
-            self.report(outcome).await;
-        }
-    }
-
-    /// How many outcomes so far.
-    pub fn count(&self) -> usize {
-        self.tally
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .total()
-    }
 }
 
 /// One invocation's outcome stream: reporters on one side, the bus on the other.

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::reply::Reply;
-use crate::world::{PageTokens, Tags, World};
+use crate::world::{DuplicateCreate, PageTokens, Tags, World};
 
 /// Where a page starts, as a token said it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -225,10 +225,24 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
         );
     }
     if world.is_extended(account, arn) {
-        return Reply::validation(
-            "sourceServerArn",
-            "the source server is already extended into this account",
-        );
+        return match world.duplicate_create {
+            DuplicateCreate::Validation => Reply::validation(
+                "sourceServerArn",
+                "the source server is already extended into this account",
+            ),
+            DuplicateCreate::Conflict => Reply::rest_json_error(
+                409,
+                "ConflictException",
+                "the source server is already extended into this account",
+                None,
+            ),
+            DuplicateCreate::ReturnsExisting => match world.extension_of(account, arn) {
+                Some(existing) => {
+                    Reply::json(201, &json!({"sourceServer": extended_json(existing)}))
+                }
+                None => Reply::rest_json_error(500, "InternalServerException", "lost", None),
+            },
+        };
     }
     if staging.default_ebs_key {
         return Reply::validation(

@@ -28,7 +28,9 @@ use tokio::task::JoinHandle;
 
 pub use reply::Reply;
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
-pub use world::{Call, ExtendedServer, Fault, PageTokens, StagingServer, World, FUNCTION_KEY};
+pub use world::{
+    Call, DuplicateCreate, ExtendedServer, Fault, PageTokens, StagingServer, World, FUNCTION_KEY,
+};
 
 /// The target account the demo and tests use unless told otherwise.
 pub const TARGET_ACCOUNT: &str = "444455556666";
