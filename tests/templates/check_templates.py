@@ -68,10 +68,10 @@ schedules = of_type(res, "AWS::Scheduler::Schedule")
 for name, schedule in schedules.items():
     props = schedule["Properties"]
     check(f"{name}: dead letters to FailureQueue", props["Target"].get("DeadLetterConfig") == {"Arn": {"Fn::GetAtt": ["FailureQueue", "Arn"]}})
-    check(f"{name}: named per stack", mentions(props.get("Name"), "${AWS::StackName}"), props.get("Name"))
+    check(f"{name}: in the stack's own group", props.get("GroupName") == {"Ref": "ScheduleGroup"}, props.get("GroupName"))
 
 alarms = of_type(res, "AWS::CloudWatch::Alarm")
-watched = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms.values()}
+watched = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms.values() if "MetricName" in a["Properties"]}
 for metric in [
     ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
     ("AWS/Lambda", "Errors"),
@@ -83,15 +83,28 @@ for metric in [
     ("drs-extender", "ExtensionErrors"),
 ]:
     check(f"an alarm on {metric[0]} {metric[1]}", metric in watched)
-queue_alarm = [a for a in alarms.values() if a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"]
+queue_alarm = [a for a in alarms.values() if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"]
 check("the queue alarm watches FailureQueue", all(mentions(a, "FailureQueue") for a in queue_alarm) and queue_alarm)
-for name in rules:
-    covered = any(
-        a["Properties"]["MetricName"] == "FailedInvocations" and mentions(a["Properties"]["Dimensions"], name)
-        for a in alarms.values()
-    )
-    check(f"FailedInvocations alarm on {name} (EventBusName and RuleName)", covered)
-heartbeat = [a for a in alarms.values() if a["Properties"]["MetricName"] == "ReconciliationComplete"]
+
+
+def lost_events_alarmed(resources, rule_name, bus_dimension):
+    """An alarm summing FailedInvocations and InvocationsFailedToBeSentToDlq of the rule
+    (FailedInvocations leaves out what went to the dead-letter queue)."""
+    for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values():
+        stats = [m["MetricStat"]["Metric"] for m in alarm["Properties"].get("Metrics", []) if "MetricStat" in m]
+        names = {s["MetricName"] for s in stats}
+        if names == {"FailedInvocations", "InvocationsFailedToBeSentToDlq"} and all(
+            mentions(s["Dimensions"], rule_name) and mentions(s["Dimensions"], "EventBusName") == bus_dimension for s in stats
+        ):
+            return True
+    return False
+
+
+for name, rule in rules.items():
+    rule_name = rule["Properties"].get("Name")
+    check(f"{name}: named ({rule_name})", isinstance(rule_name, str), rule_name)
+    check(f"{name}: lost events alarmed (EventBusName and RuleName)", lost_events_alarmed(res, str(rule_name), True))
+heartbeat = [a for a in alarms.values() if a["Properties"].get("MetricName") == "ReconciliationComplete"]
 check(
     "heartbeat: missing data breaches, two periods",
     heartbeat and heartbeat[0]["Properties"]["TreatMissingData"] == "breaching" and heartbeat[0]["Properties"]["EvaluationPeriods"] == 2,
@@ -105,8 +118,9 @@ policy_text = json.dumps(role.get("Policies"))
 check("no drs:* wildcard", '"drs:*"' not in policy_text)
 check("DRS actions only when no role is assumed", "CallsDrsItself" in policy_text and "drs:CreateExtendedSourceServer" in policy_text)
 check(
-    "drs:TagResource only as part of CreateExtendedSourceServer",
-    re.search(r'"drs:TagResource".*"drs:CreateAction": "CreateExtendedSourceServer"', policy_text) is not None,
+    "drs:TagResource on this account's source servers",
+    re.search(r'"drs:TagResource", "Resource": \{"Fn::Sub": "arn:\$\{AWS::Partition\}:drs:\*:\$\{AWS::AccountId\}:source-server/\*"\}', policy_text) is not None,
+    policy_text,
 )
 check("sts:AssumeRole only with a target role", "AssumesRole" in policy_text and "sts:AssumeRole" in policy_text)
 
@@ -117,7 +131,7 @@ log_groups = of_type(res, "AWS::Logs::LogGroup")
 check("log group with a retention parameter", log_groups.get("FunctionLogGroup", {}).get("Properties", {}).get("RetentionInDays") == {"Ref": "LogRetentionDays"})
 check("LogRetentionDays defaults to 30", params["LogRetentionDays"]["Default"] == 30)
 check("fan-out requests go to the central bus", function["Environment"]["Variables"].get("FAN_OUT_EVENT_BUS") == {"Ref": "CentralBus"})
-check("reserved concurrency by default", params["ReservedConcurrency"]["Default"] == 10)
+check("no reserved concurrency by default", params["ReservedConcurrency"]["Default"] == 0)
 check("no routine per-server DRS event by default", "PIT Snapshot" not in params["DrsEventDetailTypes"]["Default"])
 
 dashboards = of_type(res, "AWS::CloudWatch::Dashboard")
@@ -141,16 +155,22 @@ with open("deploy/staging-account.yaml") as f:
 sres = staging["Resources"]
 srole = sres["StagingAccountRole"]["Properties"]
 check("staging role: DRS's name and path", srole["RoleName"] == {"Fn::Sub": "DRSStagingAccountRole_${TargetAccountId}"} and srole["Path"] == "/service-role/")
+check("staging role: created in one region only", mentions(staging["Conditions"][sres["StagingAccountRole"]["Condition"]], "StagingRoleRegion"))
 check("staging role: DRS's managed policy", mentions(srole["ManagedPolicyArns"], "service-role/AWSElasticDisasterRecoveryStagingAccountPolicy_v2"))
 trust = srole["AssumeRolePolicyDocument"]["Statement"][0]
 check("staging role: trusts DRS for the target account", trust["Principal"] == {"Service": "drs.amazonaws.com"} and sorted(trust["Action"]) == ["sts:AssumeRole", "sts:SetSourceIdentity"] and mentions(trust["Condition"], "sts:SourceIdentity"))
 for name, rule in of_type(sres, "AWS::Events::Rule").items():
     target_props = rule["Properties"]["Targets"][0]
     check(f"staging {name}: dead-letter queue", target_props.get("DeadLetterConfig") == {"Arn": {"Fn::GetAtt": ["ForwardDeadLetters", "Arn"]}})
-    covered = any(a["Properties"]["MetricName"] == "FailedInvocations" and mentions(a["Properties"]["Dimensions"], name) for a in of_type(sres, "AWS::CloudWatch::Alarm").values())
-    check(f"staging {name}: FailedInvocations alarm", covered)
+    check(f"staging {name}: lost events alarmed (RuleName)", lost_events_alarmed(sres, f'"Ref": "{name}"', False))
 request = sres["ReconcileRequestSchedule"]["Properties"]["Target"]
-check("staging schedule asks the central bus for a reconciliation", request["Arn"] == {"Ref": "CentralBusArn"} and request["EventBridgeParameters"]["DetailType"] == "Reconciliation Requested")
+check(
+    "staging schedule puts its reconciliation request on its own default bus",
+    request["Arn"] == {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
+    and request["EventBridgeParameters"]["DetailType"] == "Reconciliation Requested",
+)
+staging_watched = {a["Properties"].get("MetricName") for a in of_type(sres, "AWS::CloudWatch::Alarm").values()}
+check("staging schedule: TargetErrorCount and InvocationDroppedCount alarmed", {"TargetErrorCount", "InvocationDroppedCount"} <= staging_watched)
 check("KMS statements printed", "KmsKeyPolicyStatements" in staging["Outputs"])
 
 # --- every alarm links to a runbook section that exists -------------------------------
@@ -184,7 +204,7 @@ expected = {
     "announcement-malformed": ["central:ExtenderFunctionAnnouncements"],
     "announcement-spoofed": ["central:ExtenderFunctionAnnouncements"],
     "reconciliation-requested": ["central:ExtenderFunctionReconciliationRequests"],
-    "staging-reconciliation-request": ["central:ExtenderFunctionReconciliationRequests"],
+    "staging-reconciliation-request": ["central:ExtenderFunctionReconciliationRequests", "staging:ForwardReconciliationRequests"],
     "scheduled-reconciliation": [],
     "unrelated-event": [],
 }
