@@ -160,7 +160,11 @@ impl Clients {
                 .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
                 .retry_classifier(RetryAfterClassifier)
                 .build();
-            TargetDrs::new(aws_sdk_drs::Client::from_conf(config), pace)
+            TargetDrs::new(
+                aws_sdk_drs::Client::from_conf(config),
+                pace,
+                self.policy.operation_timeout,
+            )
         });
         Some(drs.clone())
     }

@@ -110,7 +110,10 @@ pub async fn read(
                     });
                     break;
                 }
-                let page = match drs.extended_records(chunk, next_token, PAGE_SIZE).await {
+                let page = match drs
+                    .extended_records(chunk, next_token, PAGE_SIZE, &deadline)
+                    .await
+                {
                     Ok(page) => page,
                     Err(error) => {
                         tracing::warn!(%region, %error, "could not read coverage");

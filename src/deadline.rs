@@ -1,36 +1,64 @@
-//! The invocation's deadline, and the margin kept before it: work stops starting
-//! new calls in time to finish those in flight and report.
+//! The invocation's one time budget, cut from Lambda's deadline backwards, so that
+//! the invocation answers in time whatever DRS and EventBridge do:
+//!
+//! ```text
+//! start ... stop_at ... calls_by ... events_by ... answer_by ... Lambda's deadline
+//!   new work   in-flight    outcome events   the summary,   (never reached)
+//!   starts     DRS calls    still go out     the answer
+//!              finish
+//! ```
+//!
+//! Every DRS call is cut at `calls_by`, however long its attempts, retries or wait
+//! for the pace; outcome events are given up at `events_by`, and the summary at
+//! `answer_by`. Each room is the smaller of a fixed span and a share of the time
+//! there was, so a short deadline (a few seconds) is used, not refused.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
-/// Room kept, once no new work starts, for the outcome events and the response.
-pub const REPORTING_ROOM: Duration = Duration::from_secs(10);
+/// Kept after the summary is sent, for the answer itself.
+const ANSWER_ROOM: (Duration, f64) = (Duration::from_secs(1), 0.05);
+/// Kept for the summary, once outcome events are given up.
+const SUMMARY_ROOM: (Duration, f64) = (Duration::from_secs(2), 0.05);
+/// Kept for the last outcome events, once DRS calls are cut.
+const EVENTS_ROOM: (Duration, f64) = (Duration::from_secs(8), 0.15);
+/// Share of what is left before `calls_by` that work under way may still use.
+const IN_FLIGHT_SHARE: f64 = 0.5;
 
-/// The margin kept before Lambda's deadline: the worst case of a server's work
-/// already under way (a create and the look after it, each bounded with its
-/// retries and its waits for the pace by `operation_timeout`), then reporting.
-pub fn margin(operation_timeout: Duration) -> Duration {
-    operation_timeout * 2 + REPORTING_ROOM
+/// The longest a server's work already under way takes: a create, then the looks
+/// after it (each an operation), bounded by the call policy.
+pub fn in_flight(operation_timeout: Duration) -> Duration {
+    operation_timeout * 2
 }
 
-/// The margin under the default call policy (15 s operations).
-pub const DEFAULT_MARGIN: Duration = Duration::from_secs(40);
+/// The smaller of a fixed span and a share of `total`.
+fn room((most, share): (Duration, f64), total: Duration) -> Duration {
+    most.min(total.mul_f64(share))
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Deadline {
-    stop_at: Option<Instant>,
+    times: Option<Times>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Times {
+    stop_at: Instant,
+    calls_by: Instant,
+    events_by: Instant,
+    answer_by: Instant,
 }
 
 impl Deadline {
     pub fn none() -> Self {
-        Self { stop_at: None }
+        Self { times: None }
     }
 
-    /// From Lambda's deadline (milliseconds since the epoch). A deadline already
-    /// closer than the margin leaves half of what remains for the work.
-    pub fn from_epoch_ms(deadline_ms: u64, margin: Duration) -> Self {
+    /// From Lambda's deadline (milliseconds since the epoch). `in_flight` is the
+    /// longest a server's work already under way takes (a create and the looks
+    /// after it); less is kept when the deadline is near.
+    pub fn from_epoch_ms(deadline_ms: u64, in_flight: Duration) -> Self {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -38,27 +66,62 @@ impl Deadline {
         if deadline_ms == 0 {
             return Self::none();
         }
-        let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-        let usable = if remaining > margin * 2 {
-            remaining - margin
-        } else {
-            remaining / 2
-        };
+        Self::within(
+            Duration::from_millis(deadline_ms.saturating_sub(now_ms)),
+            in_flight,
+        )
+    }
+
+    /// A budget of `total` from now.
+    pub fn within(total: Duration, in_flight: Duration) -> Self {
+        let now = Instant::now();
+        let lambda_at = now + total;
+        let answer_by = lambda_at - room(ANSWER_ROOM, total);
+        let events_by = answer_by - room(SUMMARY_ROOM, total);
+        let calls_by = events_by - room(EVENTS_ROOM, total);
+        let before_calls_by = calls_by.saturating_duration_since(now);
+        let stop_at = calls_by - in_flight.min(before_calls_by.mul_f64(IN_FLIGHT_SHARE));
         Self {
-            stop_at: Some(Instant::now() + usable),
+            times: Some(Times {
+                stop_at,
+                calls_by,
+                events_by,
+                answer_by,
+            }),
         }
     }
 
     /// Time left for starting work; `None` when there is no deadline.
     pub fn remaining(&self) -> Option<Duration> {
-        self.stop_at
-            .map(|at| at.saturating_duration_since(Instant::now()))
+        self.times
+            .map(|t| t.stop_at.saturating_duration_since(Instant::now()))
     }
 
     /// Whether new work should no longer be started.
     pub fn reached(&self) -> bool {
-        self.stop_at.is_some_and(|at| Instant::now() >= at)
+        self.times.is_some_and(|t| Instant::now() >= t.stop_at)
     }
+
+    /// When every DRS call must have ended.
+    pub fn calls_by(&self) -> Option<Instant> {
+        self.times.map(|t| t.calls_by)
+    }
+
+    /// When outcome events are given up on.
+    pub fn events_by(&self) -> Option<Instant> {
+        self.times.map(|t| t.events_by)
+    }
+
+    /// When the summary is given up on, and the invocation answers.
+    pub fn answer_by(&self) -> Option<Instant> {
+        self.times.map(|t| t.answer_by)
+    }
+}
+
+/// The earlier of `now + limit` and `by`.
+pub fn cut(limit: Duration, by: Option<Instant>) -> Instant {
+    let at = Instant::now() + limit;
+    by.map_or(at, |by| at.min(by))
 }
 
 #[cfg(test)]
@@ -73,34 +136,46 @@ mod tests {
             + ms
     }
 
-    #[test]
-    fn the_default_margin_covers_the_default_policys_worst_case() {
-        let policy = crate::clients::CallPolicy::default();
-        assert_eq!(margin(policy.operation_timeout), DEFAULT_MARGIN);
+    const IN_FLIGHT: Duration = Duration::from_secs(30);
+
+    fn secs_until(at: Option<Instant>) -> f64 {
+        at.unwrap()
+            .saturating_duration_since(Instant::now())
+            .as_secs_f64()
     }
 
     #[test]
-    fn keeps_the_margin_before_a_far_deadline() {
-        let deadline = Deadline::from_epoch_ms(in_ms(300_000), DEFAULT_MARGIN);
-        let left = deadline.remaining().unwrap();
-        assert!(
-            left <= Duration::from_secs(260) && left > Duration::from_secs(255),
-            "{left:?}"
-        );
+    fn a_far_deadline_keeps_fixed_rooms() {
+        let deadline = Deadline::from_epoch_ms(in_ms(900_000), IN_FLIGHT);
+        assert!((secs_until(deadline.answer_by()) - 899.0).abs() < 0.5);
+        assert!((secs_until(deadline.events_by()) - 897.0).abs() < 0.5);
+        assert!((secs_until(deadline.calls_by()) - 889.0).abs() < 0.5);
+        let left = deadline.remaining().unwrap().as_secs_f64();
+        assert!((left - 859.0).abs() < 0.5, "{left}");
         assert!(!deadline.reached());
     }
 
     #[test]
-    fn a_near_deadline_leaves_half_for_work() {
-        let deadline = Deadline::from_epoch_ms(in_ms(10_000), DEFAULT_MARGIN);
-        let left = deadline.remaining().unwrap();
-        assert!(
-            left <= Duration::from_secs(5) && left > Duration::from_secs(4),
-            "{left:?}"
-        );
-        assert!(Deadline::from_epoch_ms(in_ms(0), DEFAULT_MARGIN).reached());
-        assert!(Deadline::from_epoch_ms(0, DEFAULT_MARGIN)
-            .remaining()
-            .is_none());
+    fn a_short_deadline_is_shared_not_refused() {
+        for total_ms in [3_000u64, 30_000] {
+            let deadline = Deadline::from_epoch_ms(in_ms(total_ms), IN_FLIGHT);
+            let total = total_ms as f64 / 1000.0;
+            let (work, calls, events, answer) = (
+                deadline.remaining().unwrap().as_secs_f64(),
+                secs_until(deadline.calls_by()),
+                secs_until(deadline.events_by()),
+                secs_until(deadline.answer_by()),
+            );
+            assert!(work > 0.1 * total, "{total}: work {work}");
+            assert!(work < calls && calls < events && events < answer && answer < total);
+        }
+    }
+
+    #[test]
+    fn no_deadline_cuts_nothing() {
+        let deadline = Deadline::from_epoch_ms(0, IN_FLIGHT);
+        assert!(deadline.remaining().is_none() && !deadline.reached());
+        assert!(deadline.calls_by().is_none());
+        assert!(Deadline::from_epoch_ms(in_ms(0), IN_FLIGHT).reached());
     }
 }

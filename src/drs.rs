@@ -1,15 +1,25 @@
 //! The DRS adapter: the target account's DRS in one region, in the project's own
 //! types. Every operation is admitted by the region's pace, and every attempt on
-//! the wire is paced by the client's connector (`paced_http`).
+//! the wire is paced by the client's connector (`paced_http`). The wait for
+//! admission counts toward the operation's time, and every operation is cut at the
+//! invocation's `calls_by`, whatever DRS does. Reads are safe to repeat: one
+//! answered with a body that does not parse, or cut off, is read again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_drs::types::DescribeSourceServersRequestFilters;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::arn::{AccountId, SourceServerArn};
 use crate::deadline::Deadline;
-use crate::error::DrsError;
+use crate::error::{CallFuture, DrsError, SdkCall};
 use crate::pace::Pace;
 use crate::tags::Tags;
 
@@ -18,6 +28,8 @@ use crate::tags::Tags;
 pub struct ExtendedServer {
     pub id: String,
     pub arn: String,
+    /// When DRS made it (`lifeCycle.addedToServiceDateTime`), where it says.
+    pub added_at: Option<SystemTime>,
 }
 
 /// What coverage keeps of one extended server (a real record is a few KB).
@@ -29,6 +41,7 @@ pub struct ExtendedRecord {
     pub staging_account: String,
     /// DRS's message when the extension is in `EXTENSION_ERROR`.
     pub extension_error: Option<String>,
+    pub added_at: Option<SystemTime>,
 }
 
 /// A staging server that is not yet extended into the target account.
@@ -55,20 +68,123 @@ const DESCRIBE_PAGE_SIZE: i32 = 1000;
 /// A listing that keeps handing out tokens is cut off rather than followed forever.
 const MAX_PAGES: usize = 10_000;
 
+/// A create that did not succeed, and whether it may have taken effect all the
+/// same: an attempt went unanswered (timeout, dropped connection), or DRS failed
+/// on its side, or its success could not be read. A refusal (4xx) did not.
+#[derive(Debug)]
+pub struct CreateFailed {
+    pub error: DrsError,
+    pub may_have_taken_effect: bool,
+}
+
+/// Notes whether any attempt of one operation ended without a definite answer;
+/// the SDK's retries hide that from the caller.
+#[derive(Clone, Debug, Default)]
+struct Unanswered(Arc<AtomicBool>);
+
+impl Intercept for Unanswered {
+    fn name(&self) -> &'static str {
+        "Unanswered"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let definite = match (context.response(), context.output_or_error()) {
+            (Some(_), Some(Ok(_))) => true,
+            (Some(response), Some(Err(_))) => response.status().is_client_error(),
+            _ => false,
+        };
+        if !definite {
+            self.0.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Reads of one page, counting the first, when answers are garbled or cut off.
+const READ_TRIES: u32 = 4;
+
 /// DRS's token for the next page; an empty one means there is none.
 fn next_page(token: Option<&str>) -> Option<String> {
     token.filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+/// DRS's date-times (ISO 8601).
+fn date_time(text: Option<&str>) -> Option<SystemTime> {
+    let parsed =
+        aws_smithy_types::DateTime::from_str(text?, aws_smithy_types::date_time::Format::DateTime)
+            .ok()?;
+    SystemTime::try_from(parsed).ok()
 }
 
 #[derive(Clone, Debug)]
 pub struct TargetDrs {
     client: aws_sdk_drs::Client,
     pace: Arc<Pace>,
+    operation_timeout: Duration,
 }
 
 impl TargetDrs {
-    pub fn new(client: aws_sdk_drs::Client, pace: Arc<Pace>) -> Self {
-        Self { client, pace }
+    pub fn new(client: aws_sdk_drs::Client, pace: Arc<Pace>, operation_timeout: Duration) -> Self {
+        Self {
+            client,
+            pace,
+            operation_timeout,
+        }
+    }
+
+    /// One operation: admitted by the pace, then sent, all within the operation
+    /// timeout and before the invocation's `calls_by`.
+    async fn call<T: Send>(
+        &self,
+        deadline: &Deadline,
+        operation: CallFuture<'_, T>,
+    ) -> Result<T, DrsError> {
+        let calls_by = deadline.calls_by();
+        if calls_by.is_some_and(|by| tokio::time::Instant::now() >= by) {
+            return Err(DrsError::deadline_reached());
+        }
+        let cut_at = crate::deadline::cut(self.operation_timeout, calls_by);
+        let by_deadline = calls_by.is_some_and(|by| by <= cut_at);
+        let bounded = async {
+            let _admitted = self.pace.admit().await;
+            operation.await
+        };
+        match tokio::time::timeout_at(cut_at, bounded).await {
+            Ok(result) => result,
+            Err(_) if by_deadline => Err(DrsError::deadline_reached()),
+            Err(_) => Err(DrsError::new(
+                "Timeout",
+                format!(
+                    "no answer within the operation timeout of {:?}, waiting for the pace included",
+                    self.operation_timeout
+                ),
+                true,
+            )),
+        }
+    }
+
+    /// A read, repeated while it fails in a way a later try can get past (the SDK
+    /// does not repeat an answer it could not parse), within the deadline.
+    async fn read<'a, T: Send, F>(&'a self, deadline: &Deadline, mut once: F) -> Result<T, DrsError>
+    where
+        F: FnMut() -> CallFuture<'a, T>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.call(deadline, once()).await {
+                Err(error) if error.retryable && !error.is_deadline() && tries < READ_TRIES => {
+                    tracing::warn!(%error, tries, "read failed, reading again");
+                    tokio::time::sleep(Duration::from_millis(100 << tries)).await;
+                }
+                result => return result,
+            }
+        }
     }
 
     /// The target account's extended servers made from one staging account's
@@ -76,6 +192,7 @@ impl TargetDrs {
     pub async fn extended_from(
         &self,
         staging: &AccountId,
+        deadline: &Deadline,
     ) -> Result<HashMap<String, ExtendedServer>, DrsError> {
         let mut found = HashMap::new();
         let mut next_token = None;
@@ -85,12 +202,14 @@ impl TargetDrs {
                     std::slice::from_ref(staging),
                     next_token,
                     DESCRIBE_PAGE_SIZE,
+                    deadline,
                 )
                 .await?;
             for record in page.items {
                 let extended = ExtendedServer {
                     id: record.id,
                     arn: record.arn,
+                    added_at: record.added_at,
                 };
                 found.insert(record.staging_arn, extended);
             }
@@ -110,22 +229,24 @@ impl TargetDrs {
         staging: &[AccountId],
         next_token: Option<String>,
         page_size: i32,
+        deadline: &Deadline,
     ) -> Result<Page<ExtendedRecord>, DrsError> {
         let filters = DescribeSourceServersRequestFilters::builder()
             .set_staging_account_ids(Some(
                 staging.iter().map(|a| a.as_str().to_owned()).collect(),
             ))
             .build();
-        let _admitted = self.pace.admit().await;
         let page = self
-            .client
-            .describe_source_servers()
-            .filters(filters)
-            .max_results(page_size)
-            .set_next_token(next_token)
-            .send()
-            .await
-            .map_err(DrsError::from_sdk)?;
+            .read(deadline, || {
+                self.client
+                    .describe_source_servers()
+                    .filters(filters.clone())
+                    .max_results(page_size)
+                    .set_next_token(next_token.clone())
+                    .send()
+                    .map_err_into()
+            })
+            .await?;
         let items = page
             .items()
             .iter()
@@ -142,6 +263,11 @@ impl TargetDrs {
                     staging_account: area.staging_account_id().unwrap_or_default().to_owned(),
                     extension_error: error
                         .then(|| area.error_message().unwrap_or_default().to_owned()),
+                    added_at: date_time(
+                        server
+                            .life_cycle()
+                            .and_then(|l| l.added_to_service_date_time()),
+                    ),
                 })
             })
             .collect();
@@ -155,8 +281,9 @@ impl TargetDrs {
     pub async fn find_extended(
         &self,
         staging: &SourceServerArn,
+        deadline: &Deadline,
     ) -> Result<Option<ExtendedServer>, DrsError> {
-        let mut extended = self.extended_from(staging.account()).await?;
+        let mut extended = self.extended_from(staging.account(), deadline).await?;
         Ok(extended.remove(&staging.to_string()))
     }
 
@@ -164,16 +291,29 @@ impl TargetDrs {
         &self,
         staging: &SourceServerArn,
         tags: &Tags,
-    ) -> Result<ExtendedServer, DrsError> {
-        let _admitted = self.pace.admit().await;
-        let output = self
-            .client
-            .create_extended_source_server()
-            .source_server_arn(staging.to_string())
-            .set_tags((!tags.is_empty()).then(|| tags.clone().into_iter().collect()))
-            .send()
-            .await
-            .map_err(DrsError::from_sdk)?;
+        deadline: &Deadline,
+    ) -> Result<ExtendedServer, CreateFailed> {
+        let unanswered = Unanswered::default();
+        let sent = self
+            .call(
+                deadline,
+                self.client
+                    .create_extended_source_server()
+                    .source_server_arn(staging.to_string())
+                    .set_tags((!tags.is_empty()).then(|| tags.clone().into_iter().collect()))
+                    .customize()
+                    .interceptor(unanswered.clone())
+                    .send()
+                    .map_err_into(),
+            )
+            .await;
+        let output = sent.map_err(|error| CreateFailed {
+            // Cut by our own timeout or the deadline, an attempt was under way.
+            may_have_taken_effect: unanswered.0.load(Ordering::Relaxed)
+                || error.code == "Timeout"
+                || error.is_deadline(),
+            error,
+        })?;
         let server = output.source_server();
         match (
             server.and_then(|s| s.source_server_id()),
@@ -182,30 +322,43 @@ impl TargetDrs {
             (Some(id), Some(arn)) => Ok(ExtendedServer {
                 id: id.to_owned(),
                 arn: arn.to_owned(),
+                added_at: date_time(
+                    server
+                        .and_then(|s| s.life_cycle())
+                        .and_then(|l| l.added_to_service_date_time()),
+                ),
             }),
-            _ => Err(DrsError::new(
-                "InvalidResponse",
-                "CreateExtendedSourceServer succeeded but named no extended server",
-                false,
-            )),
+            _ => Err(CreateFailed {
+                error: DrsError::new(
+                    "InvalidResponse",
+                    "CreateExtendedSourceServer succeeded but named no extended server",
+                    false,
+                ),
+                may_have_taken_effect: true,
+            }),
         }
     }
 
+    /// One page of the staging account's servers not yet extended; their tags
+    /// only when they will be copied (a server's tags may be 20 KB).
     pub async fn list_extensible(
         &self,
         staging: &AccountId,
         next_token: Option<String>,
+        keep_tags: bool,
+        deadline: &Deadline,
     ) -> Result<Page<ExtensibleServer>, DrsError> {
-        let _admitted = self.pace.admit().await;
         let page = self
-            .client
-            .list_extensible_source_servers()
-            .staging_account_id(staging.as_str())
-            .max_results(EXTENSIBLE_PAGE_SIZE)
-            .set_next_token(next_token)
-            .send()
-            .await
-            .map_err(DrsError::from_sdk)?;
+            .read(deadline, || {
+                self.client
+                    .list_extensible_source_servers()
+                    .staging_account_id(staging.as_str())
+                    .max_results(EXTENSIBLE_PAGE_SIZE)
+                    .set_next_token(next_token.clone())
+                    .send()
+                    .map_err_into()
+            })
+            .await?;
         let items = page
             .items()
             .iter()
@@ -213,7 +366,8 @@ impl TargetDrs {
                 arn: server.arn().unwrap_or_default().to_owned(),
                 tags: server
                     .tags()
-                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+                    .filter(|_| keep_tags)
+                    .map(crate::tags::bounded_copy),
             })
             .collect();
         Ok(Page {
@@ -236,15 +390,16 @@ impl TargetDrs {
             if deadline.reached() {
                 return Err(DrsError::deadline_reached());
             }
-            let _admitted = self.pace.admit().await;
             let page = self
-                .client
-                .list_staging_accounts()
-                .max_results(STAGING_ACCOUNTS_PAGE_SIZE)
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(DrsError::from_sdk)?;
+                .read(&deadline, || {
+                    self.client
+                        .list_staging_accounts()
+                        .max_results(STAGING_ACCOUNTS_PAGE_SIZE)
+                        .set_next_token(next_token.clone())
+                        .send()
+                        .map_err_into()
+                })
+                .await?;
             for account in page.accounts() {
                 if let Some(id) = account
                     .account_id()

@@ -21,6 +21,26 @@ pub enum InputError {
     Arn { arn: String, why: &'static str },
 }
 
+/// A call's future, boxed and erased: the SDK's futures are deep, and every
+/// caller's type would otherwise hold them.
+pub type CallFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, DrsError>> + Send + 'a>>;
+
+/// An SDK call whose error is read into a [`DrsError`].
+pub trait SdkCall<'a, T> {
+    fn map_err_into(self) -> CallFuture<'a, T>;
+}
+
+impl<'a, T, E, F> SdkCall<'a, T> for F
+where
+    F: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>> + Send + 'a,
+    E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
+{
+    fn map_err_into(self) -> CallFuture<'a, T> {
+        Box::pin(async move { self.await.map_err(DrsError::from_sdk) })
+    }
+}
+
 /// A DRS call that did not succeed, as DRS (or the network) put it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{code}: {message}")]
@@ -39,6 +59,34 @@ const RETRYABLE_CODES: &[&str] = &[
     "RequestTimeoutException",
 ];
 
+/// DRS's answer when the target account holds as many source servers as its
+/// quota allows.
+pub const QUOTA_EXCEEDED: &str = "ServiceQuotaExceededException";
+
+/// How far a refusal that no retry changes reaches for the rest of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Every create in the region: the target account's quota is used up, or DRS
+    /// is not initialised there.
+    Region(&'static str),
+    /// Every create from one staging account in the region: it does not trust the
+    /// target account.
+    StagingAccount(&'static str),
+}
+
+impl Refusal {
+    /// Whether DRS's `code`, met on a create, holds for the rest of the run, and
+    /// how far; the reason is what `unfinished` says.
+    pub fn of(code: &str) -> Option<Self> {
+        match code {
+            QUOTA_EXCEEDED => Some(Self::Region("SERVICE_QUOTA_EXCEEDED")),
+            "UninitializedAccountException" => Some(Self::Region("UNINITIALIZED_ACCOUNT")),
+            "AccessDeniedException" => Some(Self::StagingAccount("ACCESS_DENIED")),
+            _ => None,
+        }
+    }
+}
+
 /// The code of a listing stopped by the invocation's deadline, not by DRS.
 pub const DEADLINE_REACHED: &str = "DeadlineReached";
 
@@ -54,6 +102,7 @@ impl DrsError {
     pub fn is_deadline(&self) -> bool {
         self.code == DEADLINE_REACHED
     }
+
 
     pub fn new(code: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
         Self {
@@ -82,6 +131,18 @@ impl DrsError {
                     .message()
                     .map(str::to_owned)
                     .unwrap_or_else(|| code.clone());
+                // A success whose body could not be read (cut off, garbled) is no
+                // refusal: the same read again can succeed.
+                if (200..300).contains(&status) {
+                    return Self::new(
+                        "InvalidResponse",
+                        format!(
+                            "answered {status} with a body that could not be read: {}",
+                            source_chain(&err)
+                        ),
+                        true,
+                    );
+                }
                 let retryable =
                     RETRYABLE_CODES.contains(&code.as_str()) || status == 429 || status >= 500;
                 let message = match inner.request_id() {

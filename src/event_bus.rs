@@ -3,20 +3,27 @@
 //! sent at least once a second while a run goes on. A 200 from PutEvents does not
 //! mean every entry arrived, so each entry's result is read and the refused ones
 //! that can still succeed are sent again.
+//!
+//! A slow bus is waited for, not flooded: an attempt's timeout follows the answers
+//! the bus gives (and doubles after one it did not), and a batch that may have
+//! landed twice is not sent a third time. Every send is cut at the time the caller
+//! gives (the invocation's `events_by`); what is not out by then is counted
+//! undelivered, so the invocation fails in time and Lambda retries it.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::error::DrsError;
+use crate::error::{DrsError, SdkCall};
 use crate::outcome::OutboundEvent;
 
 /// PutEvents takes at most 10 entries a call.
-const BATCH: usize = 10;
+pub const BATCH: usize = 10;
 /// EventBridge's limit, for one entry and for a whole request, counted as its
 /// documentation says (UTF-8 bytes of source, detail-type, detail, resources).
 /// Kept under 256 KB by a margin for the JSON around each entry, which the API
@@ -31,6 +38,26 @@ const CONCURRENT_BATCHES: usize = 8;
 const MAX_WAITING: usize = BATCH * CONCURRENT_BATCHES * 2;
 /// Sends of one batch, counting the first; refused entries go again after a pause.
 const ROUNDS: u32 = 4;
+/// Sends of a batch that may have landed (no answer, or a fault after sending)
+/// before it is given up: each event is published at most this many times.
+const MAY_LAND: u32 = 2;
+/// An attempt's timeout: at least this, else a few times the slowest recent answer.
+const MIN_ATTEMPT: Duration = Duration::from_secs(5);
+const MAX_ATTEMPT: Duration = Duration::from_secs(60);
+const SLOWEST_TIMES: u32 = 3;
+
+/// An event on its way to the bus, and what it holds until it is out: its place
+/// under the run's bound on extended servers without a published event.
+pub struct Queued {
+    pub event: OutboundEvent,
+    pub held: Option<OwnedSemaphorePermit>,
+}
+
+impl From<OutboundEvent> for Queued {
+    fn from(event: OutboundEvent) -> Self {
+        Self { event, held: None }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("{undelivered} event(s) undelivered: {last_error}")]
@@ -44,13 +71,41 @@ pub struct EventBus {
     client: aws_sdk_eventbridge::Client,
     bus: String,
     source: String,
+    /// How slow the bus has been, across this process's invocations.
+    latency: Arc<Mutex<Latency>>,
+}
+
+/// The slowest recent answer, decaying, and what it makes an attempt's timeout.
+#[derive(Debug)]
+struct Latency {
+    attempt_timeout: Duration,
+}
+
+impl Latency {
+    fn answered(&mut self, took: Duration) {
+        // A slow answer raises the timeout at once; fast ones lower it slowly.
+        let wanted = (took * SLOWEST_TIMES).clamp(MIN_ATTEMPT, MAX_ATTEMPT);
+        self.attempt_timeout = wanted.max(self.attempt_timeout.mul_f64(0.9));
+    }
+
+    fn unanswered(&mut self, waited: Duration) {
+        self.attempt_timeout = (waited * 2).clamp(MIN_ATTEMPT, MAX_ATTEMPT);
+    }
 }
 
 /// An event ready to send, with its size as EventBridge counts it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Sized {
     event: OutboundEvent,
     bytes: usize,
+    _held: Option<OwnedSemaphorePermit>,
+}
+
+/// What became of one batch: which entries are out, and the last error.
+struct Sent {
+    undelivered: usize,
+    delivered: Vec<bool>,
+    last_error: String,
 }
 
 impl EventBus {
@@ -63,39 +118,84 @@ impl EventBus {
             client,
             bus: bus.into(),
             source: source.into(),
+            latency: Arc::new(Mutex::new(Latency {
+                attempt_timeout: MIN_ATTEMPT,
+            })),
         }
     }
 
-    /// Sends these events, and answers once all are delivered or given up on.
-    pub async fn publish(&self, events: Vec<OutboundEvent>) -> Result<(), PublishError> {
+    /// Sends these events, and answers once all are delivered or given up on
+    /// (at `cut_by` at the latest).
+    pub async fn publish(
+        &self,
+        events: Vec<OutboundEvent>,
+        cut_by: Option<Instant>,
+    ) -> Result<(), PublishError> {
         let (sender, queued) = mpsc::channel(events.len().max(1));
         for event in events {
             // The channel holds them all, and the receiver is alive until below.
-            let _ = sender.try_send(event);
+            let _ = sender.try_send(event.into());
         }
         drop(sender);
-        self.clone().stream(queued).await
+        self.clone().stream(queued, cut_by).await
+    }
+
+    /// Sends these events, ten at a time, and answers which were delivered.
+    pub async fn publish_each(
+        &self,
+        events: Vec<OutboundEvent>,
+        cut_by: Option<Instant>,
+    ) -> (Vec<bool>, String) {
+        let mut delivered = Vec::with_capacity(events.len());
+        let mut last_error = String::new();
+        let mut waiting: Vec<Sized> = events.into_iter().map(|e| self.sized(e.into())).collect();
+        while let Some(batch) = take_batch(&mut waiting, true) {
+            let sent = self.send_with_retries(batch, cut_by).await;
+            delivered.extend(sent.delivered);
+            if sent.undelivered > 0 {
+                last_error = sent.last_error;
+            }
+        }
+        (delivered, last_error)
+    }
+
+    fn sized(&self, queued: Queued) -> Sized {
+        let event = self.fit(queued.event);
+        let bytes = self.size_of(&event);
+        Sized {
+            event,
+            bytes,
+            _held: queued.held,
+        }
     }
 
     /// Sends what arrives on `queued` until it closes: a batch as soon as 10 are
     /// waiting, whatever is waiting once the oldest has waited a second, and the
-    /// rest when the queue closes.
+    /// rest when the queue closes. From `cut_by` on nothing more is sent: what is
+    /// still waiting, or arrives, is counted undelivered.
     pub async fn stream(
         self,
-        mut queued: mpsc::Receiver<OutboundEvent>,
+        mut queued: mpsc::Receiver<Queued>,
+        cut_by: Option<Instant>,
     ) -> Result<(), PublishError> {
         let mut waiting: Vec<Sized> = Vec::new();
         let mut oldest: Option<Instant> = None;
-        let mut sends: JoinSet<(usize, String)> = JoinSet::new();
+        let mut sends: JoinSet<Sent> = JoinSet::new();
         let (mut open, mut undelivered, mut last_error) = (true, 0, String::new());
         loop {
+            let cut = cut_by.is_some_and(|by| Instant::now() >= by);
+            if cut && !waiting.is_empty() {
+                undelivered += waiting.len();
+                last_error = "the invocation's time for events ran out".to_owned();
+                waiting.clear();
+            }
             let due = oldest.is_some_and(|at| at.elapsed() >= FLUSH_EVERY) || !open;
-            while sends.len() < CONCURRENT_BATCHES {
+            while sends.len() < CONCURRENT_BATCHES && !cut {
                 let Some(batch) = take_batch(&mut waiting, due) else {
                     break;
                 };
                 let bus = self.clone();
-                sends.spawn(async move { bus.send_with_retries(batch).await });
+                sends.spawn(async move { bus.send_with_retries(batch, cut_by).await });
             }
             if waiting.is_empty() {
                 oldest = None;
@@ -107,21 +207,23 @@ impl EventBus {
             tokio::select! {
                 received = queued.recv(), if open && waiting.len() < MAX_WAITING => match received {
                     Some(event) => {
-                        let event = self.fit(event);
-                        let bytes = self.size_of(&event);
-                        waiting.push(Sized { event, bytes });
+                        waiting.push(self.sized(event));
                         oldest.get_or_insert_with(Instant::now);
                     }
                     None => open = false,
                 },
                 Some(joined) = sends.join_next(), if !sends.is_empty() => {
-                    let (lost, error) = joined.unwrap_or_else(|e| (0, format!("a PutEvents task ended abnormally: {e}")));
-                    if lost > 0 || !error.is_empty() {
-                        undelivered += lost;
-                        last_error = error;
+                    match joined {
+                        Ok(sent) if sent.undelivered > 0 => {
+                            undelivered += sent.undelivered;
+                            last_error = sent.last_error;
+                        }
+                        Ok(_) => {}
+                        Err(e) => last_error = format!("a PutEvents task ended abnormally: {e}"),
                     }
                 }
                 _ = sleep_until(flush_at), if flush_at.is_some() && !waiting.is_empty() => {}
+                _ = sleep_until(cut_by), if cut_by.is_some() && !cut => {}
             }
         }
         if undelivered == 0 {
@@ -170,51 +272,98 @@ impl EventBus {
         }
     }
 
-    /// Sends one batch, and again its refused entries that can still succeed;
-    /// answers how many were not delivered, and why.
-    async fn send_with_retries(&self, mut batch: Vec<Sized>) -> (usize, String) {
+    fn attempt_timeout(&self) -> Duration {
+        self.latency
+            .lock()
+            .map(|l| l.attempt_timeout)
+            .unwrap_or(MIN_ATTEMPT)
+    }
+
+    fn note_latency(&self, note: impl FnOnce(&mut Latency)) {
+        if let Ok(mut latency) = self.latency.lock() {
+            note(&mut latency);
+        }
+    }
+
+    /// Sends one batch, and again its entries that can still get through, until
+    /// `cut_by`; answers which were delivered. Entries the bus refused were not
+    /// published and may go again; a send that went unanswered may have landed,
+    /// and counts toward [`MAY_LAND`].
+    async fn send_with_retries(&self, batch: Vec<Sized>, cut_by: Option<Instant>) -> Sent {
         let mut last_error = String::new();
-        let mut given_up = 0;
+        let mut delivered = vec![false; batch.len()];
+        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        let mut may_have_landed = 0;
         for round in 0..ROUNDS {
             if round > 0 {
-                tokio::time::sleep(Duration::from_millis(100 << round)).await;
+                let pause = Instant::now() + Duration::from_millis(100 << round);
+                tokio::time::sleep_until(cut_by.map_or(pause, |by| pause.min(by))).await;
             }
-            match self.put_batch(&batch).await {
-                Ok(refused) => {
+            if pending.is_empty() || cut_by.is_some_and(|by| Instant::now() >= by) {
+                break;
+            }
+            let limit = self.attempt_timeout();
+            let started = Instant::now();
+            let attempt = self.put_batch(&batch, &pending);
+            match tokio::time::timeout_at(crate::deadline::cut(limit, cut_by), attempt).await {
+                Err(_) => {
+                    let waited = started.elapsed();
+                    self.note_latency(|l| l.unanswered(waited));
+                    last_error = format!("PutEvents gave no answer within {waited:?}");
+                    may_have_landed += 1;
+                    tracing::warn!(events = pending.len(), waited_ms = waited.as_millis() as u64, "the bus is slow");
+                }
+                Ok(Ok(refused)) => {
+                    self.note_latency(|l| l.answered(started.elapsed()));
                     let mut again = Vec::new();
-                    for (index, code, message) in refused {
-                        last_error = format!("{code}: {message}");
-                        match batch.get(index) {
-                            Some(entry) if entry_error_is_retryable(&code) => {
-                                again.push(entry.clone())
+                    for (position, &index) in pending.iter().enumerate() {
+                        match refused.iter().find(|(i, _, _)| *i == position) {
+                            None => delivered[index] = true,
+                            Some((_, code, message)) => {
+                                last_error = format!("{code}: {message}");
+                                if entry_error_is_retryable(code) {
+                                    again.push(index);
+                                }
                             }
-                            _ => given_up += 1,
                         }
                     }
                     if !again.is_empty() {
                         tracing::warn!(refused = again.len(), round, error = %last_error, "events refused, sending again");
                     }
-                    batch = again;
+                    pending = again;
                 }
-                Err(error) => {
+                Ok(Err(error)) => {
+                    self.note_latency(|l| l.answered(started.elapsed()));
                     last_error = error.to_string();
+                    if may_have_taken_effect(&error) {
+                        may_have_landed += 1;
+                    }
                     if !error.retryable {
                         break;
                     }
                 }
             }
-            if batch.is_empty() {
+            if may_have_landed >= MAY_LAND {
                 break;
             }
         }
-        (given_up + batch.len(), last_error)
+        Sent {
+            undelivered: delivered.iter().filter(|d| !**d).count(),
+            delivered,
+            last_error,
+        }
     }
 
-    /// Sends one batch; answers which entries EventBridge refused, with its code
-    /// and message.
-    async fn put_batch(&self, batch: &[Sized]) -> Result<Vec<(usize, String, String)>, DrsError> {
-        let entries = batch
+    /// Sends the `pending` entries of a batch; answers which of them (by position
+    /// in `pending`) EventBridge refused, with its code and message.
+    async fn put_batch(
+        &self,
+        batch: &[Sized],
+        pending: &[usize],
+    ) -> Result<Vec<(usize, String, String)>, DrsError> {
+        let entries = pending
             .iter()
+            .filter_map(|&i| batch.get(i))
             .map(|sized| {
                 PutEventsRequestEntry::builder()
                     .event_bus_name(&self.bus)
@@ -230,15 +379,15 @@ impl EventBus {
             .put_events()
             .set_entries(Some(entries))
             .send()
-            .await
-            .map_err(DrsError::from_sdk)?;
+            .map_err_into()
+            .await?;
         let results = output.entries();
-        if output.failed_entry_count() == 0 && results.len() == batch.len() {
+        if output.failed_entry_count() == 0 && results.len() == pending.len() {
             return Ok(Vec::new());
         }
         // Entries answer in request order; one missing from the answer counts as
         // refused, and may go again.
-        Ok((0..batch.len())
+        Ok((0..pending.len())
             .filter_map(|i| match results.get(i) {
                 None => Some((
                     i,
@@ -274,6 +423,14 @@ fn take_batch(waiting: &mut Vec<Sized>, due: bool) -> Option<Vec<Sized>> {
     }
     let full = count < waiting.len() || count == BATCH;
     (full || due).then(|| waiting.drain(..count).collect())
+}
+
+/// Whether a failed call may still have put its events: no answer, or a fault on
+/// the bus's side after the request was sent. A refusal (throttling, a 4xx) did not.
+fn may_have_taken_effect(error: &DrsError) -> bool {
+    matches!(error.code.as_str(), "Timeout" | "ConnectionError" | "InvalidResponse")
+        || error.code.starts_with("Internal")
+        || error.code.starts_with("ServiceUnavailable")
 }
 
 /// Entry errors that a later attempt can get past; the rest (malformed detail,
@@ -320,6 +477,7 @@ mod tests {
                 detail: String::new(),
             },
             bytes,
+            _held: None,
         }
     }
 

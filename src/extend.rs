@@ -1,13 +1,17 @@
 //! Extending one staging server, idempotently: create, and look before calling a
 //! failed create a failure, so that a server already extended (by us on an earlier
-//! delivery, or by anyone) ends `skipped` with its extended ARN, not `failed`.
+//! delivery, or by anyone) ends `skipped` with its extended ARN, not `failed`, and
+//! one this request made, though its reply was lost, ends `created`: DRS's
+//! `addedToServiceDateTime` against when the request was sent tells them apart.
 //! Creating first matters: the look (`DescribeSourceServers` by staging account)
 //! returns every extended server of that account, a few KB each, while a create on
 //! an extended server is one small call that fails.
 
+use std::time::{Duration, SystemTime};
+
 use crate::arn::SourceServerArn;
 use crate::deadline::Deadline;
-use crate::drs::TargetDrs;
+use crate::drs::{CreateFailed, ExtendedServer, TargetDrs};
 use crate::outcome::{Outcome, Subject};
 use crate::tags::{self, Tags};
 
@@ -37,8 +41,9 @@ pub async fn extend(
     staging_tags: Option<&Tags>,
     known: Known,
 ) -> Outcome {
+    let deadline = &settings.deadline;
     if known == Known::Unknown && settings.dry_run {
-        match drs.find_extended(staging).await {
+        match drs.find_extended(staging, deadline).await {
             Ok(Some(extended)) => return Outcome::already_extended(staging, extended),
             Ok(None) => {}
             Err(error) => return Outcome::failed(Subject::server(staging), error),
@@ -52,13 +57,24 @@ pub async fn extend(
     if !dropped.is_empty() {
         tracing::info!(server = %staging, dropped = dropped.len(), "tags left off the extended server");
     }
-    let error = match drs.create_extended(staging, &tags).await {
+    let asked_at = SystemTime::now();
+    let failed = match drs.create_extended(staging, &tags, deadline).await {
+        // DRS may answer a create of a server already extended with that server.
+        Ok(extended) if made_before(&extended, asked_at) => {
+            return Outcome::already_extended(staging, extended)
+        }
         Ok(extended) => return Outcome::created(staging, extended, dropped),
-        Err(error) => error,
+        Err(failed) => failed,
     };
-    // A request the client gave up on may still be in the service's hands: look
-    // once now and, after a timeout, once more a moment later.
-    let looks = if error.code == "Timeout" && !settings.deadline.reached() {
+    let CreateFailed {
+        error,
+        may_have_taken_effect,
+    } = failed;
+    // A request the client gave up on, or whose reply was lost, may have taken
+    // effect: look once now and, after a timeout, once more a moment later. What
+    // the look finds was made by this request if DRS made it after it was sent;
+    // after a plain refusal (every attempt answered 4xx), it was there before.
+    let looks = if error.code == "Timeout" && !deadline.reached() {
         2
     } else {
         1
@@ -67,8 +83,12 @@ pub async fn extend(
         if look > 0 {
             tokio::time::sleep(LATE_EFFECT).await;
         }
-        if let Ok(Some(extended)) = drs.find_extended(staging).await {
-            return Outcome::already_extended(staging, extended);
+        if let Ok(Some(extended)) = drs.find_extended(staging, deadline).await {
+            return if !may_have_taken_effect || made_before(&extended, asked_at) {
+                Outcome::already_extended(staging, extended)
+            } else {
+                Outcome::created(staging, extended, dropped)
+            };
         }
     }
     Outcome::failed(Subject::server(staging), error)
@@ -76,3 +96,16 @@ pub async fn extend(
 
 /// How long a timed-out create is given to take effect before the last look.
 const LATE_EFFECT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Clocks differ by this much at most between the function and DRS (both keep
+/// NTP time; DRS stamps an extension after the request arrives).
+const CLOCK_SKEW: Duration = Duration::from_secs(1);
+
+/// Whether the extended server existed before this invocation asked for it. One
+/// whose time DRS does not give is taken as made by the request that found it:
+/// reporting it `created` cannot lose an event, `skipped` would.
+fn made_before(extended: &ExtendedServer, asked_at: SystemTime) -> bool {
+    extended
+        .added_at
+        .is_some_and(|added| added + CLOCK_SKEW < asked_at)
+}

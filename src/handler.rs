@@ -12,7 +12,7 @@ use crate::clients::Clients;
 use crate::config::Config;
 use crate::coverage::{self, CoverageReport};
 use crate::deadline::{self, Deadline};
-use crate::error::InvocationError;
+use crate::error::{DrsError, InvocationError, Refusal, DEADLINE_REACHED};
 use crate::event_bus::{EventBus, PublishError};
 use crate::extend::{extend, ExtendSettings, Known};
 use crate::inbound::{classify, Classified, ReconcileRequest, Rejection, Request, ServerRequest};
@@ -117,8 +117,10 @@ impl App {
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, InvocationError> {
         let started = std::time::Instant::now();
         self.note_arrival();
-        let margin = deadline::margin(self.clients.policy().operation_timeout);
-        let deadline = Deadline::from_epoch_ms(event.context.deadline, margin);
+        let deadline = Deadline::from_epoch_ms(
+            event.context.deadline,
+            deadline::in_flight(self.clients.policy().operation_timeout),
+        );
         let trusted = self.trusted_accounts(&event.context);
         let Classified {
             trigger,
@@ -137,7 +139,12 @@ impl App {
             self.record(&response);
             return Ok(response);
         }
-        let reporting = Reporting::start(&self.bus, trigger);
+        let reporting = Reporting::start(
+            &self.bus,
+            trigger,
+            self.config.reconcile_concurrency,
+            deadline.events_by(),
+        );
         let reporter = reporting.reporter().clone();
         let settings = self.settings(None, deadline);
         let reconciled = match request {
@@ -168,8 +175,10 @@ impl App {
                             regions: vec![region],
                             unfinished: Vec::new(),
                         };
+                        // Boxed: a run's future is deep, and this keeps the
+                        // handler's own small.
                         Some(
-                            self.reconcile(coverage, false, settings, deadline, &reporter)
+                            Box::pin(self.reconcile(coverage, false, settings, deadline, &reporter))
                                 .await,
                         )
                     }
@@ -193,14 +202,20 @@ impl App {
                         )
                         .await;
                     Some(
-                        self.reconcile(coverage, request.fanned_out, settings, deadline, &reporter)
-                            .await,
+                        Box::pin(self.reconcile(
+                            coverage,
+                            request.fanned_out,
+                            settings,
+                            deadline,
+                            &reporter,
+                        ))
+                        .await,
                     )
                 }
             },
         };
         drop(reporter);
-        self.finish(reporting, reconciled, started).await
+        self.finish(reporting, reconciled, started, deadline).await
     }
 
     fn settings(&self, dry_run: Option<bool>, deadline: Deadline) -> ExtendSettings {
@@ -237,36 +252,71 @@ impl App {
         settings: &ExtendSettings,
         reporter: &Reporter,
     ) {
+        // Refusals met on a create that no retry changes, by region and by staging
+        // account in a region: the servers after them are not tried.
+        let mut refused: Vec<(Refusal, AccountId, Region, String)> = Vec::new();
         for server in servers {
+            let held = reporter.reserve().await;
             let outcome = match server {
                 Err(rejection) => Outcome::rejected(rejection),
                 Ok(server) => {
                     let account = server.arn.account();
-                    let allowed = serves(&self.config, server.arn.region(), Some(account))
+                    let region = server.arn.region();
+                    let allowed = serves(&self.config, region, Some(account))
                         .and_then(|()| authorize(&self.config, account, sender, trusted));
-                    match (allowed, self.clients.drs(server.arn.region())) {
-                        (Ok(()), Some(drs)) => {
-                            extend(
+                    let earlier = refused
+                        .iter()
+                        .find(|(refusal, a, r, _)| {
+                            r == region
+                                && (matches!(refusal, Refusal::Region(_)) || a == account)
+                        })
+                        .map(|(_, _, _, code)| code.clone());
+                    match (allowed, self.clients.drs(region), earlier) {
+                        (Ok(()), _, _) if settings.deadline.reached() => Outcome::failed(
+                            Subject::server(&server.arn),
+                            DrsError::new(
+                                DEADLINE_REACHED,
+                                "not tried: the invocation's deadline came first",
+                                true,
+                            ),
+                        ),
+                        (Ok(()), Some(_), Some(code)) => Outcome::failed(
+                            Subject::server(&server.arn),
+                            DrsError::new(
+                                code,
+                                "not tried: DRS refused an earlier create of this invocation \
+                                 in the same region for a reason no retry changes",
+                                false,
+                            ),
+                        ),
+                        (Ok(()), Some(drs), None) => {
+                            let outcome = extend(
                                 &drs,
                                 settings,
                                 &server.arn,
                                 server.tags.as_ref(),
                                 Known::Unknown,
                             )
-                            .await
+                            .await;
+                            if let Outcome::Failed { error_code, .. } = &outcome {
+                                if let Some(refusal) = Refusal::of(error_code) {
+                                    refused.push((refusal, account.clone(), region.clone(), error_code.clone()));
+                                }
+                            }
+                            outcome
                         }
-                        (Err(mut rejection), _) => {
+                        (Err(mut rejection), _, _) => {
                             rejection.staging_arn = Some(server.arn);
                             Outcome::rejected(rejection)
                         }
-                        (Ok(()), None) => Outcome::rejected(Rejection::new(format!(
+                        (Ok(()), None, _) => Outcome::rejected(Rejection::new(format!(
                             "region {} is not served by this function",
                             server.arn.region()
                         ))),
                     }
                 }
             };
-            reporter.report(outcome).await;
+            reporter.report_held(outcome, held).await;
         }
     }
 
@@ -368,17 +418,36 @@ impl App {
             mut unfinished,
         } = coverage;
         let mut summary = Summary::covering(&scopes, &regions, settings.dry_run);
-        let surveyed = reconcile::survey(&self.clients, scopes, deadline).await;
+        let keep_tags = settings.copy_staging_tags && !settings.dry_run;
+        let surveyed = reconcile::survey(&self.clients, scopes, deadline, keep_tags).await;
         let fits = reconcile::fits(&surveyed, self.config.drs_max_rps, deadline.remaining());
         if !fanned_out && !fits {
-            let requests = reconcile::fan_out_requests(&surveyed, settings.dry_run);
-            summary.fanned_out = requests.len();
+            let (accounts, requests) = reconcile::fan_out_requests(&surveyed, settings.dry_run);
             tracing::info!(
                 requests = requests.len(),
                 scopes = surveyed.len(),
                 "reconciliation fans out"
             );
-            let fan_out_failed = self.fan_out_bus.publish(requests).await.err();
+            let (delivered, last_error) = self
+                .fan_out_bus
+                .publish_each(requests, deadline.events_by())
+                .await;
+            summary.fanned_out = delivered.iter().filter(|d| **d).count();
+            // An account whose request the bus did not take was handed to no one.
+            for ((account, regions), delivered) in accounts.iter().zip(&delivered) {
+                if !delivered {
+                    unfinished.extend(regions.iter().map(|region| Unfinished {
+                        staging_account_id: Some(account.clone()),
+                        region: region.clone(),
+                        reason: reconcile::FAN_OUT_UNDELIVERED,
+                    }));
+                }
+            }
+            let undelivered = delivered.iter().filter(|d| !**d).count();
+            let fan_out_failed = (undelivered > 0).then(|| PublishError {
+                undelivered,
+                last_error,
+            });
             // Each account handed on reads its own coverage; this run reads the rest.
             let kept: Vec<Scope> = surveyed
                 .iter()
@@ -421,6 +490,7 @@ impl App {
         reporting: Reporting,
         reconciled: Option<Reconciled>,
         started: std::time::Instant,
+        deadline: Deadline,
     ) -> Result<Response, InvocationError> {
         let (tally, mut delivered) = reporting.finish().await;
         let mut summary = None;
@@ -453,7 +523,10 @@ impl App {
                 duration_ms = closed.duration_ms,
                 "reconciliation finished"
             );
-            let sent = self.bus.publish(vec![closed.event()]).await;
+            let sent = self
+                .bus
+                .publish(vec![closed.event()], deadline.answer_by())
+                .await;
             delivered = merge(merge(delivered, fan_out_failed.map_or(Ok(()), Err)), sent);
             summary = Some(closed);
         }

@@ -312,6 +312,7 @@ mod tests {
         let extended = ExtendedServer {
             id: "s-00000000000000001".into(),
             arn: "arn:aws:drs:us-east-1:444455556666:source-server/s-00000000000000001".into(),
+            added_at: None,
         };
         let event = Outcome::created(&arn(), extended, vec![]).event(&trigger());
         assert_eq!(event.detail_type, "Extended Source Server Created");

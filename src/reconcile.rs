@@ -8,7 +8,7 @@
 //! server is tried at most once a run.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -18,10 +18,10 @@ use crate::arn::{AccountId, Region, SourceServerArn};
 use crate::clients::Clients;
 use crate::deadline::Deadline;
 use crate::drs::{ExtensibleServer, Page, TargetDrs};
-use crate::error::DrsError;
+use crate::error::{DrsError, Refusal};
 use crate::extend::{extend, ExtendSettings, Known};
 use crate::inbound::Rejection;
-use crate::outcome::{is_zero, OutboundEvent, Outcome, Subject};
+use crate::outcome::{OutboundEvent, Outcome, Subject};
 use crate::reporter::{Reporter, Tally};
 
 /// One staging account in one region.
@@ -59,6 +59,8 @@ pub const STAGING_ACCOUNTS_NOT_LISTED: &str = "STAGING_ACCOUNTS_NOT_LISTED";
 pub const STILL_CHANGING: &str = "STILL_CHANGING";
 pub const PAGE_TOKEN_REFUSED: &str = "PAGE_TOKEN_REFUSED";
 pub const TASK_ENDED: &str = "TASK_ENDED";
+/// Fan-out requests the bus did not take: their accounts were not handed on.
+pub const FAN_OUT_UNDELIVERED: &str = "FAN_OUT_UNDELIVERED";
 
 /// The `Reconciliation Completed` detail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -74,11 +76,10 @@ pub struct Summary {
     pub dry_run: bool,
     pub complete: bool,
     pub duration_ms: u64,
-    /// The accounts and regions not finished.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// The accounts and regions not finished (always sent, `[]` when none).
     pub unfinished: Vec<Unfinished>,
-    /// Requests handed on to other invocations, one per staging account.
-    #[serde(skip_serializing_if = "is_zero")]
+    /// Requests handed on to other invocations and delivered, one per staging
+    /// account (always sent).
     pub fanned_out: usize,
     /// Extended servers the target account holds for the accounts and regions
     /// this run covered, and how many of them DRS shows in `EXTENSION_ERROR`.
@@ -161,9 +162,23 @@ pub struct Surveyed {
 
 /// A further page is not listed yet: count it as a full one.
 const CALLS_PER_FURTHER_PAGES: u64 = 301;
-/// Servers the survey keeps to start from; past that it keeps counts only, and
-/// the run lists again, so memory stays bounded at any scale.
-pub const KEPT_BY_SURVEY: usize = 15_000;
+/// Bytes of listed servers the survey keeps to start from; past that it keeps
+/// counts only, and the run lists again, so memory stays bounded at any scale.
+pub const KEPT_BY_SURVEY: usize = 8 * 1024 * 1024;
+/// Listings read at once: a page of servers with full tags is megabytes while
+/// the SDK parses it, so memory is bounded by this, not by the number of accounts.
+const LISTINGS_AT_ONCE: usize = 4;
+
+/// What a listed server costs to hold, roughly.
+fn held_bytes(server: &ExtensibleServer) -> usize {
+    64 + server.arn.len()
+        + server
+            .tags
+            .iter()
+            .flatten()
+            .map(|(k, v)| 48 + k.len() + v.len())
+            .sum::<usize>()
+}
 
 impl Surveyed {
     fn listed(scope: Scope, page: Page<ExtensibleServer>) -> Self {
@@ -197,22 +212,30 @@ impl Surveyed {
     }
 }
 
-/// Lists the first page of every scope, concurrently, each region at its pace,
-/// until the deadline.
-pub async fn survey(clients: &Clients, scopes: Vec<Scope>, deadline: Deadline) -> Vec<Surveyed> {
+/// Lists the first page of every scope, a few at once, each region at its pace,
+/// until the deadline. Tags are kept only when they will be copied.
+pub async fn survey(
+    clients: &Clients,
+    scopes: Vec<Scope>,
+    deadline: Deadline,
+    keep_tags: bool,
+) -> Vec<Surveyed> {
     let mut listings = JoinSet::new();
     let mut scope_of_task = HashMap::new();
     let mut surveyed = Vec::new();
+    let at_once = Arc::new(Semaphore::new(LISTINGS_AT_ONCE));
     for scope in scopes {
         let Some(drs) = clients.drs(&scope.region) else {
             continue;
         };
         let account = scope.staging_account_id.clone();
+        let at_once = at_once.clone();
         let task = listings.spawn(async move {
+            let _listing = at_once.acquire_owned().await.ok()?;
             if deadline.reached() {
                 return None;
             }
-            Some(drs.list_extensible(&account, None).await)
+            Some(drs.list_extensible(&account, None, keep_tags, &deadline).await)
         });
         scope_of_task.insert(task.id(), scope);
     }
@@ -240,7 +263,9 @@ pub async fn survey(clients: &Clients, scopes: Vec<Scope>, deadline: Deadline) -
             Some(Ok(page)) => {
                 let mut listed = Surveyed::listed(scope, page);
                 if let Listing::Listed { page, .. } = &mut listed.first {
-                    let size = page.as_ref().map_or(0, |p| p.items.len());
+                    let size = page
+                        .as_ref()
+                        .map_or(0, |p| p.items.iter().map(held_bytes).sum());
                     if kept + size > KEPT_BY_SURVEY {
                         *page = None;
                     } else {
@@ -277,9 +302,12 @@ pub fn fits(surveyed: &[Surveyed], max_rps: u32, time_left: Option<std::time::Du
     busiest <= time_left.as_secs() * u64::from(max_rps)
 }
 
+/// The accounts handed on, each with its regions.
+pub type HandedOn = Vec<(AccountId, Vec<Region>)>;
+
 /// One `Reconciliation Requested` per staging account, marked so it never fans
-/// out again.
-pub fn fan_out_requests(surveyed: &[Surveyed], dry_run: bool) -> Vec<OutboundEvent> {
+/// out again; and the accounts (with their regions) in the same order.
+pub fn fan_out_requests(surveyed: &[Surveyed], dry_run: bool) -> (HandedOn, Vec<OutboundEvent>) {
     let mut by_account: std::collections::BTreeMap<&AccountId, Vec<&Region>> = Default::default();
     for scope in surveyed.iter().filter(|s| s.has_work()).map(|s| &s.scope) {
         by_account
@@ -287,8 +315,8 @@ pub fn fan_out_requests(surveyed: &[Surveyed], dry_run: bool) -> Vec<OutboundEve
             .or_default()
             .push(&scope.region);
     }
-    by_account
-        .into_iter()
+    let events = by_account
+        .iter()
         .map(|(account, regions)| OutboundEvent {
             detail_type: crate::inbound::RECONCILIATION_REQUESTED_DETAIL_TYPE,
             resources: Vec::new(),
@@ -300,7 +328,12 @@ pub fn fan_out_requests(surveyed: &[Surveyed], dry_run: bool) -> Vec<OutboundEve
             })
             .to_string(),
         })
-        .collect()
+        .collect();
+    let accounts = by_account
+        .into_iter()
+        .map(|(account, regions)| (account.clone(), regions.into_iter().cloned().collect()))
+        .collect();
+    (accounts, events)
 }
 
 /// What a run did besides its outcomes, which went to the reporter.
@@ -319,8 +352,45 @@ struct ScopeReport {
 struct Shared {
     settings: ExtendSettings,
     creates: Arc<Semaphore>,
+    listings: Semaphore,
     deadline: Deadline,
     reporter: Reporter,
+    refused: Mutex<Refused>,
+}
+
+/// Refusals met on creates that no retry changes: where the run stops creating.
+#[derive(Default)]
+struct Refused {
+    regions: std::collections::BTreeMap<Region, &'static str>,
+    scopes: std::collections::BTreeMap<Scope, &'static str>,
+}
+
+impl Shared {
+    /// Why creating stopped for this scope, if it did.
+    fn refused(&self, scope: &Scope) -> Option<&'static str> {
+        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        refused
+            .regions
+            .get(&scope.region)
+            .or_else(|| refused.scopes.get(scope))
+            .copied()
+    }
+
+    fn note(&self, scope: &Scope, outcome: &Outcome) {
+        let Outcome::Failed { error_code, .. } = outcome else {
+            return;
+        };
+        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        match Refusal::of(error_code) {
+            Some(Refusal::Region(reason)) => {
+                refused.regions.entry(scope.region.clone()).or_insert(reason);
+            }
+            Some(Refusal::StagingAccount(reason)) => {
+                refused.scopes.entry(scope.clone()).or_insert(reason);
+            }
+            None => {}
+        }
+    }
 }
 
 pub async fn run(
@@ -334,8 +404,10 @@ pub async fn run(
     let shared = Arc::new(Shared {
         settings,
         creates: Arc::new(Semaphore::new(concurrency.max(1))),
+        listings: Semaphore::new(LISTINGS_AT_ONCE),
         deadline,
         reporter: reporter.clone(),
+        refused: Mutex::new(Refused::default()),
     });
     let mut report = RunReport::default();
     let mut tasks = JoinSet::new();
@@ -394,6 +466,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
     };
     let mut tried: HashSet<String> = HashSet::new();
     let mut in_flight = InFlight::default();
+    let keep_tags = shared.settings.copy_staging_tags && !shared.settings.dry_run;
     let result = 'sweeps: {
         for _ in 0..MAX_SWEEPS {
             let mut found_new = false;
@@ -407,14 +480,22 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                         if shared.deadline.reached() {
                             break 'sweeps Some(DEADLINE);
                         }
-                        match drs
-                            .list_extensible(&scope.staging_account_id, token.clone())
-                            .await
-                        {
+                        let Ok(_listing) = shared.listings.acquire().await else {
+                            break 'sweeps Some(TASK_ENDED);
+                        };
+                        let listed = drs
+                            .list_extensible(
+                                &scope.staging_account_id,
+                                token.clone(),
+                                keep_tags,
+                                &shared.deadline,
+                            )
+                            .await;
+                        match listed {
                             Ok(page) => page,
                             // DRS no longer takes its own token (it expired): end the
                             // sweep here; the next starts from the first page.
-                            Err(error) if token.is_some() && !error.retryable => {
+                            Err(error) if token.is_some() && is_token_refusal(&error) => {
                                 tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "page token refused; the next sweep starts over");
                                 cut_short = true;
                                 break;
@@ -439,13 +520,20 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                             continue;
                         }
                     };
+                    // A place for its event first: while the bus is behind, this waits.
+                    let Some(held) = shared.reporter.reserve().await else {
+                        break 'sweeps Some(TASK_ENDED);
+                    };
                     let Ok(permit) = shared.creates.clone().acquire_owned().await else {
                         break 'sweeps Some(TASK_ENDED);
                     };
                     if shared.deadline.reached() {
                         break 'sweeps Some(DEADLINE);
                     }
-                    let (drs, task) = (drs.clone(), shared.clone());
+                    if let Some(reason) = shared.refused(&scope) {
+                        break 'sweeps Some(reason);
+                    }
+                    let (drs, task, scope) = (drs.clone(), shared.clone(), scope.clone());
                     in_flight.spawn(staging.clone(), async move {
                         let outcome = extend_riding_out_throttling(
                             &drs,
@@ -456,7 +544,8 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                         )
                         .await;
                         drop(permit);
-                        task.reporter.report(outcome).await;
+                        task.note(&scope, &outcome);
+                        task.reporter.report_held(outcome, Some(held)).await;
                     });
                     in_flight.settle_finished(&shared.reporter).await;
                 }
@@ -484,6 +573,12 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
     in_flight.settle_all(&shared.reporter).await;
     report.unfinished = result;
     report
+}
+
+/// DRS refusing a page token it gave (expired): a `ValidationException`. Any other
+/// refusal of a later page is a failed listing like the first page's.
+fn is_token_refusal(error: &DrsError) -> bool {
+    error.code == "ValidationException"
 }
 
 async fn listing_failed(reporter: &Reporter, scope: &Scope, error: DrsError) {
@@ -671,7 +766,8 @@ mod tests {
                     s
                 }),
         );
-        let events = fan_out_requests(&all, true);
+        let (accounts, events) = fan_out_requests(&all, true);
+        assert_eq!(accounts.len(), events.len());
         assert_eq!(
             events.len(),
             3,

@@ -1,20 +1,26 @@
 //! Where every outcome goes as it happens: logged, counted, kept (bounded) for the
-//! response, and handed to the event stream, which sends it within a second. A
-//! process that dies mid-run so loses at most the outcomes in flight and one batch.
+//! response, and handed to the event stream, which sends it within a second.
+//!
+//! Backpressure: a server's work starts only with a place under `unpublished`
+//! (the run's concurrency plus one batch), given back once its outcome event is
+//! out. So at any moment at most that many servers can be extended without a
+//! published event, however slow the bus: a slow bus slows the run, and a process
+//! that dies mid-run loses at most those.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::arn::{AccountId, Region};
-use crate::event_bus::{EventBus, PublishError};
+use crate::error::QUOTA_EXCEEDED;
+use crate::event_bus::{EventBus, PublishError, Queued, BATCH};
 use crate::inbound::Trigger;
 use crate::outcome::{OutboundEvent, Outcome, Response, MAX_RESPONSE_OUTCOMES};
 
-/// Outcome events queued for sending at most; a slow bus then slows the run
-/// rather than filling memory.
+/// Outcome events queued for sending at most; past it reporting waits.
 const QUEUE: usize = 1_000;
 
 /// The counts of one invocation's outcomes, and the ones its response shows.
@@ -25,6 +31,8 @@ pub struct Tally {
     pub failed: usize,
     pub rejected: usize,
     pub retryable: usize,
+    /// Servers refused for the target account's quota on extended servers.
+    pub quota_exceeded: usize,
     /// Servers that failed, by staging account and region: what a run left
     /// unextended.
     pub failed_servers: BTreeMap<(AccountId, Region), usize>,
@@ -44,6 +52,9 @@ impl Tally {
         *counter += 1;
         if outcome.is_retryable_failure() {
             self.retryable += 1;
+        }
+        if matches!(&outcome, Outcome::Failed { error_code, .. } if error_code == QUOTA_EXCEEDED) {
+            self.quota_exceeded += 1;
         }
         if let Outcome::Failed { subject, .. } = &outcome {
             if let Some(arn) = &subject.staging_source_server_arn {
@@ -88,12 +99,24 @@ impl Tally {
 #[derive(Clone)]
 pub struct Reporter {
     tally: Arc<Mutex<Tally>>,
-    events: mpsc::Sender<OutboundEvent>,
+    events: mpsc::Sender<Queued>,
     trigger: Arc<Trigger>,
+    unpublished: Arc<Semaphore>,
 }
 
 impl Reporter {
+    /// A place for one server's work, given back when its outcome event is out
+    /// (or given up on). Waits while the bus is behind.
+    pub async fn reserve(&self) -> Option<OwnedSemaphorePermit> {
+        self.unpublished.clone().acquire_owned().await.ok()
+    }
+
     pub async fn report(&self, outcome: Outcome) {
+        self.report_held(outcome, None).await
+    }
+
+    /// Reports an outcome whose server held `held` (from [`Reporter::reserve`]).
+    pub async fn report_held(&self, outcome: Outcome, held: Option<OwnedSemaphorePermit>) {
         log(&outcome);
         let event = outcome.event(&self.trigger);
         self.tally
@@ -102,12 +125,12 @@ impl Reporter {
             .add(outcome);
         // The stream ends only after every reporter is gone, so this cannot fail
         // while a run goes on; if it did, `finish` would count the event missing.
-        let _ = self.events.send(event).await;
+        let _ = self.events.send(Queued { event, held }).await;
     }
 
     /// Sends an event that is not a server's outcome (and so is not counted).
     pub async fn send(&self, event: OutboundEvent) {
-        let _ = self.events.send(event).await;
+        let _ = self.events.send(event.into()).await;
     }
 
     /// The inbound event, as every emitted event cites it.
@@ -123,14 +146,22 @@ pub struct Reporting {
 }
 
 impl Reporting {
-    pub fn start(bus: &EventBus, trigger: Trigger) -> Self {
+    /// Starts the stream; at most `concurrency` + one batch of servers may be
+    /// under way or waiting for their event; events are given up at `events_by`.
+    pub fn start(
+        bus: &EventBus,
+        trigger: Trigger,
+        concurrency: usize,
+        events_by: Option<Instant>,
+    ) -> Self {
         let (events, queued) = mpsc::channel(QUEUE);
-        let stream = tokio::spawn(bus.clone().stream(queued));
+        let stream = tokio::spawn(bus.clone().stream(queued, events_by));
         Self {
             reporter: Reporter {
                 tally: Arc::new(Mutex::new(Tally::default())),
                 events,
                 trigger: Arc::new(trigger),
+                unpublished: Arc::new(Semaphore::new(concurrency.max(1) + BATCH)),
             },
             stream,
         }

@@ -31,6 +31,18 @@ pub enum DropReason {
     TooManyTags,
 }
 
+/// A staging server's tags as DRS listed them, kept within what could ever be
+/// applied or reported: DRS is input like any other, and a server's tags are
+/// held until it is extended. Keys and values past their limit are kept one
+/// character over it, so they are still dropped for their length.
+pub fn bounded_copy(tags: &std::collections::HashMap<String, String>) -> Tags {
+    let cut = |text: &str, most: usize| text.chars().take(most + 1).collect::<String>();
+    tags.iter()
+        .take(MAX_TAGS * 2)
+        .map(|(key, value)| (cut(key, MAX_KEY_LEN), cut(value, MAX_VALUE_LEN)))
+        .collect()
+}
+
 /// The tags for one extended server: configured tags win over copied ones; then
 /// what cannot be applied is dropped, copied tags first when over the limit.
 pub fn for_extension(configured: &Tags, copied: Option<&Tags>) -> (Tags, Vec<DroppedTag>) {

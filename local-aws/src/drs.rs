@@ -244,6 +244,17 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
             },
         };
     }
+    if world
+        .extended_quota
+        .is_some_and(|quota| world.extended_in(account, region) >= quota)
+    {
+        return Reply::rest_json_error(
+            402,
+            "ServiceQuotaExceededException",
+            "Service quota exceeded: source servers in this account and region",
+            None,
+        );
+    }
     if staging.default_ebs_key {
         return Reply::validation(
             "sourceServerArn",
@@ -252,6 +263,31 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
     }
     let extended = world.record_extension(account, &staging, tags);
     Reply::json(201, &json!({"sourceServer": extended_json(&extended)}))
+}
+
+/// A moment as DRS writes its date-times: ISO 8601, UTC, with milliseconds.
+fn iso8601(at: std::time::SystemTime) -> String {
+    let since = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (days, secs) = (since.as_secs() / 86_400, since.as_secs() % 86_400);
+    // Days to a civil date (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}+00:00",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        since.subsec_millis()
+    )
 }
 
 const INITIATION_STEPS: [&str; 11] = [
@@ -328,7 +364,7 @@ fn extended_json(e: &crate::world::ExtendedServer) -> Value {
             "stagingAvailabilityZone": format!("{}a", e.region),
         },
         "lifeCycle": {
-            "addedToServiceDateTime": "2026-10-01T08:00:00+00:00",
+            "addedToServiceDateTime": iso8601(e.added_at),
             "firstByteDateTime": "2026-10-01T08:05:00+00:00",
             "elapsedReplicationDuration": "P56DT1H",
             "lastSeenByServiceDateTime": "2026-11-26T09:00:00+00:00",

@@ -10,7 +10,6 @@ mod runtime_api;
 mod sts;
 mod world;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -26,7 +25,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use reply::Reply;
+pub use reply::{Delivery, Reply};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
 pub use world::{
     Call, DuplicateCreate, ExtendedServer, Fault, PageTokens, StagingServer, World, FUNCTION_KEY,
@@ -117,11 +116,11 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 // does on a real server.
                 let answer = tokio::spawn(async move { respond(&shared, request).await });
                 async move {
-                    Ok::<_, Infallible>(
-                        answer
-                            .await
-                            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
-                    )
+                    match answer.await {
+                        Ok(Some(response)) => Ok(response),
+                        Ok(None) => Err(LostReply),
+                        Err(_) => Ok(Response::new(Full::new(Bytes::new()))),
+                    }
                 }
             });
             let _ = http1::Builder::new()
@@ -131,7 +130,19 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+/// A reply lost on its way back: hyper closes the connection without an answer.
+#[derive(Debug)]
+struct LostReply;
+
+impl std::fmt::Display for LostReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reply lost (injected)")
+    }
+}
+
+impl std::error::Error for LostReply {}
+
+async fn respond(shared: &Shared, request: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
     let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let body = body
@@ -151,14 +162,22 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         world.service_time += started.elapsed();
         reply
     };
+    let mut body = reply.body;
+    match reply.delivery {
+        Delivery::Whole => {}
+        Delivery::Lost => return None,
+        Delivery::CutShort => body.truncate(body.len() / 2),
+    }
     let mut response = Response::builder().status(reply.status);
     for (name, value) in &reply.headers {
         response = response.header(*name, value);
     }
     response = response.header("x-amzn-requestid", "00000000-0000-0000-0000-000000000000");
-    response
-        .body(Full::new(Bytes::from(reply.body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+    Some(
+        response
+            .body(Full::new(Bytes::from(body)))
+            .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
+    )
 }
 
 /// The access key and region a SigV4 `Authorization` header was made with.
@@ -242,6 +261,11 @@ async fn aws(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
+    let delivery = match fault {
+        Some(Fault::LostReply) => Delivery::Lost,
+        Some(Fault::CutShort) => Delivery::CutShort,
+        _ => Delivery::Whole,
+    };
     match fault {
         Some(Fault::Error {
             status,
@@ -256,28 +280,69 @@ async fn aws(
             }
         }
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-        None => {}
+        Some(Fault::LostReply | Fault::CutShort) | None => {}
     }
+    let asked = Asked {
+        key: &key,
+        region: &region,
+        service: &service,
+        operation: &operation,
+        json: &json,
+        form: &form,
+        query: parts.uri.query().unwrap_or_default(),
+    };
+    let (mut reply, put_events_latency) = {
+        let mut world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
+        (answer(&mut world, &asked), world.put_events_latency)
+    };
+    reply.delivery = delivery;
+    // The bus took the events; its answer is what is slow.
+    if operation == "PutEvents" && !put_events_latency.is_zero() {
+        tokio::time::sleep(put_events_latency).await;
+    }
+    reply
+}
 
-    let mut world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(account) = world.account_of_key(&key) else {
+/// One request, as read.
+struct Asked<'a> {
+    key: &'a str,
+    region: &'a str,
+    service: &'a str,
+    operation: &'a str,
+    json: &'a Value,
+    form: &'a [(String, String)],
+    query: &'a str,
+}
+
+/// The service's answer: the request takes effect here.
+fn answer(world: &mut World, asked: &Asked<'_>) -> Reply {
+    let Asked {
+        key,
+        region,
+        service,
+        operation,
+        json,
+        form,
+        query,
+    } = *asked;
+    let Some(account) = world.account_of_key(key) else {
         let message = "The security token included in the request is invalid.";
-        return match service.as_str() {
+        return match service {
             "events" => Reply::aws_json_error(403, "UnrecognizedClientException", message),
             "sts" => Reply::query_error(403, "InvalidClientTokenId", message),
             _ => Reply::rest_json_error(403, "UnrecognizedClientException", message, None),
         };
     };
-    match service.as_str() {
-        "sts" => sts::handle(&mut world, &form),
-        "events" if operation == "PutEvents" => eventbridge::put_events(&mut world, &json),
+    match service {
+        "sts" => sts::handle(world, form),
+        "events" if operation == "PutEvents" => eventbridge::put_events(world, json),
         "events" => Reply::aws_json_error(
             400,
             "UnknownOperationException",
             "only PutEvents is served here",
         ),
         "drs" => {
-            if world.over_rate_limit(&region) {
+            if world.over_rate_limit(region) {
                 return Reply::rest_json_error(
                     429,
                     "ThrottlingException",
@@ -285,14 +350,7 @@ async fn aws(
                     Some(1),
                 );
             }
-            drs::handle(
-                &mut world,
-                &operation,
-                &account,
-                &region,
-                &json,
-                parts.uri.query().unwrap_or_default(),
-            )
+            drs::handle(world, operation, &account, region, json, query)
         }
         _ => Reply::rest_json_error(
             403,

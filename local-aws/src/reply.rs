@@ -7,6 +7,18 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+    pub delivery: Delivery,
+}
+
+/// How the reply reaches the client (after the request took effect).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Delivery {
+    #[default]
+    Whole,
+    /// The connection closes with no answer.
+    Lost,
+    /// Half the body, with a length that says it is all.
+    CutShort,
 }
 
 impl Reply {
@@ -15,6 +27,7 @@ impl Reply {
             status,
             headers: vec![("content-type", "application/json".to_owned())],
             body: body.to_string().into_bytes(),
+            delivery: Delivery::Whole,
         }
     }
 
@@ -65,6 +78,7 @@ impl Reply {
             status,
             headers: vec![("content-type", "text/xml".to_owned())],
             body: body.into_bytes(),
+            delivery: Delivery::Whole,
         }
     }
 
@@ -73,6 +87,7 @@ impl Reply {
             status: 200,
             headers: vec![("content-type", "text/xml".to_owned())],
             body: body.into_bytes(),
+            delivery: Delivery::Whole,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! the events put, and the faults to inject.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -37,6 +37,8 @@ pub struct ExtendedServer {
     /// DRS's message when it can no longer reach the staging server
     /// (`stagingArea.status` `EXTENSION_ERROR`).
     pub extension_error: Option<String>,
+    /// When the extension was made (`lifeCycle.addedToServiceDateTime`).
+    pub added_at: SystemTime,
 }
 
 /// One request as received, after its signature's scope was read.
@@ -91,6 +93,12 @@ pub enum Fault {
     },
     /// The answer comes this much later.
     Delay(Duration),
+    /// The request takes effect, then the connection closes with no answer, as
+    /// when a reply is lost on its way back.
+    LostReply,
+    /// The request takes effect and is answered 200, with the body cut off
+    /// halfway: a connection dropped mid-reply, or a proxy's mangled answer.
+    CutShort,
 }
 
 impl Fault {
@@ -150,6 +158,12 @@ pub struct World {
     pub drs_rate_burst: Option<u32>,
     pub page_tokens: PageTokens,
     pub duplicate_create: DuplicateCreate,
+    /// Extended servers a target account may hold in a region; past it a create
+    /// is refused `ServiceQuotaExceededException` (402), as DRS's source server
+    /// quota does.
+    pub extended_quota: Option<usize>,
+    /// PutEvents takes effect at once and answers this much later: a slow bus.
+    pub put_events_latency: Duration,
     /// Tokens older than this are refused (`ValidationException`), as a service
     /// whose tokens expire would.
     pub token_ttl: Option<Duration>,
@@ -190,6 +204,8 @@ impl World {
             drs_rate_burst: None,
             page_tokens: PageTokens::Cursor,
             duplicate_create: DuplicateCreate::Validation,
+            extended_quota: None,
+            put_events_latency: Duration::ZERO,
             token_ttl: None,
             epoch: Instant::now(),
             buses: ["default".to_owned()].into_iter().collect(),
@@ -438,6 +454,14 @@ impl World {
             .find(|e| e.account == target_account && e.staging_arn == staging_arn)
     }
 
+    /// Extended servers a target account holds in a region.
+    pub(crate) fn extended_in(&self, target_account: &str, region: &str) -> usize {
+        self.extended
+            .iter()
+            .filter(|e| e.account == target_account && e.region == region)
+            .count()
+    }
+
     pub fn is_extended(&self, target_account: &str, staging_arn: &str) -> bool {
         self.extended_index
             .contains(&(target_account.to_owned(), staging_arn.to_owned()))
@@ -491,6 +515,7 @@ impl World {
             staging_account: staging.account.clone(),
             tags,
             extension_error: None,
+            added_at: SystemTime::now(),
         };
         self.extended_index
             .insert((extended.account.clone(), extended.staging_arn.clone()));
