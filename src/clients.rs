@@ -211,7 +211,9 @@ async fn assume(own: &SdkConfig, role: &TargetRole, policy: &CallPolicy) -> SdkC
 }
 
 /// A bus named by ARN may live in another region than the function; PutEvents
-/// must then be sent there.
+/// must then be sent there. Every resend is the event stream's own, counted and
+/// timed against how slow the bus is (`event_bus`): the SDK neither retries nor
+/// times out an attempt here, or a slow bus would get each event several times.
 fn eventbridge_client(
     own: &SdkConfig,
     bus: &str,
@@ -219,11 +221,16 @@ fn eventbridge_client(
     set: u64,
 ) -> aws_sdk_eventbridge::Client {
     let mut builder = aws_sdk_eventbridge::config::Builder::from(own)
-        .retry_config(policy.retry_config())
+        .retry_config(RetryConfig::disabled())
         .retry_partition(CallPolicy::retry_partition(format!(
             "drs-extender-{set}-events"
         )))
-        .timeout_config(policy.timeout_config())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(policy.connect_timeout)
+                .build(),
+        )
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
         .retry_classifier(RetryAfterClassifier);
     if let Some(region) = bus
         .strip_prefix("arn:")

@@ -113,12 +113,15 @@ fn next_page(token: Option<&str>) -> Option<String> {
     token.filter(|t| !t.is_empty()).map(str::to_owned)
 }
 
-/// DRS's date-times (ISO 8601).
+/// DRS's date-times (ISO 8601, `Z` or a `+00:00` offset).
 fn date_time(text: Option<&str>) -> Option<SystemTime> {
-    let parsed =
-        aws_smithy_types::DateTime::from_str(text?, aws_smithy_types::date_time::Format::DateTime)
-            .ok()?;
-    SystemTime::try_from(parsed).ok()
+    use aws_smithy_types::date_time::Format;
+    let text = text?;
+    let parsed = aws_smithy_types::DateTime::from_str(text, Format::DateTime).or_else(|_| {
+        let utc = text.strip_suffix("+00:00").map(|t| format!("{t}Z"));
+        aws_smithy_types::DateTime::from_str(utc.as_deref().unwrap_or(text), Format::DateTime)
+    });
+    SystemTime::try_from(parsed.ok()?).ok()
 }
 
 #[derive(Clone, Debug)]
@@ -416,5 +419,21 @@ impl TargetDrs {
             }
         }
         Ok(accounts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_drs_date_times_with_either_utc_spelling() {
+        let z = date_time(Some("2026-12-01T15:30:00.250Z")).unwrap();
+        let offset = date_time(Some("2026-12-01T15:30:00.250+00:00")).unwrap();
+        assert_eq!(z, offset);
+        let since = z.duration_since(std::time::UNIX_EPOCH).unwrap();
+        assert_eq!(since.as_millis(), 1_796_139_000_250);
+        assert!(date_time(Some("yesterday")).is_none());
+        assert!(date_time(None).is_none());
     }
 }

@@ -103,7 +103,6 @@ impl DrsError {
         self.code == DEADLINE_REACHED
     }
 
-
     pub fn new(code: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
         Self {
             code: code.into(),

@@ -175,8 +175,19 @@ impl EventBus {
     /// still waiting, or arrives, is counted undelivered.
     pub async fn stream(
         self,
+        queued: mpsc::Receiver<Queued>,
+        cut_by: Option<Instant>,
+    ) -> Result<(), PublishError> {
+        self.stream_holding(queued, cut_by, None).await
+    }
+
+    /// As [`EventBus::stream`]; `places` are what the events hold: when none is
+    /// left, the work waits on this stream, and a part batch goes at once.
+    pub async fn stream_holding(
+        self,
         mut queued: mpsc::Receiver<Queued>,
         cut_by: Option<Instant>,
+        places: Option<Arc<tokio::sync::Semaphore>>,
     ) -> Result<(), PublishError> {
         let mut waiting: Vec<Sized> = Vec::new();
         let mut oldest: Option<Instant> = None;
@@ -189,7 +200,8 @@ impl EventBus {
                 last_error = "the invocation's time for events ran out".to_owned();
                 waiting.clear();
             }
-            let due = oldest.is_some_and(|at| at.elapsed() >= FLUSH_EVERY) || !open;
+            let starved = places.as_ref().is_some_and(|p| p.available_permits() == 0);
+            let due = oldest.is_some_and(|at| at.elapsed() >= FLUSH_EVERY) || !open || starved;
             while sends.len() < CONCURRENT_BATCHES && !cut {
                 let Some(batch) = take_batch(&mut waiting, due) else {
                     break;
@@ -295,11 +307,14 @@ impl EventBus {
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         let mut may_have_landed = 0;
         for round in 0..ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
             if round > 0 {
                 let pause = Instant::now() + Duration::from_millis(100 << round);
                 tokio::time::sleep_until(cut_by.map_or(pause, |by| pause.min(by))).await;
             }
-            if pending.is_empty() || cut_by.is_some_and(|by| Instant::now() >= by) {
+            if cut_by.is_some_and(|by| Instant::now() >= by) {
                 break;
             }
             let limit = self.attempt_timeout();
@@ -311,7 +326,11 @@ impl EventBus {
                     self.note_latency(|l| l.unanswered(waited));
                     last_error = format!("PutEvents gave no answer within {waited:?}");
                     may_have_landed += 1;
-                    tracing::warn!(events = pending.len(), waited_ms = waited.as_millis() as u64, "the bus is slow");
+                    tracing::warn!(
+                        events = pending.len(),
+                        waited_ms = waited.as_millis() as u64,
+                        "the bus is slow"
+                    );
                 }
                 Ok(Ok(refused)) => {
                     self.note_latency(|l| l.answered(started.elapsed()));
@@ -428,8 +447,10 @@ fn take_batch(waiting: &mut Vec<Sized>, due: bool) -> Option<Vec<Sized>> {
 /// Whether a failed call may still have put its events: no answer, or a fault on
 /// the bus's side after the request was sent. A refusal (throttling, a 4xx) did not.
 fn may_have_taken_effect(error: &DrsError) -> bool {
-    matches!(error.code.as_str(), "Timeout" | "ConnectionError" | "InvalidResponse")
-        || error.code.starts_with("Internal")
+    matches!(
+        error.code.as_str(),
+        "Timeout" | "ConnectionError" | "InvalidResponse"
+    ) || error.code.starts_with("Internal")
         || error.code.starts_with("ServiceUnavailable")
 }
 

@@ -178,8 +178,10 @@ impl App {
                         // Boxed: a run's future is deep, and this keeps the
                         // handler's own small.
                         Some(
-                            Box::pin(self.reconcile(coverage, false, settings, deadline, &reporter))
-                                .await,
+                            Box::pin(
+                                self.reconcile(coverage, false, settings, deadline, &reporter),
+                            )
+                            .await,
                         )
                     }
                 }
@@ -256,7 +258,7 @@ impl App {
         // account in a region: the servers after them are not tried.
         let mut refused: Vec<(Refusal, AccountId, Region, String)> = Vec::new();
         for server in servers {
-            let held = reporter.reserve().await;
+            let mut held = None;
             let outcome = match server {
                 Err(rejection) => Outcome::rejected(rejection),
                 Ok(server) => {
@@ -267,8 +269,7 @@ impl App {
                     let earlier = refused
                         .iter()
                         .find(|(refusal, a, r, _)| {
-                            r == region
-                                && (matches!(refusal, Refusal::Region(_)) || a == account)
+                            r == region && (matches!(refusal, Refusal::Region(_)) || a == account)
                         })
                         .map(|(_, _, _, code)| code.clone());
                     match (allowed, self.clients.drs(region), earlier) {
@@ -290,6 +291,8 @@ impl App {
                             ),
                         ),
                         (Ok(()), Some(drs), None) => {
+                            // A place for its event before anything is created.
+                            held = reporter.reserve().await;
                             let outcome = extend(
                                 &drs,
                                 settings,
@@ -300,7 +303,12 @@ impl App {
                             .await;
                             if let Outcome::Failed { error_code, .. } = &outcome {
                                 if let Some(refusal) = Refusal::of(error_code) {
-                                    refused.push((refusal, account.clone(), region.clone(), error_code.clone()));
+                                    refused.push((
+                                        refusal,
+                                        account.clone(),
+                                        region.clone(),
+                                        error_code.clone(),
+                                    ));
                                 }
                             }
                             outcome
@@ -444,7 +452,7 @@ impl App {
                 }
             }
             let undelivered = delivered.iter().filter(|d| !**d).count();
-            let fan_out_failed = (undelivered > 0).then(|| PublishError {
+            let fan_out_failed = (undelivered > 0).then_some(PublishError {
                 undelivered,
                 last_error,
             });

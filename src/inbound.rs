@@ -25,6 +25,9 @@ pub const MAX_REQUESTED_REGIONS: usize = 100;
 pub const MAX_ANNOUNCED_TAGS: usize = 1_000;
 /// Source-server resources read from one DRS event.
 const MAX_RESOURCES: usize = 100;
+/// Servers past [`MAX_RESOURCES`] refused one by one; past these, one rejection
+/// counts the rest (an event is at most 256 KB, a direct invocation 6 MB).
+const MAX_RESOURCES_REFUSED: usize = 1_000;
 
 /// The inbound event as outcome events cite it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -171,6 +174,12 @@ fn request_of(event: &EventBridgeEvent) -> Request {
             cite(source)
         )),
         (_, ANNOUNCEMENT_DETAIL_TYPE) => announcement(event),
+        // Who asks decides what is covered: a request that does not say is refused.
+        (_, RECONCILIATION_REQUESTED_DETAIL_TYPE) if event.account.is_none() => {
+            Request::Rejected(Rejection::new(
+                "a reconciliation request must carry the envelope's `account` (who asks)",
+            ))
+        }
         (_, RECONCILIATION_REQUESTED_DETAIL_TYPE) => reconciliation_requested(&event.detail),
         _ => Request::Ignored(format!(
             "detail-type `{}` is not handled",
@@ -237,21 +246,37 @@ fn registration(event: &EventBridgeEvent) -> Request {
 fn drs_event(event: &EventBridgeEvent) -> Request {
     let mut servers: Vec<Result<ServerRequest, Rejection>> = Vec::new();
     let mut seen = std::collections::HashSet::new();
+    let mut unread = 0usize;
     for resource in event
         .resources
         .iter()
         .flatten()
         .filter(|r| arn::names_source_server(r))
-        .take(MAX_RESOURCES)
     {
+        if seen.len() >= MAX_RESOURCES + MAX_RESOURCES_REFUSED {
+            unread += 1;
+            continue;
+        }
         if !seen.insert(resource.as_str()) {
             continue;
         }
-        servers.push(
-            SourceServerArn::parse(resource)
-                .map(|arn| ServerRequest { arn, tags: None })
-                .map_err(|e| Rejection::new(e.to_string())),
-        );
+        let parsed = SourceServerArn::parse(resource).map_err(|e| Rejection::new(e.to_string()));
+        servers.push(if seen.len() <= MAX_RESOURCES {
+            parsed.map(|arn| ServerRequest { arn, tags: None })
+        } else {
+            // Past what one event may ask for: refused by name, never dropped.
+            let mut rejection = Rejection::new(format!(
+                "the event names more than {MAX_RESOURCES} source servers; only the first {MAX_RESOURCES} are acted on"
+            ));
+            rejection.staging_arn = parsed.ok();
+            Err(rejection)
+        });
+    }
+    if unread > 0 {
+        servers.push(Err(Rejection::new(format!(
+            "the event names {unread} more source server(s) past the {} read",
+            MAX_RESOURCES + MAX_RESOURCES_REFUSED
+        ))));
     }
     if servers.is_empty() {
         Request::Ignored(format!(

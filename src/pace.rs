@@ -139,10 +139,11 @@ impl Pace {
         self.state().throttles
     }
 
-    /// Waits for this request's slot: over any span t at most rate x t + 2
-    /// requests go. Slots are not booked ahead: a waiter checks at the rate of the
-    /// moment and sleeps until its turn, so a change of rate reaches every waiter
-    /// at once.
+    /// Waits for this request's slot: over any span t at most rate x t plus the
+    /// burst less one requests go, and the burst shrinks to one as the rate nears
+    /// the ceiling, so no second sees more than the ceiling. Slots are not booked
+    /// ahead: a waiter checks at the rate of the moment and sleeps until its turn,
+    /// so a change of rate reaches every waiter at once.
     pub async fn wait(&self) {
         loop {
             let turn = {
@@ -150,10 +151,11 @@ impl Pace {
                 let now = Instant::now();
                 state.grow(now, self.ceiling);
                 let interval = Duration::from_secs_f64(1.0 / state.rate);
+                let burst = (1.0 + self.ceiling - state.rate).clamp(1.0, BURST);
                 // `next_slot` is GCRA's theoretical arrival time.
                 let allowed_at = state
                     .next_slot
-                    .checked_sub(interval.mul_f64(BURST - 1.0))
+                    .checked_sub(interval.mul_f64(burst - 1.0))
                     .unwrap_or(now);
                 if allowed_at <= now {
                     state.next_slot = state.next_slot.max(now) + interval;
@@ -282,10 +284,40 @@ impl State {
 mod tests {
     use super::*;
 
+    /// The most waits that ended in any one-second window.
+    async fn busiest_second(pace: &Pace, waits: usize) -> usize {
+        let mut times = Vec::new();
+        for _ in 0..waits {
+            pace.wait().await;
+            times.push(Instant::now());
+        }
+        (0..times.len())
+            .map(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|t| **t - times[i] < Duration::from_secs(1))
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_second_sees_more_than_the_ceiling() {
+        for ceiling in [1, 2, 3, 10] {
+            let pace = Pace::per_second(ceiling);
+            assert_eq!(
+                busiest_second(&pace, 40).await,
+                ceiling as usize,
+                "ceiling {ceiling}"
+            );
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn spaces_requests_evenly_after_a_small_burst() {
-        // A ceiling no higher than the start: no slow start to wait for.
-        let pace = Pace::per_second(10);
+        // Below the ceiling, two go at once (one event's create and its look).
+        let pace = Pace::per_second(20);
         let start = Instant::now();
         pace.wait().await;
         pace.wait().await;
@@ -294,14 +326,15 @@ mod tests {
             Duration::ZERO,
             "one event's two calls go at once"
         );
-        for _ in 0..10 {
+        pace.wait().await;
+        assert!(start.elapsed() > Duration::ZERO, "a third waits its turn");
+        // At the ceiling there is no burst: no second sees more than the ceiling.
+        let pace = Pace::per_second(10);
+        let start = Instant::now();
+        for _ in 0..11 {
             pace.wait().await;
         }
-        assert_eq!(
-            start.elapsed(),
-            Duration::from_secs(1),
-            "then one every 100 ms"
-        );
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
     }
 
     #[tokio::test(start_paused = true)]
@@ -373,8 +406,9 @@ mod tests {
         assert!(accepted as f64 > 0.85 * 200.0, "{accepted} of 200 at 20/s");
         assert!(pace.rate() < 30.0, "down to {}", pace.rate());
         let (accepted, _) = achieved(&pace, 100.0, 10.0, Duration::from_secs(15)).await;
+        // The limit rose to the ceiling, where the pace keeps no burst.
         assert!(
-            accepted as f64 > 0.8 * 1500.0,
+            accepted as f64 > 0.78 * 1500.0,
             "{accepted} of 1500 once the limit rose again"
         );
     }

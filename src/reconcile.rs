@@ -235,7 +235,10 @@ pub async fn survey(
             if deadline.reached() {
                 return None;
             }
-            Some(drs.list_extensible(&account, None, keep_tags, &deadline).await)
+            Some(
+                drs.list_extensible(&account, None, keep_tags, &deadline)
+                    .await,
+            )
         });
         scope_of_task.insert(task.id(), scope);
     }
@@ -383,7 +386,10 @@ impl Shared {
         let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
         match Refusal::of(error_code) {
             Some(Refusal::Region(reason)) => {
-                refused.regions.entry(scope.region.clone()).or_insert(reason);
+                refused
+                    .regions
+                    .entry(scope.region.clone())
+                    .or_insert(reason);
             }
             Some(Refusal::StagingAccount(reason)) => {
                 refused.scopes.entry(scope.clone()).or_insert(reason);

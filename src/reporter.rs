@@ -155,13 +155,18 @@ impl Reporting {
         events_by: Option<Instant>,
     ) -> Self {
         let (events, queued) = mpsc::channel(QUEUE);
-        let stream = tokio::spawn(bus.clone().stream(queued, events_by));
+        let unpublished = Arc::new(Semaphore::new(concurrency.max(1) + BATCH));
+        let stream = tokio::spawn(bus.clone().stream_holding(
+            queued,
+            events_by,
+            Some(unpublished.clone()),
+        ));
         Self {
             reporter: Reporter {
                 tally: Arc::new(Mutex::new(Tally::default())),
                 events,
                 trigger: Arc::new(trigger),
-                unpublished: Arc::new(Semaphore::new(concurrency.max(1) + BATCH)),
+                unpublished,
             },
             stream,
         }

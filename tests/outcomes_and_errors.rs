@@ -354,13 +354,19 @@ async fn outcome_events_go_in_batches_of_ten() {
         last.body["Entries"][0]["DetailType"], "Reconciliation Completed",
         "the summary goes alone, after every outcome"
     );
-    // Outcome batches go out concurrently, so they may arrive in any order.
-    let mut puts: Vec<usize> = outcomes
+    // Batches go out concurrently, and a part batch goes at once when the run
+    // waits on its events (backpressure), so sizes vary; never more than ten.
+    let puts: Vec<usize> = outcomes
         .iter()
         .map(|c| c.body["Entries"].as_array().unwrap().len())
         .collect();
-    puts.sort_unstable();
-    assert_eq!(puts, [3, 10, 10], "23 outcomes, ten a batch");
+    assert!(puts.iter().all(|n| *n <= 10), "{puts:?}");
+    assert_eq!(puts.iter().sum::<usize>(), 23, "{puts:?}");
+    assert!(
+        puts.len() <= 4,
+        "23 outcomes in {} calls: {puts:?}",
+        puts.len()
+    );
 }
 
 #[tokio::test]

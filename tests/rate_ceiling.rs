@@ -70,10 +70,11 @@ async fn the_ceiling_holds_on_the_wire_through_a_storm_of_errors_and_throttles()
         .map(|c| c.at)
         .collect();
     assert!(drs.len() > 80 + 30, "the storm was retried through");
-    // The pace lets two go at once after a pause (one event's look and create).
+    // One more than the ceiling for what arrives late: the pace spaces requests
+    // as they leave, and their arrival here jitters by a few milliseconds.
     let busiest = busiest_second(drs);
     assert!(
-        busiest <= MAX_RPS + 2,
+        busiest <= MAX_RPS + 1,
         "{busiest} DRS requests in one second against a ceiling of {MAX_RPS}"
     );
 }

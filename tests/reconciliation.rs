@@ -417,7 +417,11 @@ async fn a_run_too_large_for_one_invocation_fans_out_once() {
     let response = serde_json::to_value(result.unwrap()).unwrap();
     assert_eq!(response["created"], 40);
     assert_eq!(response["reconciliation"]["fannedOut"], 0, "always sent");
-    assert_eq!(response["reconciliation"]["unfinished"], json!([]), "always sent");
+    assert_eq!(
+        response["reconciliation"]["unfinished"],
+        json!([]),
+        "always sent"
+    );
     assert_eq!(
         h.events_of("Reconciliation Requested").len(),
         11,

@@ -267,9 +267,7 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
 
 /// A moment as DRS writes its date-times: ISO 8601, UTC, with milliseconds.
 fn iso8601(at: std::time::SystemTime) -> String {
-    let since = at
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let (days, secs) = (since.as_secs() / 86_400, since.as_secs() % 86_400);
     // Days to a civil date (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;

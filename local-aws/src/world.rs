@@ -124,6 +124,8 @@ impl Fault {
 #[derive(Clone, Debug)]
 struct Planned {
     operation: String,
+    /// Calls of the operation answered normally before the fault applies.
+    skip: usize,
     remaining: usize,
     fault: Fault,
 }
@@ -329,8 +331,14 @@ impl World {
 
     /// The next `count` calls of `operation` get `fault`.
     pub fn inject(&mut self, operation: &str, count: usize, fault: Fault) {
+        self.inject_after(operation, 0, count, fault);
+    }
+
+    /// After `skip` calls of `operation` answered normally, the next `count` get `fault`.
+    pub fn inject_after(&mut self, operation: &str, skip: usize, count: usize, fault: Fault) {
         self.planned.push(Planned {
             operation: operation.to_owned(),
+            skip,
             remaining: count,
             fault,
         });
@@ -346,6 +354,10 @@ impl World {
             .planned
             .iter_mut()
             .find(|p| p.operation == operation && p.remaining > 0)?;
+        if planned.skip > 0 {
+            planned.skip -= 1;
+            return None;
+        }
         planned.remaining -= 1;
         Some(planned.fault.clone())
     }
