@@ -200,7 +200,10 @@ impl EventBus {
                 last_error = "the invocation's time for events ran out".to_owned();
                 waiting.clear();
             }
-            let starved = places.as_ref().is_some_and(|p| p.available_permits() == 0);
+            // The work waits on events that no batch under way will free: send what
+            // there is. (With a batch under way, its answer frees places.)
+            let starved =
+                sends.is_empty() && places.as_ref().is_some_and(|p| p.available_permits() == 0);
             let due = oldest.is_some_and(|at| at.elapsed() >= FLUSH_EVERY) || !open || starved;
             while sends.len() < CONCURRENT_BATCHES && !cut {
                 let Some(batch) = take_batch(&mut waiting, due) else {

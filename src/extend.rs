@@ -94,6 +94,30 @@ pub async fn extend(
     Outcome::failed(Subject::server(staging), error)
 }
 
+/// Times a server throttled past the SDK's own retries is tried again (each
+/// attempt paced, the pace lowered by the throttles) before its failure is reported.
+const THROTTLED_RETRIES: u32 = 4;
+
+/// A throttling storm slows the run down instead of failing it, as long as the
+/// deadline allows.
+pub async fn extend_riding_out_throttling(
+    drs: &TargetDrs,
+    settings: &ExtendSettings,
+    staging: &SourceServerArn,
+    tags: Option<&Tags>,
+    known: Known,
+) -> Outcome {
+    let mut outcome = extend(drs, settings, staging, tags, known).await;
+    for _ in 0..THROTTLED_RETRIES {
+        let throttled = matches!(&outcome, Outcome::Failed { error_code, .. } if error_code == "ThrottlingException");
+        if !throttled || settings.deadline.reached() {
+            break;
+        }
+        outcome = extend(drs, settings, staging, tags, Known::Unknown).await;
+    }
+    outcome
+}
+
 /// How long a timed-out create is given to take effect before the last look.
 const LATE_EFFECT: std::time::Duration = std::time::Duration::from_secs(1);
 

@@ -14,7 +14,7 @@ use crate::coverage::{self, CoverageReport};
 use crate::deadline::{self, Deadline};
 use crate::error::{DrsError, InvocationError, Refusal, DEADLINE_REACHED};
 use crate::event_bus::{EventBus, PublishError};
-use crate::extend::{extend, ExtendSettings, Known};
+use crate::extend::{extend_riding_out_throttling, ExtendSettings, Known};
 use crate::inbound::{classify, Classified, ReconcileRequest, Rejection, Request, ServerRequest};
 use crate::metrics::InvocationMetrics;
 use crate::outcome::{Outcome, Response, Subject};
@@ -293,7 +293,7 @@ impl App {
                         (Ok(()), Some(drs), None) => {
                             // A place for its event before anything is created.
                             held = reporter.reserve().await;
-                            let outcome = extend(
+                            let outcome = extend_riding_out_throttling(
                                 &drs,
                                 settings,
                                 &server.arn,

@@ -19,6 +19,8 @@ pub struct InvocationMetrics {
     pub skipped: usize,
     pub failed: usize,
     pub rejected: usize,
+    /// Servers refused for the target account's quota on source servers.
+    pub quota_exceeded: usize,
     /// Milliseconds, when the invocation reconciled.
     pub reconciliation_duration_ms: Option<u64>,
     /// Whether that reconciliation was complete; its heartbeat (1 or 0), which
@@ -56,6 +58,7 @@ impl InvocationMetrics {
             skipped: response.skipped,
             failed: response.failed,
             rejected: response.rejected,
+            quota_exceeded: response.quota_exceeded,
             reconciliation_duration_ms: response
                 .reconciliation
                 .as_ref()
@@ -85,6 +88,7 @@ impl InvocationMetrics {
         add("Skipped", "Count", json!(self.skipped));
         add("Failed", "Count", json!(self.failed));
         add("Rejected", "Count", json!(self.rejected));
+        add("QuotaExceeded", "Count", json!(self.quota_exceeded));
         if let Some(ms) = self.reconciliation_duration_ms {
             add("ReconciliationDuration", "Milliseconds", json!(ms));
         }
@@ -211,6 +215,7 @@ mod tests {
                 "Skipped",
                 "Failed",
                 "Rejected",
+                "QuotaExceeded",
                 "ReconciliationDuration",
                 "ReconciliationComplete",
                 "ColdStart"
@@ -264,7 +269,8 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .len(),
-            4
+            5,
+            "the four counts and QuotaExceeded"
         );
         assert!(doc.get("ColdStart").is_none());
     }

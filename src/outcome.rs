@@ -256,6 +256,10 @@ pub struct Response {
     /// the counts and the outcome events cover them all.
     #[serde(skip_serializing_if = "is_zero")]
     pub outcomes_omitted: usize,
+    /// Servers refused for the target account's quota on source servers: a
+    /// metric and its alarm, not part of the answer.
+    #[serde(skip)]
+    pub quota_exceeded: usize,
 }
 
 pub(crate) fn is_zero(n: &usize) -> bool {

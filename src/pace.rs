@@ -59,6 +59,9 @@ const UNMEASURED_CUT: f64 = 0.5;
 const RECOVERY: f64 = 0.5;
 const PROBE: f64 = 0.02;
 const MAX_GROWTH: f64 = 2.0;
+/// Below this ceiling the pace keeps no burst: one request a slot. Above it, two
+/// may go at once, and the rate stays one below the ceiling.
+const SMALL_CEILING: f64 = 10.0;
 /// Where the rate starts (at least; a tenth of the ceiling above that), and how
 /// fast it doubles until the first throttle.
 pub const START: f64 = 10.0;
@@ -140,8 +143,10 @@ impl Pace {
     }
 
     /// Waits for this request's slot: over any span t at most rate x t plus the
-    /// burst less one requests go, and the burst shrinks to one as the rate nears
-    /// the ceiling, so no second sees more than the ceiling. Slots are not booked
+    /// burst less one requests go. At the ceiling the rate is held one below it
+    /// while the burst is two (so no second sees more than the ceiling, and a
+    /// waiter woken a millisecond late does not lose its slot for good); under a
+    /// ceiling of 10 the burst is one. Slots are not booked
     /// ahead: a waiter checks at the rate of the moment and sleeps until its turn,
     /// so a change of rate reaches every waiter at once.
     pub async fn wait(&self) {
@@ -150,8 +155,13 @@ impl Pace {
                 let mut state = self.state();
                 let now = Instant::now();
                 state.grow(now, self.ceiling);
-                let interval = Duration::from_secs_f64(1.0 / state.rate);
-                let burst = (1.0 + self.ceiling - state.rate).clamp(1.0, BURST);
+                let burst = if self.ceiling >= SMALL_CEILING {
+                    BURST
+                } else {
+                    1.0
+                };
+                let rate = state.rate.min(self.ceiling - (burst - 1.0));
+                let interval = Duration::from_secs_f64(1.0 / rate);
                 // `next_slot` is GCRA's theoretical arrival time.
                 let allowed_at = state
                     .next_slot

@@ -19,7 +19,7 @@ use crate::clients::Clients;
 use crate::deadline::Deadline;
 use crate::drs::{ExtensibleServer, Page, TargetDrs};
 use crate::error::{DrsError, Refusal};
-use crate::extend::{extend, ExtendSettings, Known};
+use crate::extend::{extend_riding_out_throttling, ExtendSettings, Known};
 use crate::inbound::Rejection;
 use crate::outcome::{OutboundEvent, Outcome, Subject};
 use crate::reporter::{Reporter, Tally};
@@ -168,6 +168,9 @@ pub const KEPT_BY_SURVEY: usize = 8 * 1024 * 1024;
 /// Listings read at once: a page of servers with full tags is megabytes while
 /// the SDK parses it, so memory is bounded by this, not by the number of accounts.
 const LISTINGS_AT_ONCE: usize = 4;
+/// Accounts worked at once: each holds the page it works through (300 servers,
+/// their tags included when copied). Creates are bounded across the run anyway.
+const SCOPES_AT_ONCE: usize = 4;
 
 /// What a listed server costs to hold, roughly.
 fn held_bytes(server: &ExtensibleServer) -> usize {
@@ -418,12 +421,17 @@ pub async fn run(
     let mut report = RunReport::default();
     let mut tasks = JoinSet::new();
     let mut scope_of_task = HashMap::new();
+    let at_once = Arc::new(Semaphore::new(SCOPES_AT_ONCE));
     for surveyed in surveyed {
         let Some(drs) = clients.drs(&surveyed.scope.region) else {
             continue;
         };
         let scope = surveyed.scope.clone();
-        let task = tasks.spawn(reconcile_scope(drs, shared.clone(), surveyed));
+        let (shared, at_once) = (shared.clone(), at_once.clone());
+        let task = tasks.spawn(async move {
+            let _working = at_once.acquire_owned().await;
+            reconcile_scope(drs, shared, surveyed).await
+        });
         scope_of_task.insert(task.id(), scope);
     }
     while let Some(joined) = tasks.join_next_with_id().await {
@@ -546,7 +554,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                             &task.settings,
                             &staging,
                             server.tags.as_ref(),
-                            task.deadline,
+                            Known::NotExtended,
                         )
                         .await;
                         drop(permit);
@@ -646,30 +654,6 @@ impl InFlight {
             self.settle(joined, reporter).await;
         }
     }
-}
-
-/// Times a server throttled past the SDK's own retries is tried again (each
-/// attempt paced, the pace lowered by the throttles) before its failure is reported.
-const THROTTLED_RETRIES: u32 = 4;
-
-/// A throttling storm slows the run down instead of failing it, as long as the
-/// deadline allows.
-async fn extend_riding_out_throttling(
-    drs: &TargetDrs,
-    settings: &ExtendSettings,
-    staging: &SourceServerArn,
-    tags: Option<&crate::tags::Tags>,
-    deadline: Deadline,
-) -> Outcome {
-    let mut outcome = extend(drs, settings, staging, tags, Known::NotExtended).await;
-    for _ in 0..THROTTLED_RETRIES {
-        let throttled = matches!(&outcome, Outcome::Failed { error_code, .. } if error_code == "ThrottlingException");
-        if !throttled || deadline.reached() {
-            break;
-        }
-        outcome = extend(drs, settings, staging, tags, Known::Unknown).await;
-    }
-    outcome
 }
 
 /// DRS's own answer is input like any other: a listed ARN must be well formed and

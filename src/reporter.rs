@@ -90,6 +90,7 @@ impl Tally {
             skipped: self.skipped,
             failed: self.failed,
             rejected: self.rejected,
+            quota_exceeded: self.quota_exceeded,
             ..Response::default()
         }
     }

@@ -14,6 +14,9 @@ use drs_extender::App;
 use lambda_runtime::{Context, LambdaEvent};
 pub use local_aws::{Fault, LocalAws, World, TARGET_ACCOUNT};
 use serde_json::Value;
+use std::process::Stdio;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
 
 pub const STAGING_A: &str = "111122223333";
 pub const STAGING_B: &str = "222233334444";
@@ -136,4 +139,36 @@ pub fn statuses(response: &Value) -> Vec<String> {
         .iter()
         .map(|o| o["status"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// The function process, with its stdout read as it goes (a full pipe would
+/// block the function).
+pub struct Running {
+    pub child: Child,
+    pub stdout: tokio::task::JoinHandle<String>,
+}
+
+pub fn spawn(aws: &LocalAws, extra: &[(&str, &str)]) -> Running {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_drs-extender"));
+    command
+        .env_clear()
+        .envs(local_aws::function_env(aws, REGION))
+        .envs(extra.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = command.spawn().unwrap();
+    let mut pipe = child.stdout.take().unwrap();
+    let stdout = tokio::spawn(async move {
+        let mut out = String::new();
+        pipe.read_to_string(&mut out).await.ok();
+        out
+    });
+    Running { child, stdout }
+}
+
+pub async fn output_of(mut running: Running) -> String {
+    running.child.start_kill().ok();
+    let _ = running.child.wait().await;
+    running.stdout.await.unwrap_or_default()
 }

@@ -81,6 +81,7 @@ for metric in [
     ("AWS/Scheduler", "InvocationDroppedCount"),
     ("drs-extender", "ReconciliationComplete"),
     ("drs-extender", "ExtensionErrors"),
+    ("drs-extender", "QuotaExceeded"),
 ]:
     check(f"an alarm on {metric[0]} {metric[1]}", metric in watched)
 queue_alarm = [a for a in alarms.values() if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"]

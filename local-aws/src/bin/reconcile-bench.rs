@@ -9,6 +9,10 @@
 //!                 [--service-limit 100|off] [--service-burst N] [--max-rps 100]
 //!                 [--concurrency 8] [--page-tokens cursor|offset]
 //!                 [--limit-schedule SECONDS:LIMIT,...]
+//!                 [--tags N] [--copy-tags true|false]
+//!
+//! `--tags N` gives every staging server N tags of the largest size DRS allows
+//! (128-character keys, 256-character values).
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -83,13 +87,28 @@ async fn run() -> Result<(), String> {
         .map(|raw| schedule(&raw))
         .transpose()?
         .unwrap_or_default();
+    let tag_count = number("--tags", 0)? as usize;
+    let copy_tags = flag("--copy-tags").unwrap_or_else(|| "true".to_owned());
+    let full_size: Vec<(String, String)> = (0..tag_count)
+        .map(|i| (format!("{i:03}{}", "k".repeat(125)), "v".repeat(256)))
+        .collect();
+    let tags: Vec<(&str, &str)> = full_size
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
 
     let mut world = World::new(TARGET_ACCOUNT);
     let staging: Vec<String> = (0..accounts)
         .map(|i| format!("{:012}", 300_000_000_000u64 + i as u64))
         .collect();
     for account in &staging {
-        world.seed(account, REGION, servers);
+        if tags.is_empty() {
+            world.seed(account, REGION, servers);
+        } else {
+            for _ in 0..servers {
+                world.add_staging_server(account, REGION, &tags);
+            }
+        }
     }
     world.latency = latency;
     world.drs_rate_limit = limit;
@@ -103,6 +122,7 @@ async fn run() -> Result<(), String> {
         .env("STAGING_ACCOUNT_IDS", staging.join(","))
         .env("DRS_MAX_RPS", max_rps.to_string())
         .env("RECONCILE_CONCURRENCY", concurrency.to_string())
+        .env("COPY_STAGING_TAGS", &copy_tags)
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -135,7 +155,7 @@ async fn run() -> Result<(), String> {
     };
     let world = aws.world();
     let accepted = world.drs_calls() - world.throttled;
-    println!("accounts {accounts} x servers {servers}, latency {} ms, service limit {}{}, DRS_MAX_RPS {max_rps}, concurrency {concurrency}, {tokens:?} page tokens",
+    println!("accounts {accounts} x servers {servers} ({tag_count} tags each, COPY_STAGING_TAGS {copy_tags}), latency {} ms, service limit {}{}, DRS_MAX_RPS {max_rps}, concurrency {concurrency}, {tokens:?} page tokens",
         latency.as_millis(),
         limit.map_or("off".to_owned(), |l| format!("{l}/s")),
         burst.map_or(String::new(), |b| format!(" burst {b}")));

@@ -1,0 +1,108 @@
+//! A storm of registrations: several function processes (Lambda's concurrent
+//! environments) polling one Runtime API, each handling announcements back to
+//! back, against one account-wide DRS request limit the function is not told.
+//! Prints the share of the service's rate the instances used together.
+//!
+//! storm-bench --function PATH [--instances 6] [--events 40] [--service-limit 20]
+//!             [--latency-ms 20] [--max-rps 10]
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use local_aws::{flag, function_env, Invocation, LocalAws, World, TARGET_ACCOUNT};
+use serde_json::json;
+use tokio::process::Command;
+
+const STAGING: &str = "222233334444";
+const REGION: &str = "us-east-1";
+
+#[tokio::main]
+async fn main() {
+    if let Err(message) = run().await {
+        eprintln!("{message}");
+        std::process::exit(2);
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |name: &str, default: u64| -> Result<u64, String> {
+        flag(&args, name).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| format!("{name}: `{v}` is not a number"))
+        })
+    };
+    let function = flag(&args, "--function").ok_or("--function PATH is required")?;
+    let instances = number("--instances", 6)? as usize;
+    let events = number("--events", 40)? as usize;
+    let limit = number("--service-limit", 20)? as u32;
+    let latency = Duration::from_millis(number("--latency-ms", 20)?);
+    let max_rps = number("--max-rps", 10)?;
+
+    let mut world = World::new(TARGET_ACCOUNT);
+    let servers = world.seed(STAGING, REGION, instances * events);
+    world.latency = latency;
+    world.drs_rate_limit = Some(limit);
+    let aws = LocalAws::start(world).await.map_err(|e| e.to_string())?;
+
+    let mut children = Vec::new();
+    for _ in 0..instances {
+        children.push(
+            Command::new(&function)
+                .envs(function_env(&aws, REGION))
+                .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+                .env("DRS_MAX_RPS", max_rps.to_string())
+                .stdout(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| format!("cannot start {function}: {e}"))?,
+        );
+    }
+    // Every instance up and polling before the storm starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let aws = std::sync::Arc::new(aws);
+    let started = Instant::now();
+    let mut invocations = tokio::task::JoinSet::new();
+    for arn in &servers {
+        let announcement = json!({
+            "version": "0", "id": "storm", "detail-type": "Staging Source Server Added",
+            "source": "org.example.dr-tooling", "account": STAGING, "time": "2026-11-26T00:00:00Z",
+            "region": REGION, "resources": [], "detail": {"sourceServerArn": arn}
+        });
+        let aws = aws.clone();
+        invocations.spawn(async move { aws.invoke(announcement, Duration::from_secs(120)).await });
+    }
+    let results = invocations.join_all().await;
+    let wall = started.elapsed();
+    for child in &mut children {
+        let _ = child.kill().await;
+    }
+
+    let failed = results
+        .iter()
+        .filter(|r| !matches!(r, Some(Invocation::Response(_))))
+        .count();
+    let world = aws.world();
+    let accepted = world.drs_calls() - world.throttled;
+    let bound = accepted as f64 / f64::from(limit);
+    println!(
+        "{instances} instances x {events} announcements, service limit {limit}/s, DRS_MAX_RPS {max_rps}, latency {} ms",
+        latency.as_millis()
+    );
+    println!(
+        "  extended {} of {}, failed invocations {failed}",
+        world.extended().len(),
+        servers.len()
+    );
+    println!(
+        "  DRS requests {accepted} accepted, {} answered 429",
+        world.throttled
+    );
+    println!(
+        "  wall {:.1} s, bound {bound:.1} s (accepted requests / limit): share of the service's rate {:.3}",
+        wall.as_secs_f64(),
+        bound / wall.as_secs_f64()
+    );
+    Ok(())
+}
