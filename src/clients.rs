@@ -12,7 +12,7 @@ use aws_sdk_drs::config::timeout::TimeoutConfig;
 use aws_sdk_drs::config::{SharedCredentialsProvider, StalledStreamProtectionConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
-use crate::arn::Region;
+use crate::arn::{AccountId, Region};
 use crate::config::{Config, TargetRole};
 use crate::drs::TargetDrs;
 use crate::pace::Pace;
@@ -98,6 +98,9 @@ pub struct Clients {
     drs: Mutex<HashMap<Region, TargetDrs>>,
     eventbridge: aws_sdk_eventbridge::Client,
     fan_out_eventbridge: aws_sdk_eventbridge::Client,
+    /// The function's own credentials, for the account they belong to.
+    sts: aws_sdk_sts::Client,
+    own_account: tokio::sync::OnceCell<Option<AccountId>>,
 }
 
 impl Clients {
@@ -117,6 +120,12 @@ impl Clients {
         let eventbridge = eventbridge_client(&own, &config.result_event_bus, &policy, set);
         let fan_out_eventbridge = eventbridge_client(&own, &config.fan_out_event_bus, &policy, set);
         let http = own.http_client().unwrap_or_else(paced_http::default_base);
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&own)
+                .retry_config(policy.retry_config())
+                .timeout_config(policy.timeout_config())
+                .build(),
+        );
         Self {
             set,
             target,
@@ -127,7 +136,28 @@ impl Clients {
             drs: Mutex::new(HashMap::new()),
             eventbridge,
             fan_out_eventbridge,
+            sts,
+            own_account: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The account of the function's own credentials (STS `GetCallerIdentity`),
+    /// asked once per process; `None` while STS cannot say (asked again then).
+    pub async fn own_account(&self) -> Option<AccountId> {
+        let asked = self
+            .own_account
+            .get_or_try_init(|| async {
+                let identity = self.sts.get_caller_identity().send().await;
+                match identity.map(|i| i.account().and_then(|a| AccountId::parse(a).ok())) {
+                    Ok(account) => Ok(account),
+                    Err(error) => {
+                        tracing::warn!(error = %aws_sdk_sts::error::DisplayErrorContext(&error), "could not learn the function's own account");
+                        Err(())
+                    }
+                }
+            })
+            .await;
+        asked.ok().cloned().flatten()
     }
 
     /// The target account's DRS in `region`, if this function serves it; built on

@@ -23,6 +23,8 @@ const ANSWER_ROOM: (Duration, f64) = (Duration::from_secs(1), 0.05);
 const SUMMARY_ROOM: (Duration, f64) = (Duration::from_secs(2), 0.05);
 /// Kept for the last outcome events, once DRS calls are cut.
 const EVENTS_ROOM: (Duration, f64) = (Duration::from_secs(8), 0.15);
+/// Lambda's longest timeout, and a minute for clocks that differ.
+const LONGEST_INVOCATION: Duration = Duration::from_secs(900 + 60);
 /// Share of what is left before `calls_by` that work under way may still use.
 const IN_FLIGHT_SHARE: f64 = 0.5;
 
@@ -57,7 +59,9 @@ impl Deadline {
 
     /// From Lambda's deadline (milliseconds since the epoch). `in_flight` is the
     /// longest a server's work already under way takes (a create and the looks
-    /// after it); less is kept when the deadline is near.
+    /// after it); less is kept when the deadline is near. A deadline already past
+    /// or further off than Lambda allows is an emulator's or a test's (cargo
+    /// lambda sends a moment in 1970): logged, and the invocation runs without one.
     pub fn from_epoch_ms(deadline_ms: u64, in_flight: Duration) -> Self {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -66,10 +70,23 @@ impl Deadline {
         if deadline_ms == 0 {
             return Self::none();
         }
-        Self::within(
-            Duration::from_millis(deadline_ms.saturating_sub(now_ms)),
-            in_flight,
-        )
+        let Some(left) = deadline_ms.checked_sub(now_ms).filter(|ms| *ms > 0) else {
+            tracing::warn!(
+                deadline_ms,
+                now_ms,
+                "the invocation's deadline is already past: running without one"
+            );
+            return Self::none();
+        };
+        if left > LONGEST_INVOCATION.as_millis() as u64 {
+            tracing::warn!(
+                deadline_ms,
+                now_ms,
+                "the invocation's deadline is further off than Lambda allows: running without one"
+            );
+            return Self::none();
+        }
+        Self::within(Duration::from_millis(left), in_flight)
     }
 
     /// A budget of `total` from now.
@@ -176,6 +193,17 @@ mod tests {
         let deadline = Deadline::from_epoch_ms(0, IN_FLIGHT);
         assert!(deadline.remaining().is_none() && !deadline.reached());
         assert!(deadline.calls_by().is_none());
-        assert!(Deadline::from_epoch_ms(in_ms(0), IN_FLIGHT).reached());
+    }
+
+    #[test]
+    fn a_deadline_past_or_absurd_is_an_emulators_and_cuts_nothing() {
+        // cargo lambda's emulator sends 600000: a moment in 1970.
+        for absurd in [600_000, in_ms(0).saturating_sub(5_000), in_ms(3_600_000)] {
+            let deadline = Deadline::from_epoch_ms(absurd, IN_FLIGHT);
+            assert!(
+                deadline.remaining().is_none() && !deadline.reached(),
+                "{absurd}"
+            );
+        }
     }
 }

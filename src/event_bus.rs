@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::error::{DrsError, SdkCall};
 use crate::outcome::OutboundEvent;
@@ -210,7 +211,10 @@ impl EventBus {
                     break;
                 };
                 let bus = self.clone();
-                sends.spawn(async move { bus.send_with_retries(batch, cut_by).await });
+                // In the invocation's span: its log lines carry the request id.
+                sends.spawn(
+                    async move { bus.send_with_retries(batch, cut_by).await }.in_current_span(),
+                );
             }
             if waiting.is_empty() {
                 oldest = None;

@@ -121,7 +121,7 @@ impl App {
             event.context.deadline,
             deadline::in_flight(self.clients.policy().operation_timeout),
         );
-        let trusted = self.trusted_accounts(&event.context);
+        let trusted = self.trusted_accounts(&event.context).await;
         let Classified {
             trigger,
             sender,
@@ -231,13 +231,19 @@ impl App {
     }
 
     /// The target account (that of `TARGET_ROLE_ARN`, else the function's own)
-    /// and the function's own account, from the invoked function's ARN.
-    fn trusted_accounts(&self, context: &Context) -> Trusted {
-        let own = context
+    /// and the function's own account: the invoked function's ARN's, where it
+    /// names one, else that of the function's credentials (local emulators make
+    /// the ARN up: cargo lambda sends `function-arn`).
+    async fn trusted_accounts(&self, context: &Context) -> Trusted {
+        let named = context
             .invoked_function_arn
             .split(':')
             .nth(4)
             .and_then(|account| AccountId::parse(account).ok());
+        let own = match named {
+            Some(account) => Some(account),
+            None => self.clients.own_account().await,
+        };
         let target = self
             .config
             .target_role
@@ -426,6 +432,13 @@ impl App {
             mut unfinished,
         } = coverage;
         let mut summary = Summary::covering(&scopes, &regions, settings.dry_run);
+        if scopes.is_empty() && unfinished.is_empty() && self.config.staging_account_ids.is_none() {
+            tracing::warn!(
+                reason = reconcile::NO_STAGING_ACCOUNT_LISTED,
+                "the reconciliation covers no staging account"
+            );
+            summary.nothing_to_cover = Some(reconcile::NO_STAGING_ACCOUNT_LISTED);
+        }
         let keep_tags = settings.copy_staging_tags && !settings.dry_run;
         let surveyed = reconcile::survey(&self.clients, scopes, deadline, keep_tags).await;
         let fits = reconcile::fits(&surveyed, self.config.drs_max_rps, deadline.remaining());

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::arn::{AccountId, Region, SourceServerArn};
 use crate::clients::Clients;
@@ -88,7 +89,14 @@ pub struct Summary {
     /// Where coverage could not be read (those counts are then short).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub coverage_unread: Vec<crate::coverage::Unread>,
+    /// Why the run covered no staging account at all, when it did not: `complete`
+    /// then means "covered what was known to exist", which was nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nothing_to_cover: Option<&'static str>,
 }
+
+/// `ListStagingAccounts` named no account in any region asked for.
+pub const NO_STAGING_ACCOUNT_LISTED: &str = "ListStagingAccounts named no staging account (it lists only accounts that already have an extended server): name them in STAGING_ACCOUNT_IDS, or let each staging account ask for its own reconciliation";
 
 impl Summary {
     /// A summary of a run over `scopes` (and `regions`, which may have no scope
@@ -113,6 +121,7 @@ impl Summary {
             extended: 0,
             extension_errors: 0,
             coverage_unread: Vec::new(),
+            nothing_to_cover: None,
         }
     }
 
@@ -233,7 +242,7 @@ pub async fn survey(
         };
         let account = scope.staging_account_id.clone();
         let at_once = at_once.clone();
-        let task = listings.spawn(async move {
+        let listing = async move {
             let _listing = at_once.acquire_owned().await.ok()?;
             if deadline.reached() {
                 return None;
@@ -242,7 +251,8 @@ pub async fn survey(
                 drs.list_extensible(&account, None, keep_tags, &deadline)
                     .await,
             )
-        });
+        };
+        let task = listings.spawn(listing.in_current_span());
         scope_of_task.insert(task.id(), scope);
     }
     let mut kept = 0;
@@ -428,10 +438,13 @@ pub async fn run(
         };
         let scope = surveyed.scope.clone();
         let (shared, at_once) = (shared.clone(), at_once.clone());
-        let task = tasks.spawn(async move {
-            let _working = at_once.acquire_owned().await;
-            reconcile_scope(drs, shared, surveyed).await
-        });
+        let task = tasks.spawn(
+            async move {
+                let _working = at_once.acquire_owned().await;
+                reconcile_scope(drs, shared, surveyed).await
+            }
+            .in_current_span(),
+        );
         scope_of_task.insert(task.id(), scope);
     }
     while let Some(joined) = tasks.join_next_with_id().await {
@@ -615,7 +628,7 @@ impl InFlight {
         staging: SourceServerArn,
         work: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        let task = self.tasks.spawn(work);
+        let task = self.tasks.spawn(work.in_current_span());
         self.servers.insert(task.id(), staging);
     }
 

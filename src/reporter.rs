@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::arn::{AccountId, Region};
 use crate::error::QUOTA_EXCEEDED;
@@ -157,11 +158,11 @@ impl Reporting {
     ) -> Self {
         let (events, queued) = mpsc::channel(QUEUE);
         let unpublished = Arc::new(Semaphore::new(concurrency.max(1) + BATCH));
-        let stream = tokio::spawn(bus.clone().stream_holding(
-            queued,
-            events_by,
-            Some(unpublished.clone()),
-        ));
+        let stream = tokio::spawn(
+            bus.clone()
+                .stream_holding(queued, events_by, Some(unpublished.clone()))
+                .in_current_span(),
+        );
         Self {
             reporter: Reporter {
                 tally: Arc::new(Mutex::new(Tally::default())),
@@ -219,6 +220,9 @@ fn log(outcome: &Outcome) {
         ),
         Outcome::Rejected { reason, .. } => {
             tracing::warn!(status = outcome.status(), server, reason, "outcome")
+        }
+        Outcome::Skipped { reason, .. } => {
+            tracing::info!(status = outcome.status(), server, reason = ?reason, "outcome")
         }
         _ => tracing::info!(status = outcome.status(), server, "outcome"),
     }

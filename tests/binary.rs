@@ -173,6 +173,60 @@ async fn hostile_strings_never_break_a_log_line() {
     );
 }
 
+/// Every log line of an invocation carries its request id, those of the
+/// reconciliation's own tasks (listings, extensions, the event stream) included:
+/// the operations guide queries the logs by it.
+#[tokio::test]
+async fn every_line_of_a_reconciliation_carries_its_request_id() {
+    let mut world = World::sample();
+    world.inject("ListExtensibleSourceServers", 1, Fault::CutShort);
+    let aws = LocalAws::start(world).await.unwrap();
+    let child = spawn(
+        &aws,
+        &[
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+            ("STAGING_ACCOUNT_IDS", "111122223333,222233334444"),
+        ],
+    );
+    let answer = aws
+        .invoke(event("scheduled-reconciliation"), Duration::from_secs(60))
+        .await;
+    assert!(
+        matches!(answer, Some(Invocation::Response(_))),
+        "{answer:?}"
+    );
+    let logs = output_of(child).await;
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &Value| line.get("_aws").is_none())
+        .skip_while(|line| line["fields"]["message"] != "event received")
+        .collect();
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .collect();
+    assert!(
+        messages.contains(&"outcome") && messages.contains(&"read failed, reading again"),
+        "{messages:?}"
+    );
+    for line in &lines {
+        let request_id = line["span"]["requestId"]
+            .as_str()
+            .or(line["spans"][0]["requestId"].as_str());
+        assert!(
+            request_id.is_some_and(|id| id.starts_with("00000000-")),
+            "{line}"
+        );
+    }
+    let skipped = lines
+        .iter()
+        .filter(|l| l["fields"]["status"] == "skipped")
+        .all(|l| l["fields"]["reason"].is_string());
+    assert!(skipped, "a skipped line says why");
+}
+
 /// Outcome events go out while a run goes on: a process killed at any moment
 /// (SIGKILL, as an out-of-memory kill or a host fault would end it) leaves at most
 /// the servers whose calls were in flight, and one batch, extended without an event.

@@ -376,3 +376,23 @@ async fn a_refusal_of_a_later_page_other_than_its_token_is_a_failed_listing() {
     let summary = summary(&h);
     assert_eq!(reasons(&summary), ["LISTING_FAILED"], "{summary}");
 }
+
+#[tokio::test]
+async fn a_schedule_that_finds_no_staging_account_says_so() {
+    let h = Harness::start(World::sample(), &[]).await;
+    let response = h.ok(event("scheduled-reconciliation")).await;
+    let summary = summary(&h);
+    assert_eq!(summary["stagingAccountIds"], json!([]));
+    assert_eq!(summary["complete"], true, "it covered all it knew of");
+    assert!(
+        summary["nothingToCover"]
+            .as_str()
+            .unwrap()
+            .contains("STAGING_ACCOUNT_IDS"),
+        "{summary}"
+    );
+    assert_eq!(
+        response["reconciliation"]["nothingToCover"],
+        summary["nothingToCover"]
+    );
+}

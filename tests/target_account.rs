@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use drs_extender::error::InvocationError;
 use serde_json::json;
@@ -226,4 +228,27 @@ async fn with_a_role_the_target_and_the_functions_own_account_may_each_ask() {
     let world = h.aws.world();
     assert_eq!(world.extended().len(), 2);
     assert!(world.extended().iter().all(|e| e.account == ROLE_ACCOUNT));
+}
+
+/// What cargo lambda's emulator sends: an invoked function ARN that names no
+/// account, and a deadline in 1970. The function learns its own account from its
+/// credentials (STS `GetCallerIdentity`, once) and runs without a deadline.
+#[tokio::test]
+async fn an_emulators_made_up_context_still_knows_the_target_account() {
+    let h = Harness::start(World::sample(), &[]).await;
+    for _ in 0..2 {
+        let mut invocation =
+            lambda_event(event("reconciliation-requested"), Duration::from_secs(60));
+        invocation.context.invoked_function_arn = "function-arn".into();
+        invocation.context.deadline = 600_000;
+        let response = serde_json::to_value(h.app.handle(invocation).await.unwrap()).unwrap();
+        assert_eq!(response["rejected"], 0, "{response}");
+        assert_eq!(response["reconciliation"]["complete"], true, "{response}");
+        assert_eq!(
+            response["reconciliation"]["unfinished"],
+            serde_json::json!([])
+        );
+    }
+    let asked = h.aws.world().calls_of("GetCallerIdentity").len();
+    assert_eq!(asked, 1, "asked once per process");
 }

@@ -1,13 +1,25 @@
 //! STS `AssumeRole` (awsQuery): hands out keys that the DRS side maps back to the
-//! role's account, so tests can see which credentials signed each call.
+//! role's account, so tests can see which credentials signed each call. And
+//! `GetCallerIdentity`: the account of the key that signed it.
 
 use crate::reply::{xml_escape, Reply};
 use crate::world::World;
 
-pub fn handle(world: &mut World, form: &[(String, String)]) -> Reply {
+pub fn handle(world: &mut World, account: &str, form: &[(String, String)]) -> Reply {
     let get = |key: &str| form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    if get("Action") == Some("GetCallerIdentity") {
+        return Reply::xml(format!(
+            "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult>\
+<Arn>arn:aws:iam::{account}:user/local</Arn><UserId>AIDALOCAL</UserId><Account>{account}</Account>\
+</GetCallerIdentityResult><ResponseMetadata><RequestId>local</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+        ));
+    }
     if get("Action") != Some("AssumeRole") {
-        return Reply::query_error(400, "InvalidAction", "only AssumeRole is served here");
+        return Reply::query_error(
+            400,
+            "InvalidAction",
+            "only AssumeRole and GetCallerIdentity are served here",
+        );
     }
     let Some(role_arn) = get("RoleArn") else {
         return Reply::query_error(400, "ValidationError", "RoleArn is required");

@@ -11,8 +11,18 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
-const USAGE: &str =
-    "usage: local-aws serve [--port N]\n       local-aws demo --function PATH [--events DIR]";
+const USAGE: &str = "\
+usage: local-aws serve [--port N]
+       local-aws demo --function PATH [--events DIR] [--logs]
+
+serve  the local AWS (DRS, EventBridge, STS, Lambda Runtime API) on 127.0.0.1:N
+       (default 4566), seeded with the staging servers the sample events name; prints
+       every variable a local run of the function needs, and serves what it did at
+       GET /_local/state (no signature needed). Stops on Ctrl-C.
+demo   runs the built function as Lambda runs it against a fresh local AWS, sends it
+       the sample events from DIR (default events/) and prints each answer, the
+       events it emitted and the extended servers. --logs shows its log lines whole;
+       by default each step's metrics are folded into one short line.";
 
 /// The staging server whose extension the demo breaks before its last step, and
 /// what DRS then says about it.
@@ -63,6 +73,10 @@ const DEMO: &[(&str, &str)] = &[
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| local_aws::flag(&args, name);
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
     let result = match args.first().map(String::as_str) {
         Some("serve") => serve(flag("--port").and_then(|p| p.parse().ok()).unwrap_or(4566)).await,
         Some("demo") => match flag("--function") {
@@ -70,6 +84,7 @@ async fn main() {
                 demo(
                     PathBuf::from(function),
                     PathBuf::from(flag("--events").unwrap_or("events".into())),
+                    args.iter().any(|a| a == "--logs"),
                 )
                 .await
             }
@@ -100,12 +115,16 @@ async fn serve(port: u16) -> Result<(), String> {
             println!("  export {key}={value}");
         }
     }
+    // A fresh local DRS has no extended server, so ListStagingAccounts names no
+    // account yet: a schedule would cover nothing without the list. (Exported, as
+    // cargo lambda's --env-var splits a value at its commas.)
+    println!("  export STAGING_ACCOUNT_IDS=111122223333,222233334444");
     println!("see what it did: curl {}/_local/state", aws.endpoint());
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
 }
 
-async fn demo(function: PathBuf, events: PathBuf) -> Result<(), String> {
+async fn demo(function: PathBuf, events: PathBuf, whole_logs: bool) -> Result<(), String> {
     let aws = LocalAws::start(World::sample())
         .await
         .map_err(|e| e.to_string())?;
@@ -120,7 +139,10 @@ async fn demo(function: PathBuf, events: PathBuf) -> Result<(), String> {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stdout).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                println!("    | {line}");
+                match (whole_logs, folded_metrics(&line)) {
+                    (false, Some(short)) => println!("    | metrics: {short}"),
+                    _ => println!("    | {line}"),
+                }
             }
         });
     }
@@ -148,6 +170,22 @@ async fn demo(function: PathBuf, events: PathBuf) -> Result<(), String> {
     print_world(&aws.world());
     let _ = child.kill().await;
     Ok(())
+}
+
+/// An Embedded Metric Format line, folded into its metrics' names and values.
+fn folded_metrics(line: &str) -> Option<String> {
+    let document: Value = serde_json::from_str(line).ok()?;
+    let names = document["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array()?;
+    let region = document["Region"]
+        .as_str()
+        .map(|r| format!("{r}: "))
+        .unwrap_or_default();
+    let values: Vec<String> = names
+        .iter()
+        .filter_map(|m| m["Name"].as_str())
+        .map(|name| format!("{name} {}", document[name]))
+        .collect();
+    Some(format!("{region}{}", values.join(", ")))
 }
 
 fn print_world(world: &World) {
