@@ -9,6 +9,13 @@ use common::*;
 use local_aws::Invocation;
 use serde_json::Value;
 
+/// The request id a JSON log line carries, from the runtime's span.
+fn request_id_of(line: &Value) -> Option<&str> {
+    line["span"]["requestId"]
+        .as_str()
+        .or(line["spans"][0]["requestId"].as_str())
+}
+
 #[tokio::test]
 async fn the_built_function_serves_events_and_logs_json_with_the_request_id() {
     let aws = LocalAws::start(World::sample()).await.unwrap();
@@ -61,9 +68,7 @@ async fn the_built_function_serves_events_and_logs_json_with_the_request_id() {
         .collect();
     assert_eq!(during.len(), 2, "one line per outcome: created, failed");
     for line in during {
-        let request_id = line["span"]["requestId"]
-            .as_str()
-            .or(line["spans"][0]["requestId"].as_str());
+        let request_id = request_id_of(line);
         assert!(
             request_id.is_some_and(|id| id.starts_with("00000000-")),
             "{line}"
@@ -212,9 +217,7 @@ async fn every_line_of_a_reconciliation_carries_its_request_id() {
         "{messages:?}"
     );
     for line in &lines {
-        let request_id = line["span"]["requestId"]
-            .as_str()
-            .or(line["spans"][0]["requestId"].as_str());
+        let request_id = request_id_of(line);
         assert!(
             request_id.is_some_and(|id| id.starts_with("00000000-")),
             "{line}"

@@ -27,6 +27,15 @@ fn copies_by_server(h: &Harness) -> BTreeMap<String, BTreeMap<String, usize>> {
     by_server
 }
 
+/// One of DRS's own events, naming these servers, from `account`.
+fn drs_event_naming(servers: Vec<String>, account: &str) -> Value {
+    json!({
+        "version": "0", "id": "drs-event", "detail-type": "DRS Source Server Launch Result",
+        "source": "aws.drs", "account": account, "time": "2026-11-26T09:00:00Z",
+        "region": REGION, "resources": servers, "detail": {}
+    })
+}
+
 fn summary(h: &Harness) -> Value {
     let summaries = h.events_of("Reconciliation Completed");
     assert_eq!(summaries.len(), 1, "one summary");
@@ -99,11 +108,7 @@ async fn the_event_path_stops_at_its_deadline_and_refuses_what_it_does_not_read(
         CallPolicy::default(),
     )
     .await;
-    let drs_event = json!({
-        "version": "0", "id": "many", "detail-type": "DRS Source Server Launch Result",
-        "source": "aws.drs", "account": STAGING_A, "time": "2026-11-26T09:00:00Z",
-        "region": REGION, "resources": servers, "detail": {}
-    });
+    let drs_event = drs_event_naming(servers, STAGING_A);
     let deadline = Duration::from_secs(10);
     let started = Instant::now();
     let result = h.app.handle(lambda_event(drs_event, deadline)).await;
@@ -185,11 +190,7 @@ async fn a_staging_account_that_trusts_no_one_stops_only_itself() {
         &[("STAGING_ACCOUNT_IDS", "111122223333,222233334444")],
     )
     .await;
-    let drs_event = json!({
-        "version": "0", "id": "both", "detail-type": "DRS Source Server Launch Result",
-        "source": "aws.drs", "account": TARGET_ACCOUNT, "time": "2026-11-26T09:00:00Z",
-        "region": REGION, "resources": servers, "detail": {}
-    });
+    let drs_event = drs_event_naming(servers, TARGET_ACCOUNT);
     let response = h.ok(drs_event).await;
     assert_eq!(
         response["created"], 5,
@@ -225,11 +226,7 @@ async fn an_uninitialised_region_stops_and_the_invocation_does_not_fail_into_ret
     let servers = world.seed(STAGING_A, REGION, 3);
     world.uninitialize(TARGET_ACCOUNT, REGION);
     let h = Harness::start(world, &[("STAGING_ACCOUNT_IDS", STAGING_A)]).await;
-    let drs_event = json!({
-        "version": "0", "id": "three", "detail-type": "DRS Source Server Launch Result",
-        "source": "aws.drs", "account": STAGING_A, "time": "2026-11-26T09:00:00Z",
-        "region": REGION, "resources": servers, "detail": {}
-    });
+    let drs_event = drs_event_naming(servers, STAGING_A);
     let response = h.ok(drs_event).await;
     assert_eq!(response["failed"], 3);
     assert_eq!(
