@@ -7,6 +7,8 @@ use aws_sdk_drs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_drs::operation::RequestId;
 use lambda_runtime::Diagnostic;
 
+use crate::arn::{AccountId, Region, SourceServerArn};
+
 /// Input that names something DRS could never accept. Messages echo the input
 /// shortened and cleaned of control characters, never whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +86,19 @@ impl Refusal {
             "AccessDeniedException" => Some(Self::StagingAccount("ACCESS_DENIED")),
             _ => None,
         }
+    }
+
+    /// What a run's `unfinished` says of what it stopped.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Region(reason) | Self::StagingAccount(reason) => reason,
+        }
+    }
+
+    /// Whether this refusal, met for `met_in`, stops creating for `server`.
+    pub fn reaches(&self, met_in: &SourceServerArn, server: (&AccountId, &Region)) -> bool {
+        met_in.region() == server.1
+            && (matches!(self, Self::Region(_)) || met_in.account() == server.0)
     }
 }
 

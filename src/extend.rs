@@ -7,11 +7,13 @@
 //! returns every extended server of that account, a few KB each, while a create on
 //! an extended server is one small call that fails.
 
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::arn::SourceServerArn;
+use crate::arn::{AccountId, Region, SourceServerArn};
 use crate::deadline::Deadline;
 use crate::drs::{CreateFailed, ExtendedServer, TargetDrs};
+use crate::error::Refusal;
 use crate::outcome::{Outcome, Subject};
 use crate::tags::{self, Tags};
 
@@ -23,6 +25,45 @@ pub struct ExtendSettings {
     pub dry_run: bool,
     /// Past it, a timed-out create gets no late look: the margin is for reporting.
     pub deadline: Deadline,
+}
+
+/// Refusals met on creates that no retry changes: where a run, or an event's
+/// servers, stop creating. Shared by the tasks of a run.
+#[derive(Debug, Default)]
+pub struct Refusals(Mutex<Vec<Met>>);
+
+/// One refusal, where it was met, and DRS's code for it.
+#[derive(Clone, Debug)]
+pub struct Met {
+    pub refusal: Refusal,
+    pub code: String,
+    server: SourceServerArn,
+}
+
+impl Refusals {
+    /// Keeps the refusal an outcome reports, if it is one no retry changes.
+    pub fn note(&self, server: &SourceServerArn, outcome: &Outcome) {
+        let Outcome::Failed { error_code, .. } = outcome else {
+            return;
+        };
+        if let Some(refusal) = Refusal::of(error_code) {
+            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(Met {
+                refusal,
+                code: error_code.clone(),
+                server: server.clone(),
+            });
+        }
+    }
+
+    /// The refusal that stops creating for this staging account in this region.
+    pub fn met(&self, account: &AccountId, region: &Region) -> Option<Met> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|m| m.refusal.reaches(&m.server, (account, region)))
+            .cloned()
+    }
 }
 
 /// Whether the caller already knows the server is not extended (reconciliation

@@ -12,9 +12,9 @@ use crate::clients::Clients;
 use crate::config::Config;
 use crate::coverage::{self, CoverageReport};
 use crate::deadline::{self, Deadline};
-use crate::error::{DrsError, InvocationError, Refusal, DEADLINE_REACHED};
+use crate::error::{DrsError, InvocationError, DEADLINE_REACHED};
 use crate::event_bus::{EventBus, PublishError};
-use crate::extend::{extend_riding_out_throttling, ExtendSettings, Known};
+use crate::extend::{extend_riding_out_throttling, ExtendSettings, Known, Refusals};
 use crate::inbound::{classify, Classified, ReconcileRequest, Rejection, Request, ServerRequest};
 use crate::metrics::InvocationMetrics;
 use crate::outcome::{Outcome, Response, Subject};
@@ -44,6 +44,8 @@ struct Coverage {
     regions: Vec<Region>,
     /// Regions whose staging accounts could not be listed.
     unfinished: Vec<Unfinished>,
+    /// `ListStagingAccounts` was asked and named no account in any region.
+    none_listed: bool,
 }
 
 /// Where invocation metrics go in Lambda (EMF lines on stdout), and what a cold
@@ -174,14 +176,11 @@ impl App {
                             }],
                             regions: vec![region],
                             unfinished: Vec::new(),
+                            none_listed: false,
                         };
-                        // Boxed: a run's future is deep, and this keeps the
-                        // handler's own small.
                         Some(
-                            Box::pin(
-                                self.reconcile(coverage, false, settings, deadline, &reporter),
-                            )
-                            .await,
+                            self.reconcile(coverage, false, settings, deadline, &reporter)
+                                .await,
                         )
                     }
                 }
@@ -204,14 +203,8 @@ impl App {
                         )
                         .await;
                     Some(
-                        Box::pin(self.reconcile(
-                            coverage,
-                            request.fanned_out,
-                            settings,
-                            deadline,
-                            &reporter,
-                        ))
-                        .await,
+                        self.reconcile(coverage, request.fanned_out, settings, deadline, &reporter)
+                            .await,
                     )
                 }
             },
@@ -260,9 +253,8 @@ impl App {
         settings: &ExtendSettings,
         reporter: &Reporter,
     ) {
-        // Refusals met on a create that no retry changes, by region and by staging
-        // account in a region: the servers after them are not tried.
-        let mut refused: Vec<(Refusal, AccountId, Region, String)> = Vec::new();
+        // The servers after a refusal no retry changes are not tried.
+        let refused = Refusals::default();
         for server in servers {
             let mut held = None;
             let outcome = match server {
@@ -272,12 +264,7 @@ impl App {
                     let region = server.arn.region();
                     let allowed = serves(&self.config, region, Some(account))
                         .and_then(|()| authorize(&self.config, account, sender, trusted));
-                    let earlier = refused
-                        .iter()
-                        .find(|(refusal, a, r, _)| {
-                            r == region && (matches!(refusal, Refusal::Region(_)) || a == account)
-                        })
-                        .map(|(_, _, _, code)| code.clone());
+                    let earlier = refused.met(account, region).map(|met| met.code);
                     match (allowed, self.clients.drs(region), earlier) {
                         (Ok(()), _, _) if settings.deadline.reached() => Outcome::failed(
                             Subject::server(&server.arn),
@@ -307,16 +294,7 @@ impl App {
                                 Known::Unknown,
                             )
                             .await;
-                            if let Outcome::Failed { error_code, .. } = &outcome {
-                                if let Some(refusal) = Refusal::of(error_code) {
-                                    refused.push((
-                                        refusal,
-                                        account.clone(),
-                                        region.clone(),
-                                        error_code.clone(),
-                                    ));
-                                }
-                            }
+                            refused.note(&server.arn, &outcome);
                             outcome
                         }
                         (Err(mut rejection), _, _) => {
@@ -360,6 +338,7 @@ impl App {
         let mut refused = BTreeSet::new();
         let mut scopes = BTreeSet::new();
         let mut unfinished = Vec::new();
+        let (mut asked, mut listed_accounts) = (false, 0);
         let sender_is_trusted = trusted.contains(sender);
         for region in &regions {
             let accounts: Vec<AccountId> =
@@ -373,8 +352,12 @@ impl App {
                             Some(drs) => drs.list_staging_accounts(deadline).await,
                             None => continue,
                         };
+                        asked = true;
                         match listed {
-                            Ok(accounts) => accounts,
+                            Ok(accounts) => {
+                                listed_accounts += accounts.len();
+                                accounts
+                            }
                             Err(error) => {
                                 tracing::warn!(%region, %error, "could not list staging accounts");
                                 unfinished.push(Unfinished {
@@ -410,6 +393,7 @@ impl App {
             }
         }
         Coverage {
+            none_listed: asked && listed_accounts == 0 && unfinished.is_empty(),
             scopes: scopes.into_iter().collect(),
             regions,
             unfinished,
@@ -430,9 +414,10 @@ impl App {
             scopes,
             regions,
             mut unfinished,
+            none_listed,
         } = coverage;
         let mut summary = Summary::covering(&scopes, &regions, settings.dry_run);
-        if scopes.is_empty() && unfinished.is_empty() && self.config.staging_account_ids.is_none() {
+        if none_listed {
             tracing::warn!(
                 reason = reconcile::NO_STAGING_ACCOUNT_LISTED,
                 "the reconciliation covers no staging account"

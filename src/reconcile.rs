@@ -8,7 +8,7 @@
 //! server is tried at most once a run.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::Semaphore;
@@ -19,8 +19,8 @@ use crate::arn::{AccountId, Region, SourceServerArn};
 use crate::clients::Clients;
 use crate::deadline::Deadline;
 use crate::drs::{ExtensibleServer, Page, TargetDrs};
-use crate::error::{DrsError, Refusal};
-use crate::extend::{extend_riding_out_throttling, ExtendSettings, Known};
+use crate::error::DrsError;
+use crate::extend::{extend_riding_out_throttling, ExtendSettings, Known, Refusals};
 use crate::inbound::Rejection;
 use crate::outcome::{OutboundEvent, Outcome, Subject};
 use crate::reporter::{Reporter, Tally};
@@ -174,12 +174,11 @@ const CALLS_PER_FURTHER_PAGES: u64 = 301;
 /// Bytes of listed servers the survey keeps to start from; past that it keeps
 /// counts only, and the run lists again, so memory stays bounded at any scale.
 pub const KEPT_BY_SURVEY: usize = 8 * 1024 * 1024;
-/// Listings read at once: a page of servers with full tags is megabytes while
-/// the SDK parses it, so memory is bounded by this, not by the number of accounts.
+/// Listings read at once by the survey, and accounts worked at once by a run (each
+/// reads its own pages and holds the one it works through): a page of 300 servers
+/// with full tags is megabytes while the SDK parses it, so memory is bounded by
+/// this, not by the number of accounts. Creates are bounded across the run anyway.
 const LISTINGS_AT_ONCE: usize = 4;
-/// Accounts worked at once: each holds the page it works through (300 servers,
-/// their tags included when copied). Creates are bounded across the run anyway.
-const SCOPES_AT_ONCE: usize = 4;
 
 /// What a listed server costs to hold, roughly.
 fn held_bytes(server: &ExtensibleServer) -> usize {
@@ -368,48 +367,9 @@ struct ScopeReport {
 struct Shared {
     settings: ExtendSettings,
     creates: Arc<Semaphore>,
-    listings: Semaphore,
     deadline: Deadline,
     reporter: Reporter,
-    refused: Mutex<Refused>,
-}
-
-/// Refusals met on creates that no retry changes: where the run stops creating.
-#[derive(Default)]
-struct Refused {
-    regions: std::collections::BTreeMap<Region, &'static str>,
-    scopes: std::collections::BTreeMap<Scope, &'static str>,
-}
-
-impl Shared {
-    /// Why creating stopped for this scope, if it did.
-    fn refused(&self, scope: &Scope) -> Option<&'static str> {
-        let refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        refused
-            .regions
-            .get(&scope.region)
-            .or_else(|| refused.scopes.get(scope))
-            .copied()
-    }
-
-    fn note(&self, scope: &Scope, outcome: &Outcome) {
-        let Outcome::Failed { error_code, .. } = outcome else {
-            return;
-        };
-        let mut refused = self.refused.lock().unwrap_or_else(|p| p.into_inner());
-        match Refusal::of(error_code) {
-            Some(Refusal::Region(reason)) => {
-                refused
-                    .regions
-                    .entry(scope.region.clone())
-                    .or_insert(reason);
-            }
-            Some(Refusal::StagingAccount(reason)) => {
-                refused.scopes.entry(scope.clone()).or_insert(reason);
-            }
-            None => {}
-        }
-    }
+    refused: Refusals,
 }
 
 pub async fn run(
@@ -423,15 +383,14 @@ pub async fn run(
     let shared = Arc::new(Shared {
         settings,
         creates: Arc::new(Semaphore::new(concurrency.max(1))),
-        listings: Semaphore::new(LISTINGS_AT_ONCE),
         deadline,
         reporter: reporter.clone(),
-        refused: Mutex::new(Refused::default()),
+        refused: Refusals::default(),
     });
     let mut report = RunReport::default();
     let mut tasks = JoinSet::new();
     let mut scope_of_task = HashMap::new();
-    let at_once = Arc::new(Semaphore::new(SCOPES_AT_ONCE));
+    let at_once = Arc::new(Semaphore::new(LISTINGS_AT_ONCE));
     for surveyed in surveyed {
         let Some(drs) = clients.drs(&surveyed.scope.region) else {
             continue;
@@ -507,9 +466,6 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                         if shared.deadline.reached() {
                             break 'sweeps Some(DEADLINE);
                         }
-                        let Ok(_listing) = shared.listings.acquire().await else {
-                            break 'sweeps Some(TASK_ENDED);
-                        };
                         let listed = drs
                             .list_extensible(
                                 &scope.staging_account_id,
@@ -557,10 +513,11 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                     if shared.deadline.reached() {
                         break 'sweeps Some(DEADLINE);
                     }
-                    if let Some(reason) = shared.refused(&scope) {
-                        break 'sweeps Some(reason);
+                    let met = shared.refused.met(&scope.staging_account_id, &scope.region);
+                    if let Some(met) = met {
+                        break 'sweeps Some(met.refusal.reason());
                     }
-                    let (drs, task, scope) = (drs.clone(), shared.clone(), scope.clone());
+                    let (drs, task) = (drs.clone(), shared.clone());
                     in_flight.spawn(staging.clone(), async move {
                         let outcome = extend_riding_out_throttling(
                             &drs,
@@ -571,7 +528,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                         )
                         .await;
                         drop(permit);
-                        task.note(&scope, &outcome);
+                        task.refused.note(&staging, &outcome);
                         task.reporter.report_held(outcome, Some(held)).await;
                     });
                     in_flight.settle_finished(&shared.reporter).await;

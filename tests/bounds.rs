@@ -393,3 +393,13 @@ async fn a_schedule_that_finds_no_staging_account_says_so() {
         summary["nothingToCover"]
     );
 }
+
+#[tokio::test]
+async fn a_request_whose_accounts_are_all_refused_is_not_a_schedule_that_found_none() {
+    let h = Harness::start(World::sample(), &[]).await;
+    let mut request = event("reconciliation-requested");
+    request["account"] = json!(STRANGER);
+    let response = h.ok(request).await;
+    assert_eq!(response["rejected"], 2, "{response}");
+    assert!(summary(&h).get("nothingToCover").is_none());
+}
