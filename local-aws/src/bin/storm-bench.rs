@@ -4,7 +4,10 @@
 //! Prints the share of the service's rate the instances used together.
 //!
 //! storm-bench --function PATH [--instances 6] [--events 40] [--service-limit 20]
-//!             [--latency-ms 20] [--max-rps 10]
+//!             [--latency-ms 20] [--max-rps 10] [--timeline]
+//!
+//! `--timeline` adds, per second of the storm, the DRS requests accepted and
+//! answered 429: where the share was lost.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -104,5 +107,52 @@ async fn run() -> Result<(), String> {
         wall.as_secs_f64(),
         bound / wall.as_secs_f64()
     );
+    if args.iter().any(|a| a == "--timeline") {
+        let second_of = |at: Instant| at.saturating_duration_since(started).as_secs() as usize;
+        let seconds = wall.as_secs() as usize + 1;
+        let (mut sent, mut refused) = (vec![0usize; seconds], vec![0usize; seconds]);
+        for call in world.calls() {
+            if call.region == REGION
+                && !matches!(call.operation.as_str(), "PutEvents" | "AssumeRole")
+            {
+                if let Some(n) = sent.get_mut(second_of(call.at)) {
+                    *n += 1;
+                }
+            }
+        }
+        for at in &world.throttled_at {
+            if let Some(n) = refused.get_mut(second_of(*at)) {
+                *n += 1;
+            }
+        }
+        // A server asked for more than once was throttled: the gaps are the waits.
+        let mut asked: std::collections::HashMap<&str, Vec<Instant>> = Default::default();
+        for call in world.calls() {
+            if let Some(arn) = call.body.get("sourceServerArn").and_then(|v| v.as_str()) {
+                asked.entry(arn).or_default().push(call.at);
+            }
+        }
+        let mut waits: Vec<Duration> = asked
+            .values()
+            .flat_map(|times| times.windows(2).map(|w| w[1] - w[0]))
+            .collect();
+        waits.sort();
+        if let (Some(first), Some(last)) = (waits.first(), waits.last()) {
+            println!(
+                "  waits after a 429: {} from {:.2} s to {:.2} s, median {:.2} s",
+                waits.len(),
+                first.as_secs_f64(),
+                last.as_secs_f64(),
+                waits[waits.len() / 2].as_secs_f64()
+            );
+        }
+        println!("  second  accepted  429");
+        for (second, (sent, refused)) in sent.iter().zip(&refused).enumerate() {
+            println!(
+                "  {second:>6}  {:>8}  {refused:>3}",
+                sent - refused.min(sent)
+            );
+        }
+    }
     Ok(())
 }
