@@ -6,20 +6,25 @@ use std::collections::BTreeSet;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
-use crate::arn::{AccountId, Region};
-use crate::authorize::{authorize, serves, Trusted};
-use crate::clients::Clients;
-use crate::config::Config;
-use crate::coverage::{self, CoverageReport};
-use crate::deadline::{self, Deadline};
-use crate::error::{DrsError, InvocationError, DEADLINE_REACHED};
-use crate::event_bus::{EventBus, PublishError};
-use crate::extend::{extend_riding_out_throttling, ExtendSettings, Known, Refusals};
-use crate::inbound::{classify, Classified, ReconcileRequest, Rejection, Request, ServerRequest};
+use crate::aws::clients::Clients;
+use crate::aws::event_bus::{EventBus, PublishError};
+use crate::domain::arn::{AccountId, Region};
+use crate::domain::config::Config;
+use crate::domain::deadline::{self, Deadline};
+use crate::domain::failure::{DrsError, DEADLINE_REACHED};
+use crate::domain::outcome::{Outcome, Response, Subject};
+use crate::domain::rejection::Rejection;
+use crate::domain::scope::{Scope, Unfinished};
+use crate::error::InvocationError;
+use crate::inbound::authorize::{authorize, serves, Trusted};
+use crate::inbound::classify::{classify, Classified, ReconcileRequest, Request, ServerRequest};
 use crate::metrics::InvocationMetrics;
-use crate::outcome::{Outcome, Response, Subject};
-use crate::reconcile::{self, Scope, Summary, Unfinished};
-use crate::reporter::{Reporter, Reporting};
+use crate::run::coverage::{self, CoverageReport};
+use crate::run::extend::{extend_riding_out_throttling, ExtendSettings, Known, Refusals};
+use crate::run::reconcile;
+use crate::run::reporter::{Reporter, Reporting};
+use crate::run::summary::{self, Summary};
+use crate::run::survey;
 
 pub struct App {
     config: Config,
@@ -363,7 +368,7 @@ impl App {
                                 unfinished.push(Unfinished {
                                     staging_account_id: None,
                                     region: region.clone(),
-                                    reason: reconcile::STAGING_ACCOUNTS_NOT_LISTED,
+                                    reason: summary::STAGING_ACCOUNTS_NOT_LISTED,
                                 });
                                 if !error.is_deadline() {
                                     let subject = Subject {
@@ -419,16 +424,16 @@ impl App {
         let mut summary = Summary::covering(&scopes, &regions, settings.dry_run);
         if none_listed {
             tracing::warn!(
-                reason = reconcile::NO_STAGING_ACCOUNT_LISTED,
+                reason = summary::NO_STAGING_ACCOUNT_LISTED,
                 "the reconciliation covers no staging account"
             );
-            summary.nothing_to_cover = Some(reconcile::NO_STAGING_ACCOUNT_LISTED);
+            summary.nothing_to_cover = Some(summary::NO_STAGING_ACCOUNT_LISTED);
         }
         let keep_tags = settings.copy_staging_tags && !settings.dry_run;
-        let surveyed = reconcile::survey(&self.clients, scopes, deadline, keep_tags).await;
-        let fits = reconcile::fits(&surveyed, self.config.drs_max_rps, deadline.remaining());
+        let surveyed = survey::survey(&self.clients, scopes, deadline, keep_tags).await;
+        let fits = survey::fits(&surveyed, self.config.drs_max_rps, deadline.remaining());
         if !fanned_out && !fits {
-            let (accounts, requests) = reconcile::fan_out_requests(&surveyed, settings.dry_run);
+            let (accounts, requests) = survey::fan_out_requests(&surveyed, settings.dry_run);
             tracing::info!(
                 requests = requests.len(),
                 scopes = surveyed.len(),
@@ -445,7 +450,7 @@ impl App {
                     unfinished.extend(regions.iter().map(|region| Unfinished {
                         staging_account_id: Some(account.clone()),
                         region: region.clone(),
-                        reason: reconcile::FAN_OUT_UNDELIVERED,
+                        reason: summary::FAN_OUT_UNDELIVERED,
                     }));
                 }
             }

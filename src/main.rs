@@ -1,5 +1,5 @@
-use drs_extender::clients::Clients;
-use drs_extender::config::Config;
+use drs_extender::aws::clients::Clients;
+use drs_extender::domain::config::Config;
 use drs_extender::init_error;
 use drs_extender::App;
 use lambda_runtime::{service_fn, Error, LambdaEvent};

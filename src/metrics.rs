@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use crate::outcome::Response;
+use crate::domain::outcome::Response;
 
 pub const NAMESPACE: &str = "drs-extender";
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
-use drs_extender::clients::CallPolicy;
+use drs_extender::aws::clients::CallPolicy;
 use local_aws::DuplicateCreate;
 use serde_json::{json, Value};
 

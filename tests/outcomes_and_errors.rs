@@ -93,7 +93,7 @@ async fn throttling_is_retried_honouring_retry_after() {
     let mut world = World::sample();
     world.inject("CreateExtendedSourceServer", 1, Fault::throttling(1));
     // The SDK bounds a server's requested wait by the maximum backoff.
-    let policy = drs_extender::clients::CallPolicy {
+    let policy = drs_extender::aws::clients::CallPolicy {
         max_backoff: Duration::from_secs(2),
         ..fast_policy()
     };

@@ -2,8 +2,8 @@
 //! thing; every ARN built validates against the service model's pattern and
 //! round-trips; parsing arbitrary text never panics.
 
-use drs_extender::arn::{AccountId, Region, SourceServerArn, SourceServerId};
-use drs_extender::inbound::{classify, Request};
+use drs_extender::domain::arn::{AccountId, Region, SourceServerArn, SourceServerId};
+use drs_extender::inbound::classify::{classify, Request};
 use proptest::prelude::*;
 use regex::Regex;
 use serde_json::{json, Value};

@@ -195,7 +195,7 @@ async fn a_throttling_storm_is_ridden_out() {
             ("DRS_MAX_RPS", "80"),
             ("RECONCILE_CONCURRENCY", "16"),
         ],
-        drs_extender::clients::CallPolicy {
+        drs_extender::aws::clients::CallPolicy {
             max_attempts: 4,
             max_backoff: Duration::from_secs(2),
             operation_timeout: Duration::from_secs(30),

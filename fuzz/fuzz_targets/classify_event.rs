@@ -2,8 +2,8 @@
 //! and every server they name must be a valid ARN that round-trips.
 #![no_main]
 
-use drs_extender::arn::SourceServerArn;
-use drs_extender::inbound::{classify, Request};
+use drs_extender::domain::arn::SourceServerArn;
+use drs_extender::inbound::classify::{classify, Request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

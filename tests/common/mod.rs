@@ -6,10 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_drs::config::{Credentials, SharedCredentialsProvider};
-use drs_extender::clients::{CallPolicy, Clients};
-use drs_extender::config::Config;
+use drs_extender::aws::clients::{CallPolicy, Clients};
+use drs_extender::domain::config::Config;
+use drs_extender::domain::outcome::Response;
 use drs_extender::error::InvocationError;
-use drs_extender::outcome::Response;
 use drs_extender::App;
 use lambda_runtime::{Context, LambdaEvent};
 pub use local_aws::{Fault, LocalAws, World, TARGET_ACCOUNT};

@@ -3,11 +3,12 @@
 //! (`authorize`), on the classified request.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::arn::{self, shorten, AccountId, Region, SourceServerArn, SourceServerId};
-use crate::tags::Tags;
+use crate::domain::arn::{self, shorten, AccountId, Region, SourceServerArn, SourceServerId};
+use crate::domain::rejection::Rejection;
+use crate::domain::tags::Tags;
+use crate::domain::trigger::Trigger;
 
 pub const CLOUDTRAIL_DETAIL_TYPE: &str = "AWS API Call via CloudTrail";
 pub const REGISTRATION_EVENT_NAME: &str = "CreateSourceServerForDrs";
@@ -29,49 +30,12 @@ const MAX_RESOURCES: usize = 100;
 /// counts the rest (an event is at most 256 KB, a direct invocation 6 MB).
 const MAX_RESOURCES_REFUSED: usize = 1_000;
 
-/// The inbound event as outcome events cite it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Trigger {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail_type: Option<String>,
-}
-
 /// One staging server an event asks to have extended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerRequest {
     pub arn: SourceServerArn,
     /// The staging server's tags, where the event carried them.
     pub tags: Option<Tags>,
-}
-
-/// Why a request is refused before any DRS call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rejection {
-    pub reason: String,
-    pub staging_account: Option<AccountId>,
-    pub staging_arn: Option<SourceServerArn>,
-}
-
-impl Rejection {
-    pub fn new(reason: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-            staging_account: None,
-            staging_arn: None,
-        }
-    }
-
-    fn for_account(reason: impl Into<String>, account: Option<&AccountId>) -> Self {
-        Self {
-            staging_account: account.cloned(),
-            ..Self::new(reason)
-        }
-    }
 }
 
 /// What a reconciliation run should cover; `None` fields take the configured default.

@@ -10,12 +10,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use crate::arn::{AccountId, Region, SourceServerArn};
-use crate::deadline::Deadline;
-use crate::drs::{CreateFailed, ExtendedServer, TargetDrs};
-use crate::error::Refusal;
-use crate::outcome::{Outcome, Subject};
-use crate::tags::{self, Tags};
+use crate::aws::drs::{CreateFailed, TargetDrs};
+use crate::domain::arn::{AccountId, Region, SourceServerArn};
+use crate::domain::deadline::Deadline;
+use crate::domain::failure::Refusal;
+use crate::domain::outcome::ExtendedServer;
+use crate::domain::outcome::{Outcome, Subject};
+use crate::domain::tags::{self, Tags};
 
 /// What every extension in one run shares.
 #[derive(Clone, Debug)]

@@ -7,7 +7,19 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::error::InputError;
+/// Input that names something DRS could never accept. Messages echo the input
+/// shortened and cleaned of control characters, never whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("account id `{0}` is not 12 digits")]
+    AccountId(String),
+    #[error("source server id `{0}` is not `s-` and 17 letters or digits")]
+    SourceServerId(String),
+    #[error("region `{0}` is not an AWS region name")]
+    Region(String),
+    #[error("source server ARN `{arn}` is malformed: {why}")]
+    Arn { arn: String, why: &'static str },
+}
 
 /// A 12-digit AWS account id (the model's `AccountID`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

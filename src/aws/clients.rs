@@ -12,12 +12,12 @@ use aws_sdk_drs::config::timeout::TimeoutConfig;
 use aws_sdk_drs::config::{SharedCredentialsProvider, StalledStreamProtectionConfig};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
-use crate::arn::{AccountId, Region};
-use crate::config::{Config, TargetRole};
-use crate::drs::TargetDrs;
-use crate::pace::Pace;
-use crate::paced_http;
-use crate::retry_after::RetryAfterClassifier;
+use crate::aws::drs::TargetDrs;
+use crate::aws::pace::Pace;
+use crate::aws::paced_http;
+use crate::aws::retry_after::RetryAfterClassifier;
+use crate::domain::arn::{AccountId, Region};
+use crate::domain::config::{Config, TargetRole};
 
 /// How hard and how long one AWS call may try. The defaults bound a single call
 /// to well under a minute, so an invocation cannot hang on a dead endpoint.

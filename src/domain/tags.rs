@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::arn::shorten;
+use crate::domain::arn::shorten;
 
 pub type Tags = BTreeMap<String, String>;
 

@@ -1,14 +1,25 @@
 //! Outcomes: what happened to each server, the function's response, and the
 //! outcome events that report them. Pure data; no I/O.
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::arn::{AccountId, Region, SourceServerArn};
-use crate::drs::ExtendedServer;
-use crate::error::DrsError;
-use crate::inbound::{Rejection, Trigger};
-use crate::tags::DroppedTag;
+use crate::domain::arn::{AccountId, Region, SourceServerArn};
+use crate::domain::failure::DrsError;
+use crate::domain::rejection::Rejection;
+use crate::domain::tags::DroppedTag;
+use crate::domain::trigger::Trigger;
+
+/// An extended source server in the target account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtendedServer {
+    pub id: String,
+    pub arn: String,
+    /// When DRS made it (`lifeCycle.addedToServiceDateTime`), where it says.
+    pub added_at: Option<SystemTime>,
+}
 
 /// Where the server in question is, as far as known.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -251,7 +262,7 @@ pub struct Response {
     /// Per staging account and region: extended servers, extension errors and
     /// servers left unextended, when the event asked for a reconciliation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub coverage: Vec<crate::coverage::ScopeCoverage>,
+    pub coverage: Vec<crate::domain::scope::ScopeCoverage>,
     /// Outcomes left out of `outcomes` to keep the response under Lambda's 6 MB;
     /// the counts and the outcome events cover them all.
     #[serde(skip_serializing_if = "is_zero")]

@@ -15,11 +15,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::arn::{AccountId, Region};
-use crate::error::QUOTA_EXCEEDED;
-use crate::event_bus::{EventBus, PublishError, Queued, BATCH};
-use crate::inbound::Trigger;
-use crate::outcome::{OutboundEvent, Outcome, Response, MAX_RESPONSE_OUTCOMES};
+use crate::aws::event_bus::{EventBus, PublishError, Queued, BATCH};
+use crate::domain::arn::{AccountId, Region};
+use crate::domain::failure::QUOTA_EXCEEDED;
+use crate::domain::outcome::{OutboundEvent, Outcome, Response, MAX_RESPONSE_OUTCOMES};
+use crate::domain::trigger::Trigger;
 
 /// Outcome events queued for sending at most; past it reporting waits.
 const QUEUE: usize = 1_000;
@@ -231,9 +231,9 @@ fn log(outcome: &Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arn::SourceServerArn;
-    use crate::error::DrsError;
-    use crate::outcome::Subject;
+    use crate::domain::arn::SourceServerArn;
+    use crate::domain::failure::DrsError;
+    use crate::domain::outcome::Subject;
 
     fn arn() -> SourceServerArn {
         SourceServerArn::parse(

@@ -6,15 +6,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
-
-use crate::arn::{AccountId, Region};
-use crate::clients::Clients;
-use crate::deadline::Deadline;
-use crate::drs::ExtendedRecord;
-use crate::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
-use crate::reconcile::Scope;
-use crate::reporter::Reporter;
+use crate::aws::clients::Clients;
+use crate::aws::drs::ExtendedRecord;
+use crate::domain::arn::{AccountId, Region};
+use crate::domain::deadline::Deadline;
+use crate::domain::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
+use crate::domain::scope::{Scope, ScopeCoverage, Unread};
+use crate::run::reporter::Reporter;
 
 /// `DescribeSourceServers` takes at most 200 staging accounts a call.
 const ACCOUNTS_PER_CALL: usize = 200;
@@ -24,29 +22,6 @@ const PAGE_SIZE: i32 = 200;
 const MAX_PAGES: usize = 1_000;
 
 pub const UNHEALTHY_DETAIL_TYPE: &str = "Extended Source Server Unhealthy";
-
-/// One staging account in one region, as the target account holds it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScopeCoverage {
-    pub staging_account_id: AccountId,
-    pub region: Region,
-    /// Extended servers found, healthy or not.
-    pub extended: usize,
-    /// Of those, the ones DRS shows in `EXTENSION_ERROR`.
-    pub extension_errors: usize,
-    /// Servers this run tried to extend and could not.
-    pub not_extended: usize,
-}
-
-/// Accounts in a region whose coverage could not be read, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Unread {
-    pub region: Region,
-    pub staging_accounts: usize,
-    pub error_code: String,
-}
 
 #[derive(Debug, Default)]
 pub struct CoverageReport {
@@ -106,7 +81,7 @@ pub async fn read(
                     unread.push(Unread {
                         region: region.clone(),
                         staging_accounts: chunk.len(),
-                        error_code: crate::error::DEADLINE_REACHED.to_owned(),
+                        error_code: crate::domain::failure::DEADLINE_REACHED.to_owned(),
                     });
                     break;
                 }

@@ -1,8 +1,8 @@
 //! Who may ask for which staging account's servers. Pure.
 
-use crate::arn::{AccountId, Region};
-use crate::config::Config;
-use crate::inbound::Rejection;
+use crate::domain::arn::{AccountId, Region};
+use crate::domain::config::Config;
+use crate::domain::rejection::Rejection;
 
 /// A staging account's servers are acted on only when the event comes from that
 /// account itself or from the target account, and the allowlist (if any) has it.

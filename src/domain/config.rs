@@ -3,9 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::arn::{AccountId, Region};
-use crate::error::ConfigError;
-use crate::tags::{self, Tags};
+use crate::domain::arn::{AccountId, Region};
+use crate::domain::failure::ConfigError;
+use crate::domain::tags::{self, Tags};
 
 /// The role in the target account that every DRS call is made with.
 #[derive(Clone, Debug, PartialEq, Eq)]

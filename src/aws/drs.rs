@@ -17,20 +17,13 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::arn::{AccountId, SourceServerArn};
-use crate::deadline::Deadline;
-use crate::error::{CallFuture, DrsError, SdkCall};
-use crate::pace::Pace;
-use crate::tags::Tags;
-
-/// An extended source server in the target account.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExtendedServer {
-    pub id: String,
-    pub arn: String,
-    /// When DRS made it (`lifeCycle.addedToServiceDateTime`), where it says.
-    pub added_at: Option<SystemTime>,
-}
+use crate::aws::pace::Pace;
+use crate::aws::sdk_error::{CallFuture, SdkCall};
+use crate::domain::arn::{AccountId, SourceServerArn};
+use crate::domain::deadline::Deadline;
+use crate::domain::failure::DrsError;
+use crate::domain::outcome::ExtendedServer;
+use crate::domain::tags::Tags;
 
 /// What coverage keeps of one extended server (a real record is a few KB).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,7 +144,7 @@ impl TargetDrs {
         if calls_by.is_some_and(|by| tokio::time::Instant::now() >= by) {
             return Err(DrsError::deadline_reached());
         }
-        let cut_at = crate::deadline::cut(self.operation_timeout, calls_by);
+        let cut_at = crate::domain::deadline::cut(self.operation_timeout, calls_by);
         let by_deadline = calls_by.is_some_and(|by| by <= cut_at);
         let bounded = async {
             let _admitted = self.pace.admit().await;
@@ -370,7 +363,7 @@ impl TargetDrs {
                 tags: server
                     .tags()
                     .filter(|_| keep_tags)
-                    .map(crate::tags::bounded_copy),
+                    .map(crate::domain::tags::bounded_copy),
             })
             .collect();
         Ok(Page {

@@ -20,8 +20,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::error::{DrsError, SdkCall};
-use crate::outcome::OutboundEvent;
+use crate::aws::sdk_error::SdkCall;
+use crate::domain::failure::DrsError;
+use crate::domain::outcome::OutboundEvent;
 
 /// PutEvents takes at most 10 entries a call.
 pub const BATCH: usize = 10;
@@ -327,7 +328,9 @@ impl EventBus {
             let limit = self.attempt_timeout();
             let started = Instant::now();
             let attempt = self.put_batch(&batch, &pending);
-            match tokio::time::timeout_at(crate::deadline::cut(limit, cut_by), attempt).await {
+            match tokio::time::timeout_at(crate::domain::deadline::cut(limit, cut_by), attempt)
+                .await
+            {
                 Err(_) => {
                     let waited = started.elapsed();
                     self.note_latency(|l| l.unanswered(waited));

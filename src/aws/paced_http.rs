@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::http::{
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::result::ConnectorError;
 
-use crate::pace::{Answer, Pace};
+use crate::aws::pace::{Answer, Pace};
 
 /// The client the SDK would use by default (hyper 1 and rustls), built here
 /// because the shared config leaves it unset and it must be wrapped.

@@ -1,0 +1,88 @@
+//! What a DRS call that did not succeed said, and which of DRS's refusals no retry
+//! changes: the facts that drive retries, outcome events and whether an invocation
+//! fails. Read from the SDK's errors in `aws::sdk_error`.
+
+use crate::domain::arn::{AccountId, Region, SourceServerArn};
+
+/// A DRS call that did not succeed, as DRS (or the network) put it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DrsError {
+    pub code: String,
+    pub message: String,
+    pub retryable: bool,
+}
+
+/// DRS's answer when the target account holds as many source servers as its
+/// quota allows.
+pub const QUOTA_EXCEEDED: &str = "ServiceQuotaExceededException";
+
+/// How far a refusal that no retry changes reaches for the rest of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Every create in the region: the target account's quota is used up, or DRS
+    /// is not initialised there.
+    Region(&'static str),
+    /// Every create from one staging account in the region: it does not trust the
+    /// target account.
+    StagingAccount(&'static str),
+}
+
+impl Refusal {
+    /// Whether DRS's `code`, met on a create, holds for the rest of the run, and
+    /// how far; the reason is what `unfinished` says.
+    pub fn of(code: &str) -> Option<Self> {
+        match code {
+            QUOTA_EXCEEDED => Some(Self::Region("SERVICE_QUOTA_EXCEEDED")),
+            "UninitializedAccountException" => Some(Self::Region("UNINITIALIZED_ACCOUNT")),
+            "AccessDeniedException" => Some(Self::StagingAccount("ACCESS_DENIED")),
+            _ => None,
+        }
+    }
+
+    /// What a run's `unfinished` says of what it stopped.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Region(reason) | Self::StagingAccount(reason) => reason,
+        }
+    }
+
+    /// Whether this refusal, met for `met_in`, stops creating for `server`.
+    pub fn reaches(&self, met_in: &SourceServerArn, server: (&AccountId, &Region)) -> bool {
+        met_in.region() == server.1
+            && (matches!(self, Self::Region(_)) || met_in.account() == server.0)
+    }
+}
+
+/// The code of a listing stopped by the invocation's deadline, not by DRS.
+pub const DEADLINE_REACHED: &str = "DeadlineReached";
+
+impl DrsError {
+    pub fn deadline_reached() -> Self {
+        Self::new(
+            DEADLINE_REACHED,
+            "stopped at the invocation's deadline",
+            true,
+        )
+    }
+
+    pub fn is_deadline(&self) -> bool {
+        self.code == DEADLINE_REACHED
+    }
+
+    pub fn new(code: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            retryable,
+        }
+    }
+}
+
+/// A configuration value that does not parse; it stops the start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {why}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub why: String,
+}

@@ -1,0 +1,13 @@
+//! The values every layer shares: ARNs, tags, configuration, the invocation's
+//! deadline, outcomes and what a run covers. Pure: no AWS SDK type, no I/O; it
+//! imports nothing from the layers above.
+
+pub mod arn;
+pub mod config;
+pub mod deadline;
+pub mod failure;
+pub mod outcome;
+pub mod rejection;
+pub mod scope;
+pub mod tags;
+pub mod trigger;

@@ -1,0 +1,323 @@
+//! Reconciliation: every extensible server of the covered staging accounts and
+//! regions is extended. Accounts are worked on concurrently; creates share one
+//! limit on calls in flight; each region's DRS client keeps its own pace.
+//!
+//! DRS's page tokens are opaque: one may be a cursor, an offset into a list that
+//! shrinks as servers are extended, or expire. So an account is swept, listed to
+//! the end, again and again until a sweep finds no server not yet tried; each
+//! server is tried at most once a run.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use crate::aws::clients::Clients;
+use crate::aws::drs::TargetDrs;
+use crate::domain::arn::SourceServerArn;
+use crate::domain::deadline::Deadline;
+use crate::domain::failure::DrsError;
+use crate::domain::outcome::{Outcome, Subject};
+use crate::domain::rejection::Rejection;
+use crate::domain::scope::{Scope, Unfinished};
+use crate::run::extend::{extend_riding_out_throttling, ExtendSettings, Known, Refusals};
+use crate::run::reporter::Reporter;
+use crate::run::summary::{
+    DEADLINE, LISTING_FAILED, PAGE_TOKEN_REFUSED, STILL_CHANGING, TASK_ENDED,
+};
+use crate::run::survey::{Listing, Surveyed, LISTINGS_AT_ONCE};
+
+/// What a run did besides its outcomes, which went to the reporter.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub examined: usize,
+    pub unfinished: Vec<Unfinished>,
+}
+
+struct ScopeReport {
+    examined: usize,
+    unfinished: Option<&'static str>,
+}
+
+/// What every scope of a run shares.
+struct Shared {
+    settings: ExtendSettings,
+    creates: Arc<Semaphore>,
+    deadline: Deadline,
+    reporter: Reporter,
+    refused: Refusals,
+}
+
+pub async fn run(
+    clients: &Clients,
+    settings: ExtendSettings,
+    surveyed: Vec<Surveyed>,
+    concurrency: usize,
+    deadline: Deadline,
+    reporter: &Reporter,
+) -> RunReport {
+    let shared = Arc::new(Shared {
+        settings,
+        creates: Arc::new(Semaphore::new(concurrency.max(1))),
+        deadline,
+        reporter: reporter.clone(),
+        refused: Refusals::default(),
+    });
+    let mut report = RunReport::default();
+    let mut tasks = JoinSet::new();
+    let mut scope_of_task = HashMap::new();
+    let at_once = Arc::new(Semaphore::new(LISTINGS_AT_ONCE));
+    for surveyed in surveyed {
+        let Some(drs) = clients.drs(&surveyed.scope.region) else {
+            continue;
+        };
+        let scope = surveyed.scope.clone();
+        let (shared, at_once) = (shared.clone(), at_once.clone());
+        let task = tasks.spawn(
+            async move {
+                let _working = at_once.acquire_owned().await;
+                reconcile_scope(drs, shared, surveyed).await
+            }
+            .in_current_span(),
+        );
+        scope_of_task.insert(task.id(), scope);
+    }
+    while let Some(joined) = tasks.join_next_with_id().await {
+        match joined {
+            Ok((id, scope_report)) => {
+                report.examined += scope_report.examined;
+                if let (Some(reason), Some(scope)) =
+                    (scope_report.unfinished, scope_of_task.get(&id))
+                {
+                    report.unfinished.push(Unfinished::scope(scope, reason));
+                }
+            }
+            // The account's outcomes so far went out; the summary says it is
+            // unfinished, so the next run takes it up again.
+            Err(error) => {
+                tracing::error!(%error, "a reconciliation task ended abnormally");
+                if let Some(scope) = scope_of_task.get(&error.id()) {
+                    report.unfinished.push(Unfinished::scope(scope, TASK_ENDED));
+                }
+            }
+        }
+    }
+    report
+}
+
+/// Sweeps after which an account still showing new servers is left unfinished.
+const MAX_SWEEPS: usize = 20;
+
+async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed) -> ScopeReport {
+    let Surveyed { scope, first } = surveyed;
+    let mut report = ScopeReport {
+        examined: 0,
+        unfinished: None,
+    };
+    let mut start = match first {
+        Listing::Listed { page, .. } => page,
+        Listing::Failed(error) => {
+            listing_failed(&shared.reporter, &scope, error).await;
+            report.unfinished = Some(LISTING_FAILED);
+            return report;
+        }
+        Listing::NotReached => {
+            report.unfinished = Some(DEADLINE);
+            return report;
+        }
+    };
+    let mut tried: HashSet<String> = HashSet::new();
+    let mut in_flight = InFlight::default();
+    let keep_tags = shared.settings.copy_staging_tags && !shared.settings.dry_run;
+    let result = 'sweeps: {
+        for _ in 0..MAX_SWEEPS {
+            let mut found_new = false;
+            let mut followed_a_token = false;
+            let mut cut_short = false;
+            let mut token: Option<String> = None;
+            loop {
+                let page = match start.take() {
+                    Some(page) => page,
+                    None => {
+                        if shared.deadline.reached() {
+                            break 'sweeps Some(DEADLINE);
+                        }
+                        let listed = drs
+                            .list_extensible(
+                                &scope.staging_account_id,
+                                token.clone(),
+                                keep_tags,
+                                &shared.deadline,
+                            )
+                            .await;
+                        match listed {
+                            Ok(page) => page,
+                            // DRS no longer takes its own token (it expired): end the
+                            // sweep here; the next starts from the first page.
+                            Err(error) if token.is_some() && is_token_refusal(&error) => {
+                                tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "page token refused; the next sweep starts over");
+                                cut_short = true;
+                                break;
+                            }
+                            Err(error) => {
+                                listing_failed(&shared.reporter, &scope, error).await;
+                                break 'sweeps Some(LISTING_FAILED);
+                            }
+                        }
+                    }
+                };
+                for server in page.items {
+                    if !tried.insert(server.arn.clone()) {
+                        continue;
+                    }
+                    found_new = true;
+                    report.examined += 1;
+                    let staging = match listed_arn(&server.arn, &scope) {
+                        Ok(arn) => arn,
+                        Err(rejection) => {
+                            shared.reporter.report(Outcome::rejected(rejection)).await;
+                            continue;
+                        }
+                    };
+                    // A place for its event first: while the bus is behind, this waits.
+                    let Some(held) = shared.reporter.reserve().await else {
+                        break 'sweeps Some(TASK_ENDED);
+                    };
+                    let Ok(permit) = shared.creates.clone().acquire_owned().await else {
+                        break 'sweeps Some(TASK_ENDED);
+                    };
+                    if shared.deadline.reached() {
+                        break 'sweeps Some(DEADLINE);
+                    }
+                    let met = shared.refused.met(&scope.staging_account_id, &scope.region);
+                    if let Some(met) = met {
+                        break 'sweeps Some(met.refusal.reason());
+                    }
+                    let (drs, task) = (drs.clone(), shared.clone());
+                    in_flight.spawn(staging.clone(), async move {
+                        let outcome = extend_riding_out_throttling(
+                            &drs,
+                            &task.settings,
+                            &staging,
+                            server.tags.as_ref(),
+                            Known::NotExtended,
+                        )
+                        .await;
+                        drop(permit);
+                        task.refused.note(&staging, &outcome);
+                        task.reporter.report_held(outcome, Some(held)).await;
+                    });
+                    in_flight.settle_finished(&shared.reporter).await;
+                }
+                token = page.next_token;
+                if token.is_none() {
+                    break;
+                }
+                followed_a_token = true;
+            }
+            // A sweep ends with nothing in flight, so the next one lists a list
+            // that no longer changes under it because of this run.
+            in_flight.settle_all(&shared.reporter).await;
+            match (found_new, followed_a_token || cut_short) {
+                // One page is the whole list at one moment: nothing was skipped.
+                (_, false) => break 'sweeps None,
+                // Across pages, only a whole sweep that finds nothing new proves it.
+                (false, true) if !cut_short => break 'sweeps None,
+                // Servers past the pages DRS would page to were never seen.
+                (false, true) => break 'sweeps Some(PAGE_TOKEN_REFUSED),
+                (true, true) => {}
+            }
+        }
+        Some(STILL_CHANGING)
+    };
+    in_flight.settle_all(&shared.reporter).await;
+    report.unfinished = result;
+    report
+}
+
+/// DRS refusing a page token it gave (expired): a `ValidationException`. Any other
+/// refusal of a later page is a failed listing like the first page's.
+fn is_token_refusal(error: &DrsError) -> bool {
+    error.code == "ValidationException"
+}
+
+async fn listing_failed(reporter: &Reporter, scope: &Scope, error: DrsError) {
+    tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "could not list extensible servers");
+    let subject = Subject::account(&scope.staging_account_id, Some(&scope.region));
+    reporter.report(Outcome::failed(subject, error)).await;
+}
+
+/// Extensions under way. Each reports its own outcome; one whose task ended
+/// abnormally is reported here as a retryable failure, not a silence.
+#[derive(Default)]
+struct InFlight {
+    tasks: JoinSet<()>,
+    servers: HashMap<tokio::task::Id, SourceServerArn>,
+}
+
+impl InFlight {
+    fn spawn(
+        &mut self,
+        staging: SourceServerArn,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let task = self.tasks.spawn(work.in_current_span());
+        self.servers.insert(task.id(), staging);
+    }
+
+    async fn settle(
+        &mut self,
+        joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+        reporter: &Reporter,
+    ) {
+        match joined {
+            Ok((id, ())) => {
+                self.servers.remove(&id);
+            }
+            Err(error) => {
+                tracing::error!(%error, "an extension task ended abnormally");
+                let subject = self
+                    .servers
+                    .remove(&error.id())
+                    .map(|arn| Subject::server(&arn))
+                    .unwrap_or_default();
+                let error = DrsError::new("InternalError", error.to_string(), true);
+                reporter.report(Outcome::failed(subject, error)).await;
+            }
+        }
+    }
+
+    /// Settles the tasks that have finished, without waiting, so that memory
+    /// does not grow with the number of servers.
+    async fn settle_finished(&mut self, reporter: &Reporter) {
+        while let Some(joined) = self.tasks.try_join_next_with_id() {
+            self.settle(joined, reporter).await;
+        }
+    }
+
+    async fn settle_all(&mut self, reporter: &Reporter) {
+        while let Some(joined) = self.tasks.join_next_with_id().await {
+            self.settle(joined, reporter).await;
+        }
+    }
+}
+
+/// DRS's own answer is input like any other: a listed ARN must be well formed and
+/// belong to the account and region that were listed.
+fn listed_arn(raw: &str, scope: &Scope) -> Result<SourceServerArn, Rejection> {
+    let rejection = |reason: String| {
+        let mut r = Rejection::new(reason);
+        r.staging_account = Some(scope.staging_account_id.clone());
+        r
+    };
+    let arn = SourceServerArn::parse(raw).map_err(|e| rejection(format!("DRS listed {e}")))?;
+    if arn.account() != &scope.staging_account_id || arn.region() != &scope.region {
+        return Err(rejection(format!(
+            "DRS listed server {arn} when asked for account {} in {}",
+            scope.staging_account_id, scope.region
+        )));
+    }
+    Ok(arn)
+}
