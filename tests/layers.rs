@@ -156,8 +156,30 @@ fn the_checks_see_the_layers() {
         );
     }
     assert!(
-        graph["handler"].contains("run::reconcile"),
+        graph["handler::reconciliation"].contains("run::reconcile"),
         "imports are read: {:?}",
-        graph["handler"]
+        graph["handler::reconciliation"]
     );
+}
+
+#[test]
+fn the_pure_layers_name_no_sdk_crate() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    for layer in ["domain", "inbound"] {
+        rust_files(&src.join(layer), &mut files);
+    }
+    assert!(!files.is_empty());
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for sdk in [
+            "aws_sdk_",
+            "aws_smithy_",
+            "aws_config",
+            "aws_credential_types",
+            "lambda_runtime",
+        ] {
+            assert!(!text.contains(sdk), "{} names {sdk}", file.display());
+        }
+    }
 }

@@ -1,0 +1,310 @@
+//! The invocation: classify the event once, act on what it asks, report every
+//! outcome as an event, and fail the invocation when Lambda should retry it.
+
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+use crate::aws::clients::Clients;
+use crate::aws::event_bus::{EventBus, PublishError};
+use crate::domain::arn::AccountId;
+use crate::domain::config::Config;
+use crate::domain::deadline::{self, Deadline};
+use crate::domain::outcome::{Outcome, Response};
+use crate::domain::scope::Scope;
+use crate::error::InvocationError;
+use crate::inbound::authorize::{authorize, serves, Trusted};
+use crate::inbound::classify::{classify, Classified, Request};
+use crate::metrics::InvocationMetrics;
+use crate::run::extend::ExtendSettings;
+use crate::run::reporter::Reporting;
+
+mod reconciliation;
+mod servers;
+
+use reconciliation::{Coverage, Reconciled};
+
+pub struct App {
+    config: Config,
+    clients: Clients,
+    bus: EventBus,
+    fan_out_bus: EventBus,
+    metrics: Option<MetricsSink>,
+}
+
+/// Where invocation metrics go in Lambda (EMF lines on stdout), and what a cold
+/// start is measured from.
+struct MetricsSink {
+    function_name: String,
+    process_started: std::time::Instant,
+    /// Milliseconds from process start to the first event.
+    first_event_ms: std::sync::OnceLock<u64>,
+    /// Whether the cold start was reported (with the first invocation's metrics).
+    cold_start_reported: std::sync::atomic::AtomicBool,
+}
+
+impl App {
+    pub fn new(config: Config, clients: Clients) -> Self {
+        let bus = EventBus::new(
+            clients.eventbridge().clone(),
+            config.result_event_bus.clone(),
+            config.result_event_source.clone(),
+        );
+        let fan_out_bus = EventBus::new(
+            clients.fan_out_eventbridge().clone(),
+            config.fan_out_event_bus.clone(),
+            config.result_event_source.clone(),
+        );
+        Self {
+            config,
+            clients,
+            bus,
+            fan_out_bus,
+            metrics: None,
+        }
+    }
+
+    /// Emits an Embedded Metric Format line per invocation (off in tests, which
+    /// read the response instead).
+    pub fn with_metrics(
+        mut self,
+        function_name: String,
+        process_started: std::time::Instant,
+    ) -> Self {
+        self.metrics = Some(MetricsSink {
+            function_name,
+            process_started,
+            first_event_ms: std::sync::OnceLock::new(),
+            cold_start_reported: std::sync::atomic::AtomicBool::new(false),
+        });
+        self
+    }
+
+    /// Notes, on the first event only, how long the process took to get to it.
+    fn note_arrival(&self) {
+        if let Some(sink) = &self.metrics {
+            sink.first_event_ms
+                .get_or_init(|| sink.process_started.elapsed().as_millis() as u64);
+        }
+    }
+
+    fn record(&self, response: &Response) {
+        let Some(sink) = &self.metrics else { return };
+        let mut metrics = InvocationMetrics::from_response(response);
+        if !sink
+            .cold_start_reported
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            metrics.cold_start_ms = sink.first_event_ms.get().copied();
+        }
+        metrics.emit(&sink.function_name);
+    }
+
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Response, InvocationError> {
+        let started = std::time::Instant::now();
+        self.note_arrival();
+        let deadline = Deadline::from_epoch_ms(
+            event.context.deadline,
+            deadline::in_flight(self.clients.policy().operation_timeout),
+        );
+        let trusted = self.trusted_accounts(&event.context).await;
+        let Classified {
+            trigger,
+            sender,
+            request,
+        } = classify(&event.payload);
+        tracing::info!(
+            event_id = trigger.id.as_deref().unwrap_or("-"),
+            source = trigger.source.as_deref().unwrap_or("-"),
+            detail_type = trigger.detail_type.as_deref().unwrap_or("-"),
+            "event received"
+        );
+        if let Request::Ignored(reason) = request {
+            tracing::info!(%reason, "event ignored");
+            let response = Response::ignored(reason);
+            self.record(&response);
+            return Ok(response);
+        }
+        let reporting = Reporting::start(
+            &self.bus,
+            trigger,
+            self.config.reconcile_concurrency,
+            deadline.events_by(),
+        );
+        let reporter = reporting.reporter().clone();
+        let settings = self.settings(None, deadline);
+        let reconciled = match request {
+            Request::Ignored(_) => None,
+            Request::Rejected(rejection) => {
+                reporter.report(Outcome::rejected(rejection)).await;
+                None
+            }
+            Request::Servers(servers) => {
+                self.extend_servers(servers, sender.as_ref(), &trusted, &settings, &reporter)
+                    .await;
+                None
+            }
+            Request::ReconcileAccount { account, region } => {
+                let allowed = serves(&self.config, &region, Some(&account))
+                    .and_then(|()| authorize(&self.config, &account, sender.as_ref(), &trusted));
+                match allowed {
+                    Err(rejection) => {
+                        reporter.report(Outcome::rejected(rejection)).await;
+                        None
+                    }
+                    Ok(()) => {
+                        let coverage = Coverage {
+                            scopes: vec![Scope {
+                                staging_account_id: account,
+                                region: region.clone(),
+                            }],
+                            regions: vec![region],
+                            unfinished: Vec::new(),
+                            none_listed: false,
+                        };
+                        Some(
+                            self.reconcile(coverage, false, settings, deadline, &reporter)
+                                .await,
+                        )
+                    }
+                }
+            }
+            Request::Reconcile(request) => match self.requested_regions(&request) {
+                Err(rejection) => {
+                    reporter.report(Outcome::rejected(rejection)).await;
+                    None
+                }
+                Ok(regions) => {
+                    let settings = self.settings(request.dry_run, deadline);
+                    let coverage = self
+                        .coverage(
+                            &request,
+                            regions,
+                            sender.as_ref(),
+                            &trusted,
+                            deadline,
+                            &reporter,
+                        )
+                        .await;
+                    Some(
+                        self.reconcile(coverage, request.fanned_out, settings, deadline, &reporter)
+                            .await,
+                    )
+                }
+            },
+        };
+        drop(reporter);
+        self.finish(reporting, reconciled, started, deadline).await
+    }
+
+    fn settings(&self, dry_run: Option<bool>, deadline: Deadline) -> ExtendSettings {
+        ExtendSettings {
+            deadline,
+            configured_tags: self.config.extension_tags.clone(),
+            copy_staging_tags: self.config.copy_staging_tags,
+            // A request may ask for a dry run; it may not lift a configured one.
+            dry_run: self.config.dry_run || dry_run.unwrap_or(false),
+        }
+    }
+
+    /// The target account (that of `TARGET_ROLE_ARN`, else the function's own)
+    /// and the function's own account: the invoked function's ARN's, where it
+    /// names one, else that of the function's credentials (local emulators make
+    /// the ARN up: cargo lambda sends `function-arn`).
+    async fn trusted_accounts(&self, context: &Context) -> Trusted {
+        let named = context
+            .invoked_function_arn
+            .split(':')
+            .nth(4)
+            .and_then(|account| AccountId::parse(account).ok());
+        let own = match named {
+            Some(account) => Some(account),
+            None => self.clients.own_account().await,
+        };
+        let target = self
+            .config
+            .target_role
+            .as_ref()
+            .map(|role| role.account.clone());
+        Trusted::new(target.or_else(|| own.clone()), own)
+    }
+
+    /// Waits for every outcome event, then sends the summary (last), and answers.
+    async fn finish(
+        &self,
+        reporting: Reporting,
+        reconciled: Option<Reconciled>,
+        started: std::time::Instant,
+        deadline: Deadline,
+    ) -> Result<Response, InvocationError> {
+        let (tally, mut delivered) = reporting.finish().await;
+        let mut summary = None;
+        let mut per_scope = Vec::new();
+        if let Some(Reconciled {
+            summary: mut closed,
+            unfinished,
+            fan_out_failed,
+            coverage,
+        }) = reconciled
+        {
+            closed.close(&tally, unfinished, started.elapsed().as_millis() as u64);
+            closed.extended = coverage.extended();
+            closed.extension_errors = coverage.extension_errors();
+            closed.coverage_unread = coverage.unread;
+            per_scope = coverage.scopes;
+            for scope in &mut per_scope {
+                let key = (scope.staging_account_id.clone(), scope.region.clone());
+                scope.not_extended = tally.failed_servers.get(&key).copied().unwrap_or(0);
+            }
+            tracing::info!(
+                examined = closed.examined,
+                created = closed.created,
+                skipped = closed.skipped,
+                failed = closed.failed,
+                complete = closed.complete,
+                extended = closed.extended,
+                extension_errors = closed.extension_errors,
+                fanned_out = closed.fanned_out,
+                duration_ms = closed.duration_ms,
+                "reconciliation finished"
+            );
+            let sent = self
+                .bus
+                .publish(vec![closed.event()], deadline.answer_by())
+                .await;
+            delivered = merge(merge(delivered, fan_out_failed.map_or(Ok(()), Err)), sent);
+            summary = Some(closed);
+        }
+        let retryable = tally.retryable;
+        let mut response = tally.into_response();
+        response.reconciliation = summary.and_then(|s| serde_json::to_value(s).ok());
+        response.coverage = per_scope;
+        self.record(&response);
+        if let Err(error) = delivered {
+            tracing::error!(undelivered = error.undelivered, error = %error.last_error, "events undelivered");
+            return Err(InvocationError::OutcomesUndelivered {
+                undelivered: error.undelivered,
+                cause: error.last_error,
+                summary: response.summary(),
+            });
+        }
+        if retryable > 0 {
+            return Err(InvocationError::RetryableFailures {
+                failed: retryable,
+                summary: response.summary(),
+            });
+        }
+        Ok(response)
+    }
+}
+
+/// Both results' undelivered events, the later cause kept.
+fn merge(a: Result<(), PublishError>, b: Result<(), PublishError>) -> Result<(), PublishError> {
+    match (a, b) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Err(a), Err(b)) => Err(PublishError {
+            undelivered: a.undelivered + b.undelivered,
+            last_error: b.last_error,
+        }),
+    }
+}

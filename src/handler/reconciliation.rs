@@ -1,0 +1,223 @@
+//! A reconciliation as the handler runs it: which accounts and regions it covers,
+//! then survey, and the run here or a fan-out.
+
+use std::collections::BTreeSet;
+
+use crate::aws::event_bus::PublishError;
+use crate::domain::arn::{AccountId, Region};
+use crate::domain::deadline::Deadline;
+use crate::domain::outcome::{Outcome, Subject};
+use crate::domain::rejection::Rejection;
+use crate::domain::scope::{Scope, Unfinished};
+use crate::inbound::authorize::{authorize, serves, Trusted};
+use crate::inbound::classify::ReconcileRequest;
+use crate::run::coverage::{self, CoverageReport};
+use crate::run::extend::ExtendSettings;
+use crate::run::reconcile;
+use crate::run::reporter::Reporter;
+use crate::run::summary::{self, Summary};
+use crate::run::survey;
+
+use super::App;
+
+/// What a reconciliation leaves for the end of the invocation: its summary (the
+/// counts are filled in last), what it left undone, and a fan-out that failed.
+pub(super) struct Reconciled {
+    pub(super) summary: Summary,
+    pub(super) unfinished: Vec<Unfinished>,
+    pub(super) fan_out_failed: Option<PublishError>,
+    pub(super) coverage: CoverageReport,
+}
+
+/// The accounts and regions a reconciliation covers.
+pub(super) struct Coverage {
+    pub(super) scopes: Vec<Scope>,
+    pub(super) regions: Vec<Region>,
+    /// Regions whose staging accounts could not be listed.
+    pub(super) unfinished: Vec<Unfinished>,
+    /// `ListStagingAccounts` was asked and named no account in any region.
+    pub(super) none_listed: bool,
+}
+
+impl App {
+    /// The regions a request asks for, all of them served, or its rejection.
+    pub(super) fn requested_regions(
+        &self,
+        request: &ReconcileRequest,
+    ) -> Result<Vec<Region>, Rejection> {
+        let Some(regions) = &request.regions else {
+            return Ok(self.config.reconcile_regions.clone());
+        };
+        for region in regions {
+            serves(&self.config, region, None)?;
+        }
+        Ok(regions.clone())
+    }
+
+    /// Which accounts and regions a reconciliation covers. Accounts it was asked
+    /// for but may not touch, and failed listings of staging accounts, are
+    /// reported as they are found.
+    pub(super) async fn coverage(
+        &self,
+        request: &ReconcileRequest,
+        regions: Vec<Region>,
+        sender: Option<&AccountId>,
+        trusted: &Trusted,
+        deadline: Deadline,
+        reporter: &Reporter,
+    ) -> Coverage {
+        let mut refused = BTreeSet::new();
+        let mut scopes = BTreeSet::new();
+        let mut unfinished = Vec::new();
+        let (mut asked, mut listed_accounts) = (false, 0);
+        let sender_is_trusted = trusted.contains(sender);
+        for region in &regions {
+            let accounts: Vec<AccountId> =
+                match (&request.staging_accounts, &self.config.staging_account_ids) {
+                    (Some(named), _) => named.clone(),
+                    // Only a trusted account speaks for every staging account.
+                    (None, _) if !sender_is_trusted => sender.cloned().into_iter().collect(),
+                    (None, Some(allowlist)) => allowlist.iter().cloned().collect(),
+                    (None, None) => {
+                        let listed = match self.clients.drs(region) {
+                            Some(drs) => drs.list_staging_accounts(deadline).await,
+                            None => continue,
+                        };
+                        asked = true;
+                        match listed {
+                            Ok(accounts) => {
+                                listed_accounts += accounts.len();
+                                accounts
+                            }
+                            Err(error) => {
+                                tracing::warn!(%region, %error, "could not list staging accounts");
+                                unfinished.push(Unfinished {
+                                    staging_account_id: None,
+                                    region: region.clone(),
+                                    reason: summary::STAGING_ACCOUNTS_NOT_LISTED,
+                                });
+                                if !error.is_deadline() {
+                                    let subject = Subject {
+                                        region: Some(region.clone()),
+                                        ..Subject::default()
+                                    };
+                                    reporter.report(Outcome::failed(subject, error)).await;
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                };
+            for account in accounts {
+                match authorize(&self.config, &account, sender, trusted) {
+                    Ok(()) => {
+                        scopes.insert(Scope {
+                            staging_account_id: account,
+                            region: region.clone(),
+                        });
+                    }
+                    Err(rejection) if refused.insert(account) => {
+                        reporter.report(Outcome::rejected(rejection)).await;
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        Coverage {
+            none_listed: asked && listed_accounts == 0 && unfinished.is_empty(),
+            scopes: scopes.into_iter().collect(),
+            regions,
+            unfinished,
+        }
+    }
+
+    /// Surveys the covered accounts, then works them here or, when the work does
+    /// not fit in this invocation, hands each account to an invocation of its own.
+    pub(super) async fn reconcile(
+        &self,
+        coverage: Coverage,
+        fanned_out: bool,
+        settings: ExtendSettings,
+        deadline: Deadline,
+        reporter: &Reporter,
+    ) -> Reconciled {
+        let Coverage {
+            scopes,
+            regions,
+            mut unfinished,
+            none_listed,
+        } = coverage;
+        let mut summary = Summary::covering(&scopes, &regions, settings.dry_run);
+        if none_listed {
+            tracing::warn!(
+                reason = summary::NO_STAGING_ACCOUNT_LISTED,
+                "the reconciliation covers no staging account"
+            );
+            summary.nothing_to_cover = Some(summary::NO_STAGING_ACCOUNT_LISTED);
+        }
+        let keep_tags = settings.copy_staging_tags && !settings.dry_run;
+        let surveyed = survey::survey(&self.clients, scopes, deadline, keep_tags).await;
+        let fits = survey::fits(&surveyed, self.config.drs_max_rps, deadline.remaining());
+        if !fanned_out && !fits {
+            let (accounts, requests) = survey::fan_out_requests(&surveyed, settings.dry_run);
+            tracing::info!(
+                requests = requests.len(),
+                scopes = surveyed.len(),
+                "reconciliation fans out"
+            );
+            let (delivered, last_error) = self
+                .fan_out_bus
+                .publish_each(requests, deadline.events_by())
+                .await;
+            summary.fanned_out = delivered.iter().filter(|d| **d).count();
+            // An account whose request the bus did not take was handed to no one.
+            for ((account, regions), delivered) in accounts.iter().zip(&delivered) {
+                if !delivered {
+                    unfinished.extend(regions.iter().map(|region| Unfinished {
+                        staging_account_id: Some(account.clone()),
+                        region: region.clone(),
+                        reason: summary::FAN_OUT_UNDELIVERED,
+                    }));
+                }
+            }
+            let undelivered = delivered.iter().filter(|d| !**d).count();
+            let fan_out_failed = (undelivered > 0).then_some(PublishError {
+                undelivered,
+                last_error,
+            });
+            // Each account handed on reads its own coverage; this run reads the rest.
+            let kept: Vec<Scope> = surveyed
+                .iter()
+                .filter(|s| !s.has_work())
+                .map(|s| s.scope.clone())
+                .collect();
+            let coverage = coverage::read(&self.clients, &kept, deadline, reporter).await;
+            return Reconciled {
+                summary,
+                unfinished,
+                fan_out_failed,
+                coverage,
+            };
+        }
+        let worked: Vec<Scope> = surveyed.iter().map(|s| s.scope.clone()).collect();
+        let report = reconcile::run(
+            &self.clients,
+            settings,
+            surveyed,
+            self.config.reconcile_concurrency,
+            deadline,
+            reporter,
+        )
+        .await;
+        summary.examined = report.examined;
+        unfinished.extend(report.unfinished);
+        // After the work, so what this run extended counts as covered.
+        let coverage = coverage::read(&self.clients, &worked, deadline, reporter).await;
+        Reconciled {
+            summary,
+            unfinished,
+            fan_out_failed: None,
+            coverage,
+        }
+    }
+}
