@@ -251,6 +251,7 @@ async fn aws(
         let mut world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
         world.calls.push(Call {
             at: std::time::Instant::now(),
+            service: service.clone(),
             operation: operation.clone(),
             region: region.clone(),
             access_key: key.clone(),
@@ -385,6 +386,14 @@ pub fn function_env(aws: &LocalAws, region: &str) -> Vec<(String, String)> {
 
 /// The value after `--name` in a binary's arguments: the two binaries here take
 /// a few flags each, not enough for an argument-parsing crate.
+/// A numeric command-line flag, `default` when absent.
+pub fn number_flag(args: &[String], name: &str, default: u64) -> Result<u64, String> {
+    flag(args, name).map_or(Ok(default), |v| {
+        v.parse()
+            .map_err(|_| format!("{name}: `{v}` is not a number"))
+    })
+}
+
 pub fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)

@@ -46,10 +46,19 @@ pub struct ExtendedServer {
 pub struct Call {
     /// When the request arrived.
     pub at: Instant,
+    /// The signing name: `drs`, `events` or `sts`.
+    pub service: String,
     pub operation: String,
     pub region: String,
     pub access_key: String,
     pub body: Value,
+}
+
+impl Call {
+    /// A request to DRS (not EventBridge or STS): what the rate limit counts.
+    pub fn is_drs(&self) -> bool {
+        self.service == "drs"
+    }
 }
 
 /// What DRS's opaque `nextToken` means here. The documentation does not say, so
@@ -435,10 +444,7 @@ impl World {
     }
 
     pub fn drs_calls(&self) -> usize {
-        self.calls
-            .iter()
-            .filter(|c| !matches!(c.operation.as_str(), "PutEvents" | "AssumeRole"))
-            .count()
+        self.calls.iter().filter(|c| c.is_drs()).count()
     }
 
     /// Every event entry PutEvents accepted, as sent.

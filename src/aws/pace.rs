@@ -165,7 +165,8 @@ impl Pace {
                 let mut state = self.state();
                 let now = Instant::now();
                 state.grow(now, self.ceiling);
-                let burst = if self.ceiling >= SMALL_CEILING && state.rate >= SMALL_CEILING {
+                // The rate never exceeds the ceiling, so a rate of 10 or more means a ceiling of 10 or more.
+                let burst = if state.rate >= SMALL_CEILING {
                     BURST
                 } else {
                     1.0

@@ -52,12 +52,7 @@ fn schedule(raw: &str) -> Result<Vec<(u64, u32)>, String> {
 async fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag = |name: &str| local_aws::flag(&args, name);
-    let number = |name: &str, default: u64| -> Result<u64, String> {
-        flag(name).map_or(Ok(default), |v| {
-            v.parse()
-                .map_err(|_| format!("{name}: `{v}` is not a number"))
-        })
-    };
+    let number = |name: &str, default: u64| local_aws::number_flag(&args, name, default);
     let function = flag("--function").ok_or("--function PATH is required")?;
     let accounts = number("--accounts", 50)? as usize;
     let servers = number("--servers", 300)? as usize;

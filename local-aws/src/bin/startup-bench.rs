@@ -13,7 +13,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use local_aws::{flag, function_env, Invocation, LocalAws, World};
+use local_aws::{flag, function_env, number_flag, Invocation, LocalAws, World};
 use serde_json::{json, Value};
 use tokio::process::Command;
 
@@ -38,12 +38,8 @@ struct Sample {
 async fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let function = flag(&args, "--function").ok_or("--function PATH is required")?;
-    let runs: usize = flag(&args, "--runs")
-        .map_or(Ok(5), |v| v.parse())
-        .map_err(|_| "--runs: a number")?;
-    let warm: usize = flag(&args, "--warm")
-        .map_or(Ok(50), |v| v.parse())
-        .map_err(|_| "--warm: a number")?;
+    let runs = number_flag(&args, "--runs", 5)? as usize;
+    let warm = number_flag(&args, "--warm", 50)? as usize;
     let echo = args.iter().any(|a| a == "--echo");
     // `--env NAME=VALUE`, repeated: extra variables for the function.
     let extra: Vec<(String, String)> = args
@@ -54,11 +50,7 @@ async fn run() -> Result<(), String> {
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
         })
         .collect();
-    let gap = Duration::from_millis(
-        flag(&args, "--gap-ms")
-            .map_or(Ok(250), |v| v.parse())
-            .map_err(|_| "--gap-ms: a number")?,
-    );
+    let gap = Duration::from_millis(number_flag(&args, "--gap-ms", 250)?);
 
     let mut samples = Vec::new();
     for _ in 0..runs {

@@ -12,7 +12,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use local_aws::{flag, function_env, Invocation, LocalAws, World, TARGET_ACCOUNT};
+use local_aws::{flag, function_env, number_flag, Invocation, LocalAws, World, TARGET_ACCOUNT};
 use serde_json::json;
 use tokio::process::Command;
 
@@ -29,12 +29,7 @@ async fn main() {
 
 async fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let number = |name: &str, default: u64| -> Result<u64, String> {
-        flag(&args, name).map_or(Ok(default), |v| {
-            v.parse()
-                .map_err(|_| format!("{name}: `{v}` is not a number"))
-        })
-    };
+    let number = |name: &str, default: u64| number_flag(&args, name, default);
     let function = flag(&args, "--function").ok_or("--function PATH is required")?;
     let instances = number("--instances", 6)? as usize;
     let events = number("--events", 40)? as usize;
