@@ -252,3 +252,25 @@ async fn an_emulators_made_up_context_still_knows_the_target_account() {
     let asked = h.aws.world().calls_of("GetCallerIdentity").len();
     assert_eq!(asked, 1, "asked once per process");
 }
+
+/// The same made-up context with a short real deadline and an STS that does not
+/// answer: the question is cut with the DRS calls, and the invocation answers in time.
+#[tokio::test]
+async fn a_slow_sts_does_not_run_the_invocation_past_its_deadline() {
+    let h = Harness::start(World::sample(), &[]).await;
+    h.aws.world().inject(
+        "GetCallerIdentity",
+        100,
+        local_aws::Fault::Delay(Duration::from_secs(30)),
+    );
+    let deadline = Duration::from_millis(1500);
+    let mut invocation = lambda_event(event("reconciliation-requested"), deadline);
+    invocation.context.invoked_function_arn = "function-arn".into();
+    let started = std::time::Instant::now();
+    let _ = h.app.handle(invocation).await;
+    assert!(
+        started.elapsed() < deadline,
+        "answered after {:?}",
+        started.elapsed()
+    );
+}

@@ -106,7 +106,7 @@ impl App {
             event.context.deadline,
             deadline::in_flight(self.clients.policy().operation_timeout),
         );
-        let trusted = self.trusted_accounts(&event.context).await;
+        let trusted = self.trusted_accounts(&event.context, &deadline).await;
         let Classified {
             trigger,
             sender,
@@ -210,7 +210,7 @@ impl App {
     /// and the function's own account: the invoked function's ARN's, where it
     /// names one, else that of the function's credentials (local emulators make
     /// the ARN up: cargo lambda sends `function-arn`).
-    async fn trusted_accounts(&self, context: &Context) -> Trusted {
+    async fn trusted_accounts(&self, context: &Context, deadline: &Deadline) -> Trusted {
         let named = context
             .invoked_function_arn
             .split(':')
@@ -218,7 +218,18 @@ impl App {
             .and_then(|account| AccountId::parse(account).ok());
         let own = match named {
             Some(account) => Some(account),
-            None => self.clients.own_account().await,
+            // STS is the other side too: its wait is cut where DRS calls are.
+            None => {
+                let cut =
+                    deadline::cut(self.clients.policy().operation_timeout, deadline.calls_by());
+                let asked = tokio::time::timeout_at(cut, self.clients.own_account()).await;
+                asked.unwrap_or_else(|_| {
+                    tracing::warn!(
+                        "STS did not say the function's own account before the deadline"
+                    );
+                    None
+                })
+            }
         };
         let target = self
             .config
