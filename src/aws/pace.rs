@@ -3,12 +3,12 @@
 //! from its throttles, as TCP finds a path's capacity from its losses.
 //!
 //! - Every request on the wire waits for a slot (GCRA, the token bucket's timing
-//!   form, with a burst of two), retries included: the paced connector calls
+//!   form, with a burst of two above 10 a second), retries included: the paced connector calls
 //!   [`Pace::wait`] for each attempt and [`Pace::observe`] for each answer.
 //! - A throttle cuts the rate to a little under what the service accepted over the
-//!   last second (measured, not guessed; by a tenth when too little was accepted
-//!   to measure), at most once per [`HOLD`]: one over-rate burst answers with
-//!   several throttles and must cost one cut.
+//!   last second (measured, not guessed; by a twentieth when too little was
+//!   accepted to measure), at most once per [`HOLD`]: one over-rate burst answers
+//!   with several throttles and must cost one cut.
 //! - It starts slow (TCP's slow start): at a tenth of the ceiling (at least
 //!   [`START`] requests a second), doubling every [`DOUBLING`] while callers queue,
 //!   until the first throttle. Starting at the ceiling instead sends a burst the
@@ -50,28 +50,33 @@ const MEASURE: Duration = Duration::from_secs(1);
 /// service's bucket refills and the next probe starts from below.
 const CUT: f64 = 0.95;
 /// With fewer answers accepted than this over the last `MEASURE`, the accepted
-/// rate is noise, and a cut takes a tenth off the rate. Such a slow process is
+/// rate is noise, and a cut takes a twentieth off the rate. Such a slow process is
 /// usually one of many sharing the account's limit (Lambda's environments in a
 /// storm), and the throttle's `Retry-After` wait has already taken it out for a
-/// second or more: that wait is the deep cut. Halving as well (TCP's decrease)
-/// left each process far under its share: a storm of six reached 0.62 of the
-/// service's rate halving, 0.75 cutting a tenth, 0.69 not cutting at all.
+/// second or more: that wait is the deep cut. A storm of six processes against
+/// 20/s reached 0.83 of the service's rate cutting a tenth, 0.86 a twentieth; six
+/// against 10/s, 0.54 and 0.66. Not cutting at all did better still in storms
+/// but left a lone process over a low limit throttled on almost every request
+/// (`docs/performance.md`).
 const TRUSTED_SAMPLES: usize = 5;
-const UNMEASURED_CUT: f64 = 0.9;
+const UNMEASURED_CUT: f64 = 0.95;
 /// Growth while quiet, per second: below the last measured rate `RECOVERY`;
 /// above it `PROBE` x (1 + quiet seconds)², at most `MAX_GROWTH`: gentle near the
 /// limit, a fivefold rise found in about five seconds.
 const RECOVERY: f64 = 0.5;
 const PROBE: f64 = 0.02;
 const MAX_GROWTH: f64 = 2.0;
-/// Below this ceiling, or this rate, the pace keeps no burst: one request a slot.
-/// Above both, two may go at once, and the rate stays one below the ceiling. A
-/// slow process is usually one of many sharing the account's limit (Lambda's
-/// concurrent environments in a storm); its two requests at once, after a wait,
-/// drain the service's small bucket under the others' requests (measured: a storm
-/// of six processes at 3-5/s each reached 0.55 of the service's rate with the
-/// burst, 0.65 without). A late timer costs a slow process little.
-const SMALL_CEILING: f64 = 10.0;
+/// Up to this rate the pace keeps no burst: one request a slot. Above it, two
+/// may go at once, and the rate stays one below the ceiling. A process this slow
+/// is usually one of many sharing the account's limit (Lambda's concurrent
+/// environments in a storm), and two requests at once drain the service's small
+/// bucket under the others' requests. Measured in a storm of six processes
+/// against 20/s: a burst below 10/s cost 0.55 against 0.65 without; the burst at
+/// exactly 10/s (the default ceiling, where every process starts) sent each cold
+/// process's second request 40 ms after its first, into the bucket the herd had
+/// just emptied, and the first second got 2 requests through instead of 20
+/// (0.74 against 0.83). A late timer costs a slow process little.
+const SLOW_RATE: f64 = 10.0;
 /// Where the rate starts (at least; a tenth of the ceiling above that), and how
 /// fast it doubles until the first throttle.
 pub const START: f64 = 10.0;
@@ -155,8 +160,8 @@ impl Pace {
     /// Waits for this request's slot: over any span t at most rate x t plus the
     /// burst less one requests go. At the ceiling the rate is held one below it
     /// while the burst is two (so no second sees more than the ceiling, and a
-    /// waiter woken a millisecond late does not lose its slot for good); under a
-    /// ceiling or a rate of 10 the burst is one. Slots are not booked
+    /// waiter woken a millisecond late does not lose its slot for good); at a
+    /// rate of 10 or less the burst is one. Slots are not booked
     /// ahead: a waiter checks at the rate of the moment and sleeps until its turn,
     /// so a change of rate reaches every waiter at once.
     pub async fn wait(&self) {
@@ -165,12 +170,8 @@ impl Pace {
                 let mut state = self.state();
                 let now = Instant::now();
                 state.grow(now, self.ceiling);
-                // The rate never exceeds the ceiling, so a rate of 10 or more means a ceiling of 10 or more.
-                let burst = if state.rate >= SMALL_CEILING {
-                    BURST
-                } else {
-                    1.0
-                };
+                // The rate never exceeds the ceiling, so a rate over 10 means a ceiling over 10.
+                let burst = if state.rate > SLOW_RATE { BURST } else { 1.0 };
                 let rate = state.rate.min(self.ceiling - (burst - 1.0));
                 let interval = Duration::from_secs_f64(1.0 / rate);
                 // `next_slot` is GCRA's theoretical arrival time.
@@ -337,8 +338,9 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn spaces_requests_evenly_after_a_small_burst() {
-        // Below the ceiling, two go at once (one event's create and its look).
-        let pace = Pace::per_second(20);
+        // Above 10/s and below the ceiling, two go at once (one event's create
+        // and its look). A ceiling of 200 starts at 20/s.
+        let pace = Pace::per_second(200);
         let start = Instant::now();
         pace.wait().await;
         pace.wait().await;
@@ -362,16 +364,32 @@ mod tests {
     async fn a_slow_pace_sends_one_request_a_slot() {
         let pace = Pace::per_second(100);
         pace.observe(Answer::Throttled);
-        assert_eq!(pace.rate(), 9.0, "a tenth off: too few answers to measure");
+        assert_eq!(
+            pace.rate(),
+            9.5,
+            "a twentieth off: too few answers to measure"
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
         let start = Instant::now();
         pace.wait().await;
         pace.wait().await;
         let took = start.elapsed();
         assert!(
-            took >= Duration::from_secs_f64(1.0 / 9.0) && took < Duration::from_millis(150),
-            "{took:?}: no burst after a wait at 9/s, the second waits its slot"
+            took >= Duration::from_secs_f64(1.0 / 9.5) && took < Duration::from_millis(150),
+            "{took:?}: no burst after a wait at 9.5/s, the second waits its slot"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cold_process_at_the_default_ceiling_sends_no_burst() {
+        // Every Lambda environment starts here. In a storm the herd's first
+        // requests empty the service's bucket; a second request right behind
+        // the first would meet it empty and cost its process a `Retry-After`.
+        let pace = Pace::per_second(10);
+        let start = Instant::now();
+        pace.wait().await;
+        pace.wait().await;
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
     }
 
     #[tokio::test(start_paused = true)]
