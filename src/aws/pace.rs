@@ -326,12 +326,17 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn no_second_sees_more_than_the_ceiling() {
-        for ceiling in [1, 2, 3, 10] {
+        // 10 and under, one request a slot; above 10, a burst of two with the
+        // rate held one below the ceiling. Enough waits to reach the ceiling.
+        for ceiling in [1, 2, 3, 10, 11, 20, 100] {
             let pace = Pace::per_second(ceiling);
-            assert_eq!(
-                busiest_second(&pace, 40).await,
-                ceiling as usize,
-                "ceiling {ceiling}"
+            let busiest = busiest_second(&pace, 40.max(4 * ceiling as usize)).await;
+            let ceiling = ceiling as usize;
+            // Above 10 the burst's second request may be spent during the climb.
+            let reached = if ceiling > 10 { ceiling - 1 } else { ceiling };
+            assert!(
+                busiest <= ceiling && busiest >= reached,
+                "{busiest} in one second, ceiling {ceiling}"
             );
         }
     }
@@ -351,7 +356,7 @@ mod tests {
         );
         pace.wait().await;
         assert!(start.elapsed() > Duration::ZERO, "a third waits its turn");
-        // At the ceiling there is no burst: no second sees more than the ceiling.
+        // At 10 a second or less there is no burst: evenly spaced from the first.
         let pace = Pace::per_second(10);
         let start = Instant::now();
         for _ in 0..11 {

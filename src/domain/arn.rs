@@ -252,11 +252,18 @@ pub(crate) fn shorten(raw: &str) -> String {
     out
 }
 
+/// A well-formed staging server ARN, for the tests of the modules that take one.
+#[cfg(test)]
+pub(crate) fn example_server() -> SourceServerArn {
+    SourceServerArn::parse(tests::ARN).expect("the example ARN is well formed")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ARN: &str = "arn:aws:drs:us-east-1:111122223333:source-server/s-1234567890abcdef0";
+    pub(super) const ARN: &str =
+        "arn:aws:drs:us-east-1:111122223333:source-server/s-1234567890abcdef0";
 
     #[test]
     fn parses_and_round_trips_a_source_server_arn() {

@@ -303,12 +303,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn arn() -> SourceServerArn {
-        SourceServerArn::parse(
-            "arn:aws:drs:us-east-1:111122223333:source-server/s-1234567890abcdef0",
-        )
-        .unwrap()
-    }
+    use crate::domain::arn::example_server as arn;
 
     fn detail(event: &OutboundEvent) -> Value {
         serde_json::from_str(&event.detail).unwrap()

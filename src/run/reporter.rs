@@ -231,16 +231,10 @@ fn log(outcome: &Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::arn::SourceServerArn;
     use crate::domain::failure::DrsError;
     use crate::domain::outcome::Subject;
 
-    fn arn() -> SourceServerArn {
-        SourceServerArn::parse(
-            "arn:aws:drs:us-east-1:111122223333:source-server/s-1234567890abcdef0",
-        )
-        .unwrap()
-    }
+    use crate::domain::arn::example_server as arn;
 
     #[test]
     fn the_response_keeps_problems_first_and_counts_everything() {
