@@ -8,6 +8,8 @@ use lambda_runtime::Diagnostic;
 pub enum InvocationError {
     #[error("{failed} server(s) failed with retryable errors; summary: {summary}")]
     RetryableFailures { failed: usize, summary: String },
+    #[error("{servers} server(s) the event named were not tried before the deadline; summary: {summary}")]
+    NotReached { servers: usize, summary: String },
     #[error("{undelivered} outcome event(s) could not be delivered ({cause}); summary: {summary}")]
     OutcomesUndelivered {
         undelivered: usize,
@@ -21,6 +23,7 @@ impl InvocationError {
         match self {
             Self::RetryableFailures { .. } => "RetryableFailures",
             Self::OutcomesUndelivered { .. } => "OutcomesUndelivered",
+            Self::NotReached { .. } => "NotReached",
         }
     }
 }

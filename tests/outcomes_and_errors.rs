@@ -48,11 +48,12 @@ async fn an_already_extended_server_is_skipped_with_its_extended_arn() {
 async fn the_same_event_twice_creates_once() {
     // Whatever DRS answers a create for a server already extended (the API reference
     // does not say), the second delivery extends nothing again and names the same
-    // extended server. Only an idempotent 201 cannot be told from a first create.
+    // extended server. An idempotent 201 is told from a first create by the
+    // extended server's `drs-extender:request-id` tag, which names the first.
     for (answer, second) in [
         (DuplicateCreate::Validation, "skipped"),
         (DuplicateCreate::Conflict, "skipped"),
-        (DuplicateCreate::ReturnsExisting, "created"),
+        (DuplicateCreate::ReturnsExisting, "skipped"),
     ] {
         let mut world = World::sample();
         world.duplicate_create = answer;
@@ -114,29 +115,30 @@ async fn throttling_is_retried_honouring_retry_after() {
 }
 
 #[tokio::test]
-async fn throttling_that_persists_fails_retryably_and_fails_the_invocation() {
+async fn throttling_that_persists_slows_the_work_and_leaves_it_unfinished_not_failed() {
     let mut world = World::sample();
     world.inject(
         "CreateExtendedSourceServer",
-        100,
+        usize::MAX,
         Fault::error(429, "ThrottlingException"),
     );
     let h = Harness::start(world, &[]).await;
-    let err = announce(&h).await.unwrap_err();
+    let started = Instant::now();
+    let deadline = Duration::from_secs(8);
+    let err = h
+        .app
+        .handle(lambda_event(event("announcement-by-arn"), deadline))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < deadline, "{:?}", started.elapsed());
+    // Asked again and again while the deadline allowed; then left for the retry.
     assert!(
-        matches!(err, InvocationError::RetryableFailures { failed: 1, .. }),
+        matches!(err, InvocationError::NotReached { servers: 1, .. }),
         "{err}"
     );
-    let detail = failed_event(&h);
-    assert_eq!(detail["errorCode"], "ThrottlingException");
-    assert_eq!(detail["retryable"], true);
-    // Three attempts (the policy's bound) and one look, tried again four times while
-    // the deadline allows (a throttle slows the work down before it fails it).
-    assert_eq!(
-        h.aws.world().calls_of("CreateExtendedSourceServer").len(),
-        15
-    );
-    assert_eq!(h.aws.world().calls_of("DescribeSourceServers").len(), 5);
+    assert!(h.events_of("Extended Source Server Failed").is_empty());
+    assert!(h.aws.world().calls_of("CreateExtendedSourceServer").len() > 3);
+    assert!(h.aws.world().extended().is_empty());
 }
 
 #[tokio::test]
@@ -321,9 +323,10 @@ async fn events_that_cannot_be_delivered_fail_the_invocation() {
 }
 
 /// A `PutEvents` call refused for good (a 400) loses its own batch only: the
-/// other batches are still sent, and only the lost entries count as undelivered.
+/// batches already under way are still sent, no create starts after it, and
+/// only the lost entries count as undelivered.
 #[tokio::test]
-async fn a_putevents_call_refused_for_good_loses_only_its_batch() {
+async fn a_putevents_call_refused_for_good_loses_only_its_batch_and_ends_the_creating() {
     let mut world = World::new(TARGET_ACCOUNT);
     world.seed(STAGING_A, REGION, 25);
     world.inject("PutEvents", 1, Fault::error(400, "ValidationException"));
@@ -336,9 +339,20 @@ async fn a_putevents_call_refused_for_good_loses_only_its_batch() {
     };
     assert!(cause.starts_with("ValidationException"), "{cause}");
     let delivered = h.events_of("Extended Source Server Created").len();
-    assert_eq!(undelivered + delivered, 25, "{undelivered} lost");
+    let extended = h.aws.world().extended().len();
+    assert_eq!(undelivered + delivered, extended, "{undelivered} lost");
     assert!(undelivered <= 10, "no more than one batch");
-    assert_eq!(h.events_of("Reconciliation Completed").len(), 1);
+    // The lost batch ended the creating; the summary still goes out and says so.
+    let summaries = h.events_of("Reconciliation Completed");
+    assert_eq!(summaries.len(), 1);
+    let summary = &summaries[0]["Detail"];
+    if extended < 25 {
+        assert_eq!(
+            summary["unfinished"][0]["reason"], "EVENTS_UNDELIVERED",
+            "{summary}"
+        );
+        assert_eq!(summary["complete"], false);
+    }
 }
 
 #[tokio::test]
@@ -392,10 +406,15 @@ async fn tags_past_the_limits_are_dropped_and_reported() {
     let response = h.ok(payload).await;
     assert_eq!(statuses(&response), ["created"], "{response}");
     let dropped = response["outcomes"][0]["droppedTags"].as_array().unwrap();
-    assert_eq!(dropped.len(), 8, "6 over 50, one reserved, one too long");
+    assert_eq!(
+        dropped.len(),
+        9,
+        "7 over the 49 left for users, one reserved, one too long"
+    );
     let world = h.aws.world();
     let applied = &world.extended()[0].tags;
-    assert_eq!(applied.len(), 50);
+    assert_eq!(applied.len(), 50, "49 of the user's and the function's own");
+    assert!(applied.contains_key("drs-extender:request-id"));
     assert_eq!(applied["owner"], "dr-team");
     assert!(!applied.contains_key("aws:cloudformation:stack-name"));
     let create = &world.calls_of("CreateExtendedSourceServer")[0].body;
@@ -414,5 +433,6 @@ async fn copy_staging_tags_false_applies_only_configured_tags() {
     .await;
     h.ok(event("announcement-by-arn")).await;
     let world = h.aws.world();
-    assert_eq!(world.extended()[0].tags.len(), 1);
+    let keys: Vec<&String> = world.extended()[0].tags.keys().collect();
+    assert_eq!(keys, ["drs-extender:request-id", "owner"]);
 }

@@ -329,7 +329,7 @@ async fn reconciliation_without_copying_staging_tags_applies_only_configured_one
     for extended in h.aws.world().extended() {
         assert_eq!(
             extended.tags.keys().collect::<Vec<_>>(),
-            ["drs-extender"],
+            ["drs-extender", "drs-extender:request-id"],
             "{}",
             extended.staging_arn
         );

@@ -64,11 +64,12 @@ impl CallPolicy {
     }
 
     /// DRS's attempts are timed by the paced connector, from when they leave the
-    /// queue; the whole operation stays bounded here.
+    /// queue; the whole operation by `TargetDrs`, which can tell a call that
+    /// only waited its turn (every attempt refused or held back) from one that
+    /// may have taken effect.
     fn paced_timeout_config(&self) -> TimeoutConfig {
         TimeoutConfig::builder()
             .connect_timeout(self.connect_timeout)
-            .operation_timeout(self.operation_timeout)
             .build()
     }
 

@@ -5,24 +5,19 @@
 //! invocation's `calls_by`, whatever DRS does. Reads are safe to repeat: one
 //! answered with a body that does not parse, or cut off, is read again.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_sdk_drs::types::DescribeSourceServersRequestFilters;
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
-use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::aws::pace::Pace;
+use crate::aws::paced_http::CallScope;
 use crate::aws::sdk_error::{CallFuture, SdkCall};
 use crate::domain::arn::{AccountId, SourceServerArn};
 use crate::domain::deadline::Deadline;
 use crate::domain::failure::DrsError;
-use crate::domain::outcome::ExtendedServer;
+use crate::domain::outcome::{ExtendedServer, MadeBy};
 use crate::domain::tags::Tags;
 
 /// What coverage keeps of one extended server (a real record is a few KB).
@@ -34,7 +29,7 @@ pub struct ExtendedRecord {
     pub staging_account: String,
     /// DRS's message when the extension is in `EXTENSION_ERROR`.
     pub extension_error: Option<String>,
-    pub added_at: Option<SystemTime>,
+    pub made_by: MadeBy,
 }
 
 /// A staging server that is not yet extended into the target account.
@@ -58,8 +53,10 @@ pub const EXTENSIBLE_PAGE_SIZE: i32 = 300;
 const STAGING_ACCOUNTS_PAGE_SIZE: i32 = 50;
 /// `DescribeSourceServers` has no documented maximum; 1000 keeps pages few.
 const DESCRIBE_PAGE_SIZE: i32 = 1000;
-/// A listing that keeps handing out tokens is cut off rather than followed forever.
-const MAX_PAGES: usize = 10_000;
+/// Pages of one listing followed at most. A staging account holds at most 300
+/// servers, and a target account's quota is in the thousands: a listing that
+/// keeps handing out tokens past this is answering garbage.
+pub const MAX_PAGES: usize = 200;
 
 /// A create that did not succeed, and whether it may have taken effect all the
 /// same: an attempt went unanswered (timeout, dropped connection), or DRS failed
@@ -70,31 +67,42 @@ pub struct CreateFailed {
     pub may_have_taken_effect: bool,
 }
 
-/// Notes whether any attempt of one operation ended without a definite answer;
-/// the SDK's retries hide that from the caller.
-#[derive(Clone, Debug, Default)]
-struct Unanswered(Arc<AtomicBool>);
+/// Where a listing goes next: its page tokens followed, but never one it has
+/// followed already (a DRS that hands out the same token again would be listed
+/// for ever), nor more than [`MAX_PAGES`] of them.
+#[derive(Debug, Default)]
+pub struct Pages {
+    followed: HashSet<String>,
+}
 
-impl Intercept for Unanswered {
-    fn name(&self) -> &'static str {
-        "Unanswered"
-    }
+/// What [`Pages::follow`] says of the token a page gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Following {
+    /// The listing ended.
+    Done,
+    /// Ask for this page next.
+    Next(String),
+    /// Stop short; the reason says why, for the run's `unfinished`.
+    Stopped(&'static str),
+}
 
-    fn read_after_attempt(
-        &self,
-        context: &FinalizerInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let definite = match (context.response(), context.output_or_error()) {
-            (Some(_), Some(Ok(_))) => true,
-            (Some(response), Some(Err(_))) => response.status().is_client_error(),
-            _ => false,
+/// A listing stopped on a page token it had followed already.
+pub const PAGE_TOKEN_REPEATED: &str = "PAGE_TOKEN_REPEATED";
+/// A listing stopped after [`MAX_PAGES`] pages.
+pub const TOO_MANY_PAGES: &str = "TOO_MANY_PAGES";
+
+impl Pages {
+    pub fn follow(&mut self, token: Option<String>) -> Following {
+        let Some(token) = token else {
+            return Following::Done;
         };
-        if !definite {
-            self.0.store(true, Ordering::Relaxed);
+        if self.followed.len() >= MAX_PAGES {
+            return Following::Stopped(TOO_MANY_PAGES);
         }
-        Ok(())
+        if !self.followed.insert(token.clone()) {
+            return Following::Stopped(PAGE_TOKEN_REPEATED);
+        }
+        Following::Next(token)
     }
 }
 
@@ -104,17 +112,6 @@ const READ_TRIES: u32 = 4;
 /// DRS's token for the next page; an empty one means there is none.
 fn next_page(token: Option<&str>) -> Option<String> {
     token.filter(|t| !t.is_empty()).map(str::to_owned)
-}
-
-/// DRS's date-times (ISO 8601, `Z` or a `+00:00` offset).
-fn date_time(text: Option<&str>) -> Option<SystemTime> {
-    use aws_smithy_types::date_time::Format;
-    let text = text?;
-    let parsed = aws_smithy_types::DateTime::from_str(text, Format::DateTime).or_else(|_| {
-        let utc = text.strip_suffix("+00:00").map(|t| format!("{t}Z"));
-        aws_smithy_types::DateTime::from_str(utc.as_deref().unwrap_or(text), Format::DateTime)
-    });
-    SystemTime::try_from(parsed.ok()?).ok()
 }
 
 #[derive(Clone, Debug)]
@@ -133,30 +130,49 @@ impl TargetDrs {
         }
     }
 
-    /// One operation: admitted by the pace, then sent, all within the operation
-    /// timeout and before the invocation's `calls_by`.
+    /// One operation: admitted by the pace, then sent. The wait for admission
+    /// is not the service's time: it is cut only at the invocation's `calls_by`,
+    /// so a lower DRS rate slows the run instead of failing its calls. Once
+    /// admitted, the operation has its timeout; no attempt leaves, or stays on
+    /// the wire, past `calls_by`. Answers what `scope` learnt of the attempts.
     async fn call<T: Send>(
         &self,
         deadline: &Deadline,
+        scope: &CallScope,
         operation: CallFuture<'_, T>,
     ) -> Result<T, DrsError> {
         let calls_by = deadline.calls_by();
         if calls_by.is_some_and(|by| tokio::time::Instant::now() >= by) {
             return Err(DrsError::deadline_reached());
         }
+        let admitted = match calls_by {
+            Some(by) => match tokio::time::timeout_at(by, self.pace.admit()).await {
+                Ok(admitted) => admitted,
+                Err(_) => return Err(DrsError::deadline_reached()),
+            },
+            None => self.pace.admit().await,
+        };
         let cut_at = crate::domain::deadline::cut(self.operation_timeout, calls_by);
         let by_deadline = calls_by.is_some_and(|by| by <= cut_at);
-        let bounded = async {
-            let _admitted = self.pace.admit().await;
-            operation.await
-        };
-        match tokio::time::timeout_at(cut_at, bounded).await {
+        let result = tokio::time::timeout_at(cut_at, scope.run(operation)).await;
+        drop(admitted);
+        match result {
             Ok(result) => result,
             Err(_) if by_deadline => Err(DrsError::deadline_reached()),
+            // Every attempt was refused (throttled) or still waiting its turn:
+            // DRS's rate, not a fault, and nothing took effect.
+            Err(_) if !scope.may_have_taken_effect() => Err(DrsError::new(
+                "ThrottlingException",
+                format!(
+                    "every attempt within the operation timeout of {:?} was throttled or waited its turn",
+                    self.operation_timeout
+                ),
+                true,
+            )),
             Err(_) => Err(DrsError::new(
                 "Timeout",
                 format!(
-                    "no answer within the operation timeout of {:?}, waiting for the pace included",
+                    "no answer within the operation timeout of {:?}",
                     self.operation_timeout
                 ),
                 true,
@@ -173,10 +189,15 @@ impl TargetDrs {
         let mut tries = 0;
         loop {
             tries += 1;
-            match self.call(deadline, once()).await {
+            let scope = CallScope::until(deadline.calls_by());
+            match self.call(deadline, &scope, once()).await {
                 Err(error) if error.retryable && !error.is_deadline() && tries < READ_TRIES => {
                     tracing::warn!(%error, tries, "read failed, reading again");
-                    tokio::time::sleep(Duration::from_millis(100 << tries)).await;
+                    let pause = crate::domain::deadline::cut(
+                        Duration::from_millis(100 << tries),
+                        deadline.calls_by(),
+                    );
+                    tokio::time::sleep_until(pause).await;
                 }
                 result => return result,
             }
@@ -192,7 +213,8 @@ impl TargetDrs {
     ) -> Result<HashMap<String, ExtendedServer>, DrsError> {
         let mut found = HashMap::new();
         let mut next_token = None;
-        for _ in 0..MAX_PAGES {
+        let mut pages = Pages::default();
+        loop {
             let page = self
                 .extended_records(
                     std::slice::from_ref(staging),
@@ -205,13 +227,15 @@ impl TargetDrs {
                 let extended = ExtendedServer {
                     id: record.id,
                     arn: record.arn,
-                    added_at: record.added_at,
+                    made_by: record.made_by,
                 };
                 found.insert(record.staging_arn, extended);
             }
-            next_token = page.next_token;
-            if next_token.is_none() {
-                break;
+            // A listing stopped short still answers what it found: a look wants
+            // one server, and a repeating DRS has shown all it will.
+            match pages.follow(page.next_token) {
+                Following::Next(token) => next_token = Some(token),
+                Following::Done | Following::Stopped(_) => break,
             }
         }
         Ok(found)
@@ -259,11 +283,7 @@ impl TargetDrs {
                     staging_account: area.staging_account_id().unwrap_or_default().to_owned(),
                     extension_error: error
                         .then(|| area.error_message().unwrap_or_default().to_owned()),
-                    added_at: date_time(
-                        server
-                            .life_cycle()
-                            .and_then(|l| l.added_to_service_date_time()),
-                    ),
+                    made_by: MadeBy::from_tags(server.tags()),
                 })
             })
             .collect();
@@ -289,25 +309,23 @@ impl TargetDrs {
         tags: &Tags,
         deadline: &Deadline,
     ) -> Result<ExtendedServer, CreateFailed> {
-        let unanswered = Unanswered::default();
+        let scope = CallScope::until(deadline.calls_by());
         let sent = self
             .call(
                 deadline,
+                &scope,
                 self.client
                     .create_extended_source_server()
                     .source_server_arn(staging.to_string())
                     .set_tags((!tags.is_empty()).then(|| tags.clone().into_iter().collect()))
-                    .customize()
-                    .interceptor(unanswered.clone())
                     .send()
                     .map_err_into(),
             )
             .await;
         let output = sent.map_err(|error| CreateFailed {
-            // Cut by our own timeout or the deadline, an attempt was under way.
-            may_have_taken_effect: unanswered.0.load(Ordering::Relaxed)
-                || error.code == "Timeout"
-                || error.is_deadline(),
+            // The connector saw every attempt: one unanswered, or answered with
+            // anything but a refusal, may have made the server.
+            may_have_taken_effect: scope.may_have_taken_effect(),
             error,
         })?;
         let server = output.source_server();
@@ -318,11 +336,7 @@ impl TargetDrs {
             (Some(id), Some(arn)) => Ok(ExtendedServer {
                 id: id.to_owned(),
                 arn: arn.to_owned(),
-                added_at: date_time(
-                    server
-                        .and_then(|s| s.life_cycle())
-                        .and_then(|l| l.added_to_service_date_time()),
-                ),
+                made_by: MadeBy::from_tags(server.and_then(|s| s.tags())),
             }),
             _ => Err(CreateFailed {
                 error: DrsError::new(
@@ -380,9 +394,10 @@ impl TargetDrs {
         deadline: Deadline,
     ) -> Result<Vec<AccountId>, DrsError> {
         let mut accounts = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let mut next_token = None;
-        for _ in 0..MAX_PAGES {
+        let mut pages = Pages::default();
+        loop {
             if deadline.reached() {
                 return Err(DrsError::deadline_reached());
             }
@@ -406,27 +421,20 @@ impl TargetDrs {
                     }
                 }
             }
-            next_token = next_page(page.next_token());
-            if next_token.is_none() {
-                break;
+            match pages.follow(next_page(page.next_token())) {
+                Following::Done => break,
+                Following::Next(token) => next_token = Some(token),
+                // Accounts past where DRS repeated itself were never seen: the
+                // region is reported unlisted, not taken as whole.
+                Following::Stopped(reason) => {
+                    return Err(DrsError::new(
+                        "InvalidResponse",
+                        format!("ListStagingAccounts stopped short: {reason}"),
+                        true,
+                    ))
+                }
             }
         }
         Ok(accounts)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_drs_date_times_with_either_utc_spelling() {
-        let z = date_time(Some("2026-12-01T15:30:00.250Z")).unwrap();
-        let offset = date_time(Some("2026-12-01T15:30:00.250+00:00")).unwrap();
-        assert_eq!(z, offset);
-        let since = z.duration_since(std::time::UNIX_EPOCH).unwrap();
-        assert_eq!(since.as_millis(), 1_796_139_000_250);
-        assert!(date_time(Some("yesterday")).is_none());
-        assert!(date_time(None).is_none());
     }
 }

@@ -5,11 +5,17 @@
 //! that can still succeed are sent again.
 //!
 //! A slow bus is waited for, not flooded: an attempt's timeout follows the answers
-//! the bus gives (and doubles after one it did not), and a batch that may have
-//! landed twice is not sent a third time. Every send is cut at the time the caller
-//! gives (the invocation's `events_by`); what is not out by then is counted
-//! undelivered, so the invocation fails in time and Lambda retries it.
+//! the bus gives (and doubles after one it did not), and an entry that may have
+//! landed twice (a send unanswered, failed on the bus's side, or answered without
+//! that entry's result) is not sent a third time. Every send is cut at the time
+//! the caller gives (the invocation's `events_by`); what is not out by then is
+//! counted undelivered, so the invocation fails in time and Lambda retries it.
+//!
+//! An event given up (refused for good, its sends spent, or out of time) is said
+//! on the stream's `given_up` flag before its place under the run's bound is
+//! freed, so that the run starts no create after it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,8 +46,9 @@ const CONCURRENT_BATCHES: usize = 8;
 const MAX_WAITING: usize = BATCH * CONCURRENT_BATCHES * 2;
 /// Sends of one batch, counting the first; refused entries go again after a pause.
 const ROUNDS: u32 = 4;
-/// Sends of a batch that may have landed (no answer, or a fault after sending)
-/// before it is given up: each event is published at most this many times.
+/// Sends of an entry that may have landed (no answer, a fault after sending, or
+/// a reply without the entry's result) before it is given up: each event is
+/// published at most this many times.
 const MAY_LAND: u32 = 2;
 /// An attempt's timeout: at least this, else a few times the slowest recent answer.
 const MIN_ATTEMPT: Duration = Duration::from_secs(5);
@@ -152,7 +159,7 @@ impl EventBus {
         let mut last_error = String::new();
         let mut waiting: Vec<Sized> = events.into_iter().map(|e| self.sized(e.into())).collect();
         while let Some(batch) = take_batch(&mut waiting, true) {
-            let sent = self.send_with_retries(batch, cut_by).await;
+            let sent = self.send_with_retries(&batch, cut_by).await;
             delivered.extend(sent.delivered);
             if sent.undelivered > 0 {
                 last_error = sent.last_error;
@@ -180,16 +187,19 @@ impl EventBus {
         queued: mpsc::Receiver<Queued>,
         cut_by: Option<Instant>,
     ) -> Result<(), PublishError> {
-        self.stream_holding(queued, cut_by, None).await
+        self.stream_holding(queued, cut_by, None, Arc::default())
+            .await
     }
 
     /// As [`EventBus::stream`]; `places` are what the events hold: when none is
     /// left, the work waits on this stream, and a part batch goes at once.
+    /// `given_up` is set, before any place is freed, once an event is given up.
     pub async fn stream_holding(
         self,
         mut queued: mpsc::Receiver<Queued>,
         cut_by: Option<Instant>,
         places: Option<Arc<tokio::sync::Semaphore>>,
+        given_up: Arc<AtomicBool>,
     ) -> Result<(), PublishError> {
         let mut waiting: Vec<Sized> = Vec::new();
         let mut oldest: Option<Instant> = None;
@@ -200,6 +210,7 @@ impl EventBus {
             if cut && !waiting.is_empty() {
                 undelivered += waiting.len();
                 last_error = "the invocation's time for events ran out".to_owned();
+                given_up.store(true, Ordering::SeqCst);
                 waiting.clear();
             }
             // The work waits on events that no batch under way will free: send what
@@ -211,10 +222,19 @@ impl EventBus {
                 let Some(batch) = take_batch(&mut waiting, due) else {
                     break;
                 };
-                let bus = self.clone();
+                let (bus, given_up) = (self.clone(), given_up.clone());
                 // In the invocation's span: its log lines carry the request id.
                 sends.spawn(
-                    async move { bus.send_with_retries(batch, cut_by).await }.in_current_span(),
+                    async move {
+                        let sent = bus.send_with_retries(&batch, cut_by).await;
+                        if sent.undelivered > 0 {
+                            given_up.store(true, Ordering::SeqCst);
+                        }
+                        // Only now are the batch's places freed.
+                        drop(batch);
+                        sent
+                    }
+                    .in_current_span(),
                 );
             }
             if waiting.is_empty() {
@@ -242,7 +262,10 @@ impl EventBus {
                         Err(e) => last_error = format!("a PutEvents task ended abnormally: {e}"),
                     }
                 }
-                _ = sleep_until(flush_at), if flush_at.is_some() && !waiting.is_empty() => {}
+                // Armed only with a send free to take the batch: with every send
+                // under way, a flush time already past would be ready at once,
+                // again and again, until one returns.
+                _ = sleep_until(flush_at), if flush_at.is_some() && !waiting.is_empty() && sends.len() < CONCURRENT_BATCHES => {}
                 _ = sleep_until(cut_by), if cut_by.is_some() && !cut => {}
             }
         }
@@ -306,15 +329,17 @@ impl EventBus {
     }
 
     /// Sends one batch, and again its entries that can still get through, until
-    /// `cut_by`; answers which were delivered. Entries the bus refused were not
-    /// published and may go again; a send that went unanswered may have landed,
-    /// and counts toward [`MAY_LAND`].
-    async fn send_with_retries(&self, batch: Vec<Sized>, cut_by: Option<Instant>) -> Sent {
+    /// `cut_by`; answers which were delivered. An entry the bus refused was not
+    /// published and may go again; one whose send went unanswered, failed on
+    /// the bus's side, or came back without its result may have landed, and
+    /// goes at most [`MAY_LAND`] times in all.
+    async fn send_with_retries(&self, batch: &[Sized], cut_by: Option<Instant>) -> Sent {
         let mut last_error = String::new();
         let mut delivered = vec![false; batch.len()];
+        let mut may_have_landed = vec![0u32; batch.len()];
         let mut pending: Vec<usize> = (0..batch.len()).collect();
-        let mut may_have_landed = 0;
         for round in 0..ROUNDS {
+            pending.retain(|&i| may_have_landed[i] < MAY_LAND);
             if pending.is_empty() {
                 break;
             }
@@ -327,28 +352,36 @@ impl EventBus {
             }
             let limit = self.attempt_timeout();
             let started = Instant::now();
-            let attempt = self.put_batch(&batch, &pending);
-            match tokio::time::timeout_at(crate::domain::deadline::cut(limit, cut_by), attempt)
-                .await
-            {
+            let attempt = self.put_batch(batch, &pending);
+            let cut_at = crate::domain::deadline::cut(limit, cut_by);
+            match tokio::time::timeout_at(cut_at, attempt).await {
                 Err(_) => {
                     let waited = started.elapsed();
-                    self.note_latency(|l| l.unanswered(waited));
+                    // Cut by the invocation's time, the wait says nothing of the bus.
+                    if started + limit <= cut_at {
+                        self.note_latency(|l| l.unanswered(waited));
+                    }
                     last_error = format!("PutEvents gave no answer within {waited:?}");
-                    may_have_landed += 1;
+                    pending.iter().for_each(|&i| may_have_landed[i] += 1);
                     tracing::warn!(
                         events = pending.len(),
                         waited_ms = waited.as_millis() as u64,
                         "the bus is slow"
                     );
                 }
-                Ok(Ok(refused)) => {
+                Ok(Ok(results)) => {
                     self.note_latency(|l| l.answered(started.elapsed()));
                     let mut again = Vec::new();
                     for (position, &index) in pending.iter().enumerate() {
-                        match refused.iter().find(|(i, _, _)| *i == position) {
-                            None => delivered[index] = true,
-                            Some((_, code, message)) => {
+                        match results.get(position) {
+                            Some(Entry::Delivered) => delivered[index] = true,
+                            None | Some(Entry::Unanswered) => {
+                                last_error =
+                                    "PutEvents answered without this entry's result".into();
+                                may_have_landed[index] += 1;
+                                again.push(index);
+                            }
+                            Some(Entry::Refused { code, message }) => {
                                 last_error = format!("{code}: {message}");
                                 if entry_error_is_retryable(code) {
                                     again.push(index);
@@ -357,7 +390,7 @@ impl EventBus {
                         }
                     }
                     if !again.is_empty() {
-                        tracing::warn!(refused = again.len(), round, error = %last_error, "events refused, sending again");
+                        tracing::warn!(again = again.len(), round, error = %last_error, "events not taken, sending again");
                     }
                     pending = again;
                 }
@@ -365,15 +398,12 @@ impl EventBus {
                     self.note_latency(|l| l.answered(started.elapsed()));
                     last_error = error.to_string();
                     if may_have_taken_effect(&error) {
-                        may_have_landed += 1;
+                        pending.iter().for_each(|&i| may_have_landed[i] += 1);
                     }
                     if !error.retryable {
                         break;
                     }
                 }
-            }
-            if may_have_landed >= MAY_LAND {
-                break;
             }
         }
         Sent {
@@ -383,13 +413,9 @@ impl EventBus {
         }
     }
 
-    /// Sends the `pending` entries of a batch; answers which of them (by position
-    /// in `pending`) EventBridge refused, with its code and message.
-    async fn put_batch(
-        &self,
-        batch: &[Sized],
-        pending: &[usize],
-    ) -> Result<Vec<(usize, String, String)>, DrsError> {
+    /// Sends the `pending` entries of a batch; answers what became of each (by
+    /// position in `pending`).
+    async fn put_batch(&self, batch: &[Sized], pending: &[usize]) -> Result<Vec<Entry>, DrsError> {
         let entries = pending
             .iter()
             .filter_map(|&i| batch.get(i))
@@ -410,30 +436,36 @@ impl EventBus {
             .send()
             .map_err_into()
             .await?;
+        // Entries answer in request order. One missing from the answer (a reply
+        // with fewer entries than were sent, or none) was neither refused nor
+        // confirmed: it may have landed.
         let results = output.entries();
-        if output.failed_entry_count() == 0 && results.len() == pending.len() {
-            return Ok(Vec::new());
-        }
-        // Entries answer in request order; one missing from the answer counts as
-        // refused, and may go again.
         Ok((0..pending.len())
-            .filter_map(|i| match results.get(i) {
-                None => Some((
-                    i,
-                    "InternalFailure".into(),
-                    "no result for this entry".into(),
-                )),
-                Some(result) if result.event_id().is_some() && result.error_code().is_none() => {
-                    None
-                }
-                Some(result) => Some((
-                    i,
-                    result.error_code().unwrap_or("InternalFailure").to_owned(),
-                    result.error_message().unwrap_or("entry refused").to_owned(),
-                )),
+            .map(|i| match results.get(i) {
+                Some(result) => match (result.error_code(), result.event_id()) {
+                    (Some(code), _) => Entry::Refused {
+                        code: code.to_owned(),
+                        message: result.error_message().unwrap_or("entry refused").to_owned(),
+                    },
+                    (None, Some(_)) => Entry::Delivered,
+                    (None, None) => Entry::Unanswered,
+                },
+                None => Entry::Unanswered,
             })
             .collect())
     }
+}
+
+/// What a PutEvents reply said of one entry.
+#[derive(Debug)]
+enum Entry {
+    Delivered,
+    Refused {
+        code: String,
+        message: String,
+    },
+    /// The reply had no result for it.
+    Unanswered,
 }
 
 /// A batch from the front of `waiting`: up to 10 entries within the size limit.

@@ -6,9 +6,17 @@
 //! The attempt timeout is applied here, after the slot is granted: it bounds the
 //! service's time, not the wait in our own queue, which a sharp cut of the rate
 //! lengthens for requests already admitted.
+//!
+//! A caller may run its operation inside a [`CallScope`]: then no attempt leaves
+//! after the scope's `send_by`, none stays on the wire past it, and the scope
+//! learns whether any attempt may have taken effect (no answer, or one that was
+//! not a refusal). An attempt never sent is a definite "nothing happened".
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use aws_smithy_runtime_api::client::http::{
     http_client_fn, HttpClient, HttpConnector, HttpConnectorFuture, SharedHttpClient,
@@ -46,6 +54,54 @@ pub fn paced(
     })
 }
 
+tokio::task_local! {
+    static CALL: CallScope;
+}
+
+/// One operation's limits and what its attempts did, shared with the connector
+/// for as long as the operation runs in [`CallScope::run`].
+#[derive(Clone, Debug, Default)]
+pub struct CallScope {
+    send_by: Option<Instant>,
+    uncertain: Arc<AtomicBool>,
+}
+
+/// An attempt shorter than this is not started: it could not be answered.
+const SHORTEST_ATTEMPT: Duration = Duration::from_millis(50);
+
+impl CallScope {
+    pub fn until(send_by: Option<Instant>) -> Self {
+        Self {
+            send_by,
+            uncertain: Arc::default(),
+        }
+    }
+
+    pub async fn run<F: std::future::Future>(&self, operation: F) -> F::Output {
+        CALL.scope(self.clone(), operation).await
+    }
+
+    /// Whether an attempt may have taken effect: it went unanswered, or was
+    /// answered with anything but a refusal (4xx).
+    pub fn may_have_taken_effect(&self) -> bool {
+        self.uncertain.load(Ordering::Relaxed)
+    }
+}
+
+/// An attempt the connector did not send: the caller's time ran out first.
+#[derive(Debug)]
+pub struct NotSent;
+
+impl std::fmt::Display for NotSent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "not sent: the invocation's time for DRS calls ran out while it waited its turn",
+        )
+    }
+}
+
+impl std::error::Error for NotSent {}
+
 #[derive(Debug)]
 struct PacedConnector {
     inner: SharedHttpConnector,
@@ -56,8 +112,23 @@ struct PacedConnector {
 impl HttpConnector for PacedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let (inner, pace, limit) = (self.inner.clone(), self.pace.clone(), self.attempt_timeout);
+        let scope = CALL.try_with(CallScope::clone).ok();
         HttpConnectorFuture::new(async move {
-            pace.wait().await;
+            let send_by = scope.as_ref().and_then(|s| s.send_by);
+            let waited = match send_by {
+                Some(by) => tokio::time::timeout_at(by, pace.wait()).await.is_ok(),
+                None => {
+                    pace.wait().await;
+                    true
+                }
+            };
+            let limit = send_by.map_or(limit, |by| {
+                limit.min(by.saturating_duration_since(Instant::now()))
+            });
+            if !waited || limit < SHORTEST_ATTEMPT {
+                // A user error: the SDK does not retry it, and nothing was sent.
+                return Err(ConnectorError::user(Box::new(NotSent)));
+            }
             let response = tokio::time::timeout(limit, inner.call(request))
                 .await
                 .unwrap_or_else(|_| {
@@ -73,6 +144,10 @@ impl HttpConnector for PacedConnector {
                 Err(_) => Answer::Other,
             };
             pace.observe(answer);
+            let refused = matches!(&response, Ok(r) if r.status().is_client_error());
+            if let (Some(scope), false) = (&scope, refused) {
+                scope.uncertain.store(true, Ordering::Relaxed);
+            }
             response
         })
     }

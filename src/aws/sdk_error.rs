@@ -28,6 +28,18 @@ where
     }
 }
 
+/// Whether the paced connector declined to send the attempt.
+fn not_sent(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(error) = source {
+        if error.is::<crate::aws::paced_http::NotSent>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
 /// DRS's codes for faults on its side or of pace: trying later can help.
 const RETRYABLE_CODES: &[&str] = &[
     "ThrottlingException",
@@ -88,6 +100,9 @@ impl DrsError {
                     retryable,
                 )
             }
+            // The paced connector held the attempt back: the deadline came while it
+            // waited its turn. Nothing was sent by it.
+            SdkError::DispatchFailure(_) if not_sent(&err) => Self::deadline_reached(),
             SdkError::DispatchFailure(failure) if failure.is_timeout() => Self::new(
                 "Timeout",
                 format!("the call timed out, after retries: {}", source_chain(&err)),

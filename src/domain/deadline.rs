@@ -59,9 +59,10 @@ impl Deadline {
 
     /// From Lambda's deadline (milliseconds since the epoch). `in_flight` is the
     /// longest a server's work already under way takes (a create and the looks
-    /// after it); less is kept when the deadline is near. A deadline already past
-    /// or further off than Lambda allows is an emulator's or a test's (cargo
-    /// lambda sends a moment in 1970): logged, and the invocation runs without one.
+    /// after it); less is kept when the deadline is near. A deadline past by less
+    /// than Lambda's longest timeout leaves no time at all. One further back, or
+    /// further off than Lambda allows, is an emulator's or a test's (cargo lambda
+    /// sends a moment in 1970): logged, and the invocation runs without one.
     pub fn from_epoch_ms(deadline_ms: u64, in_flight: Duration) -> Self {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -71,10 +72,21 @@ impl Deadline {
             return Self::none();
         }
         let Some(left) = deadline_ms.checked_sub(now_ms).filter(|ms| *ms > 0) else {
+            // Past by less than Lambda's longest timeout: a real deadline this
+            // process reached late (a slow start, a frozen sandbox). Nothing may
+            // start. Only one absurdly far back is an emulator's.
+            if now_ms - deadline_ms <= LONGEST_INVOCATION.as_millis() as u64 {
+                tracing::warn!(
+                    deadline_ms,
+                    now_ms,
+                    "the invocation's deadline is already past: nothing is started"
+                );
+                return Self::within(Duration::ZERO, in_flight);
+            }
             tracing::warn!(
                 deadline_ms,
                 now_ms,
-                "the invocation's deadline is already past: running without one"
+                "the invocation's deadline is long past, as an emulator's: running without one"
             );
             return Self::none();
         };
@@ -196,9 +208,19 @@ mod tests {
     }
 
     #[test]
-    fn a_deadline_past_or_absurd_is_an_emulators_and_cuts_nothing() {
+    fn a_deadline_just_past_leaves_no_time() {
+        for past_ms in [1, 5_000, 14 * 60_000] {
+            let deadline = Deadline::from_epoch_ms(in_ms(0) - past_ms, IN_FLIGHT);
+            assert!(deadline.reached(), "{past_ms} ms past");
+            assert!(secs_until(deadline.calls_by()) == 0.0, "{past_ms} ms past");
+            assert!(secs_until(deadline.answer_by()) == 0.0, "{past_ms} ms past");
+        }
+    }
+
+    #[test]
+    fn a_deadline_absurdly_far_is_an_emulators_and_cuts_nothing() {
         // cargo lambda's emulator sends 600000: a moment in 1970.
-        for absurd in [600_000, in_ms(0).saturating_sub(5_000), in_ms(3_600_000)] {
+        for absurd in [600_000, in_ms(0) - 3_600_000, in_ms(3_600_000)] {
             let deadline = Deadline::from_epoch_ms(absurd, IN_FLIGHT);
             assert!(
                 deadline.remaining().is_none() && !deadline.reached(),

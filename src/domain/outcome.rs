@@ -1,8 +1,6 @@
 //! Outcomes: what happened to each server, the function's response, and the
 //! outcome events that report them. Pure data; no I/O.
 
-use std::time::SystemTime;
-
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -17,8 +15,34 @@ use crate::domain::trigger::Trigger;
 pub struct ExtendedServer {
     pub id: String,
     pub arn: String,
-    /// When DRS made it (`lifeCycle.addedToServiceDateTime`), where it says.
-    pub added_at: Option<SystemTime>,
+    /// Which invocation's create made it, as its `drs-extender:` tag says.
+    pub made_by: MadeBy,
+}
+
+/// What an extended server's tags say of who made it. DRS's timestamps are not
+/// asked: DRS may stamp an extension with its staging server's time, in whole
+/// seconds, or run minutes apart from the function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MadeBy {
+    /// DRS's answer carried no tags to read.
+    Unread,
+    /// Its tags were read, and name no invocation: made by a person, a tool,
+    /// or before the function tagged its creates.
+    Nobody,
+    /// The value of its `drs-extender:request-id` tag.
+    Invocation(String),
+}
+
+impl MadeBy {
+    /// From an extended server's tags as DRS gave them (`None`: not given).
+    pub fn from_tags<'a>(tags: Option<impl IntoIterator<Item = (&'a String, &'a String)>>) -> Self {
+        let Some(tags) = tags else {
+            return Self::Unread;
+        };
+        tags.into_iter()
+            .find(|(key, _)| key.as_str() == crate::domain::tags::MADE_BY_KEY)
+            .map_or(Self::Nobody, |(_, value)| Self::Invocation(value.clone()))
+    }
 }
 
 /// Where the server in question is, as far as known.
@@ -263,6 +287,10 @@ pub struct Response {
     /// servers left unextended, when the event asked for a reconciliation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub coverage: Vec<crate::domain::scope::ScopeCoverage>,
+    /// Servers an event named that this invocation did not try, and why (a
+    /// reconciliation reports its own in its summary).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfinished: Vec<crate::domain::scope::Unfinished>,
     /// Outcomes left out of `outcomes` to keep the response under Lambda's 6 MB;
     /// the counts and the outcome events cover them all.
     #[serde(skip_serializing_if = "is_zero")]
@@ -322,7 +350,7 @@ mod tests {
         let extended = ExtendedServer {
             id: "s-00000000000000001".into(),
             arn: "arn:aws:drs:us-east-1:444455556666:source-server/s-00000000000000001".into(),
-            added_at: None,
+            made_by: MadeBy::Unread,
         };
         let event = Outcome::created(&arn(), extended, vec![]).event(&trigger());
         assert_eq!(event.detail_type, "Extended Source Server Created");

@@ -20,12 +20,26 @@ pub struct Unfinished {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staging_account_id: Option<AccountId>,
     pub region: Region,
+    /// The server an event named and the invocation did not reach (the event
+    /// path); absent in a reconciliation's, which speak of whole scopes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staging_source_server_arn: Option<String>,
     pub reason: &'static str,
 }
 
 impl Unfinished {
+    pub fn server(arn: &crate::domain::arn::SourceServerArn, reason: &'static str) -> Self {
+        Self {
+            staging_account_id: Some(arn.account().clone()),
+            region: arn.region().clone(),
+            staging_source_server_arn: Some(arn.to_string()),
+            reason,
+        }
+    }
+
     pub fn scope(scope: &Scope, reason: &'static str) -> Self {
         Self {
+            staging_source_server_arn: None,
             staging_account_id: Some(scope.staging_account_id.clone()),
             region: scope.region.clone(),
             reason,

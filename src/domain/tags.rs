@@ -10,6 +10,14 @@ use crate::domain::arn::shorten;
 pub type Tags = BTreeMap<String, String>;
 
 pub const MAX_TAGS: usize = 50;
+/// Keys under this prefix are the function's own (the interface reserves up to
+/// two of the 50); a configured or copied tag under it is dropped.
+pub const RESERVED_PREFIX: &str = "drs-extender:";
+/// The tag that names the invocation whose create made an extended server, read
+/// back to tell `created` from `skipped` without trusting any clock.
+pub const MADE_BY_KEY: &str = "drs-extender:request-id";
+/// What user tags may take of the 50: one is the function's own.
+pub const MAX_USER_TAGS: usize = MAX_TAGS - 1;
 pub const MAX_KEY_LEN: usize = 256;
 pub const MAX_VALUE_LEN: usize = 256;
 
@@ -23,7 +31,8 @@ pub struct DroppedTag {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DropReason {
-    /// Keys starting `aws:` are reserved for AWS.
+    /// Keys starting `aws:` are reserved for AWS, and `drs-extender:` for the
+    /// function's own tag.
     ReservedPrefix,
     KeyTooLong,
     ValueTooLong,
@@ -53,13 +62,13 @@ pub fn for_extension(configured: &Tags, copied: Option<&Tags>) -> (Tags, Vec<Dro
         .flatten()
         .filter(|(key, _)| !configured.contains_key(*key));
     for (key, value) in configured.iter().chain(copied) {
-        let reason = if key.starts_with("aws:") {
+        let reason = if key.starts_with("aws:") || key.starts_with(RESERVED_PREFIX) {
             Some(DropReason::ReservedPrefix)
         } else if key.chars().count() > MAX_KEY_LEN {
             Some(DropReason::KeyTooLong)
         } else if value.chars().count() > MAX_VALUE_LEN {
             Some(DropReason::ValueTooLong)
-        } else if kept.len() == MAX_TAGS {
+        } else if kept.len() == MAX_USER_TAGS {
             Some(DropReason::TooManyTags)
         } else {
             None
@@ -136,14 +145,24 @@ mod tests {
     }
 
     #[test]
-    fn at_most_fifty_tags_configured_ones_first() {
+    fn at_most_forty_nine_tags_configured_ones_first_one_left_for_the_functions_own() {
         let configured: Tags = (0..10).map(|i| (format!("c{i:02}"), "x".into())).collect();
         let copied: Tags = (0..45).map(|i| (format!("a{i:02}"), "x".into())).collect();
         let (kept, dropped) = for_extension(&configured, Some(&copied));
-        assert_eq!(kept.len(), MAX_TAGS);
+        assert_eq!(kept.len(), MAX_TAGS - 1);
         assert!(configured.keys().all(|k| kept.contains_key(k)));
-        assert_eq!(dropped.len(), 5);
+        assert_eq!(dropped.len(), 6);
         assert!(dropped.iter().all(|d| d.reason == DropReason::TooManyTags));
+    }
+
+    #[test]
+    fn the_functions_own_prefix_is_not_taken_from_users() {
+        let copied = tags(&[(MADE_BY_KEY, "someone-else"), ("drs-extender:x", "y")]);
+        let (kept, dropped) = for_extension(&Tags::new(), Some(&copied));
+        assert!(kept.is_empty());
+        assert!(dropped
+            .iter()
+            .all(|d| d.reason == DropReason::ReservedPrefix));
     }
 
     #[test]

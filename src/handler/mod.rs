@@ -10,13 +10,14 @@ use crate::domain::arn::AccountId;
 use crate::domain::config::Config;
 use crate::domain::deadline::{self, Deadline};
 use crate::domain::outcome::{Outcome, Response};
-use crate::domain::scope::Scope;
+use crate::domain::scope::{Scope, Unfinished};
 use crate::error::InvocationError;
 use crate::inbound::authorize::{authorize, serves, Trusted};
 use crate::inbound::classify::{classify, Classified, Request};
 use crate::metrics::InvocationMetrics;
 use crate::run::extend::ExtendSettings;
 use crate::run::reporter::Reporting;
+use crate::run::summary::DEADLINE;
 
 mod reconciliation;
 mod servers;
@@ -131,7 +132,9 @@ impl App {
             deadline.events_by(),
         );
         let reporter = reporting.reporter().clone();
-        let settings = self.settings(None, deadline);
+        let made_by = made_by(&event.context.request_id);
+        let settings = self.settings(None, deadline, &made_by);
+        let mut not_tried = Vec::new();
         let reconciled = match request {
             Request::Ignored(_) => None,
             Request::Rejected(rejection) => {
@@ -139,7 +142,8 @@ impl App {
                 None
             }
             Request::Servers(servers) => {
-                self.extend_servers(servers, sender.as_ref(), &trusted, &settings, &reporter)
+                not_tried = self
+                    .extend_servers(servers, sender.as_ref(), &trusted, &settings, &reporter)
                     .await;
                 None
             }
@@ -174,7 +178,7 @@ impl App {
                     None
                 }
                 Ok(regions) => {
-                    let settings = self.settings(request.dry_run, deadline);
+                    let settings = self.settings(request.dry_run, deadline, &made_by);
                     let coverage = self
                         .coverage(
                             &request,
@@ -193,12 +197,14 @@ impl App {
             },
         };
         drop(reporter);
-        self.finish(reporting, reconciled, started, deadline).await
+        self.finish(reporting, reconciled, not_tried, started, deadline)
+            .await
     }
 
-    fn settings(&self, dry_run: Option<bool>, deadline: Deadline) -> ExtendSettings {
+    fn settings(&self, dry_run: Option<bool>, deadline: Deadline, made_by: &str) -> ExtendSettings {
         ExtendSettings {
             deadline,
+            made_by: made_by.to_owned(),
             configured_tags: self.config.extension_tags.clone(),
             copy_staging_tags: self.config.copy_staging_tags,
             // A request may ask for a dry run; it may not lift a configured one.
@@ -244,6 +250,7 @@ impl App {
         &self,
         reporting: Reporting,
         reconciled: Option<Reconciled>,
+        not_tried: Vec<Unfinished>,
         started: std::time::Instant,
         deadline: Deadline,
     ) -> Result<Response, InvocationError> {
@@ -289,6 +296,10 @@ impl App {
         let mut response = tally.into_response();
         response.reconciliation = summary.and_then(|s| serde_json::to_value(s).ok());
         response.coverage = per_scope;
+        // Servers an event named that the deadline kept from being tried: Lambda's
+        // retry of the event tries them.
+        let unreached = not_tried.iter().filter(|u| u.reason == DEADLINE).count();
+        response.unfinished = not_tried;
         self.record(&response);
         if let Err(error) = delivered {
             tracing::error!(undelivered = error.undelivered, error = %error.last_error, "events undelivered");
@@ -304,7 +315,30 @@ impl App {
                 summary: response.summary(),
             });
         }
+        if unreached > 0 {
+            return Err(InvocationError::NotReached {
+                servers: unreached,
+                summary: response.summary(),
+            });
+        }
         Ok(response)
+    }
+}
+
+/// The value of the `drs-extender:request-id` tag on what this invocation
+/// creates: Lambda's request id, which a retry of the same invocation keeps (so
+/// the retry reports `created`, and sends the event, for what an earlier
+/// attempt made and may not have reported). An emulator may send none.
+fn made_by(request_id: &str) -> String {
+    let usable = !request_id.is_empty()
+        && request_id.len() <= crate::domain::tags::MAX_VALUE_LEN
+        && request_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/=+@".contains(c));
+    if usable {
+        request_id.to_owned()
+    } else {
+        format!("local-{:016x}", fastrand::u64(..))
     }
 }
 

@@ -92,6 +92,7 @@ impl App {
                             Err(error) => {
                                 tracing::warn!(%region, %error, "could not list staging accounts");
                                 unfinished.push(Unfinished {
+                                    staging_source_server_arn: None,
                                     staging_account_id: None,
                                     region: region.clone(),
                                     reason: summary::STAGING_ACCOUNTS_NOT_LISTED,
@@ -174,6 +175,7 @@ impl App {
             for ((account, regions), delivered) in accounts.iter().zip(&delivered) {
                 if !delivered {
                     unfinished.extend(regions.iter().map(|region| Unfinished {
+                        staging_source_server_arn: None,
                         staging_account_id: Some(account.clone()),
                         region: region.clone(),
                         reason: summary::FAN_OUT_UNDELIVERED,

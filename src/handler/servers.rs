@@ -1,17 +1,23 @@
 //! The event path: the servers an event names, each authorized and extended.
+//! A server the invocation does not try is reported `unfinished` with the
+//! reason: the deadline came first (`DEADLINE`), an outcome event was given up
+//! (`EVENTS_UNDELIVERED`), or DRS refused an earlier create of this invocation
+//! for a reason no retry changes.
 
 use crate::domain::arn::AccountId;
-use crate::domain::failure::{DrsError, DEADLINE_REACHED};
-use crate::domain::outcome::{Outcome, Subject};
+use crate::domain::outcome::Outcome;
 use crate::domain::rejection::Rejection;
+use crate::domain::scope::Unfinished;
 use crate::inbound::authorize::{authorize, serves, Trusted};
 use crate::inbound::classify::ServerRequest;
-use crate::run::extend::{extend_riding_out_throttling, ExtendSettings, Known, Refusals};
+use crate::run::extend::{extend, ExtendSettings, Extension, Known, Refusals};
 use crate::run::reporter::Reporter;
+use crate::run::summary::{DEADLINE, EVENTS_UNDELIVERED};
 
 use super::App;
 
 impl App {
+    /// Extends each server and reports its outcome; answers the servers not tried.
     pub(super) async fn extend_servers(
         &self,
         servers: Vec<Result<ServerRequest, Rejection>>,
@@ -19,63 +25,72 @@ impl App {
         trusted: &Trusted,
         settings: &ExtendSettings,
         reporter: &Reporter,
-    ) {
+    ) -> Vec<Unfinished> {
         // The servers after a refusal no retry changes are not tried.
         let refused = Refusals::default();
+        let mut unfinished = Vec::new();
         for server in servers {
-            let mut held = None;
-            let outcome = match server {
-                Err(rejection) => Outcome::rejected(rejection),
-                Ok(server) => {
-                    let account = server.arn.account();
-                    let region = server.arn.region();
-                    let allowed = serves(&self.config, region, Some(account))
-                        .and_then(|()| authorize(&self.config, account, sender, trusted));
-                    let earlier = refused.met(account, region).map(|met| met.code);
-                    match (allowed, self.clients.drs(region), earlier) {
-                        (Ok(()), _, _) if settings.deadline.reached() => Outcome::failed(
-                            Subject::server(&server.arn),
-                            DrsError::new(
-                                DEADLINE_REACHED,
-                                "not tried: the invocation's deadline came first",
-                                true,
-                            ),
-                        ),
-                        (Ok(()), Some(_), Some(code)) => Outcome::failed(
-                            Subject::server(&server.arn),
-                            DrsError::new(
-                                code,
-                                "not tried: DRS refused an earlier create of this invocation \
-                                 in the same region for a reason no retry changes",
-                                false,
-                            ),
-                        ),
-                        (Ok(()), Some(drs), None) => {
-                            // A place for its event before anything is created.
-                            held = reporter.reserve().await;
-                            let outcome = extend_riding_out_throttling(
-                                &drs,
-                                settings,
-                                &server.arn,
-                                server.tags.as_ref(),
-                                Known::Unknown,
-                            )
-                            .await;
-                            refused.note(&server.arn, &outcome);
-                            outcome
-                        }
-                        (Err(mut rejection), _, _) => {
-                            rejection.staging_arn = Some(server.arn);
-                            Outcome::rejected(rejection)
-                        }
-                        (Ok(()), None, _) => Outcome::rejected(Rejection::new(format!(
-                            "region {} is not served by this function",
-                            server.arn.region()
-                        ))),
-                    }
+            let server = match server {
+                Err(rejection) => {
+                    reporter.report(Outcome::rejected(rejection)).await;
+                    continue;
                 }
+                Ok(server) => server,
             };
-            reporter.report_held(outcome, held).await;
+            let (account, region) = (server.arn.account(), server.arn.region());
+            let allowed = serves(&self.config, region, Some(account))
+                .and_then(|()| authorize(&self.config, account, sender, trusted));
+            if let Err(mut rejection) = allowed {
+                rejection.staging_arn = Some(server.arn);
+                reporter.report(Outcome::rejected(rejection)).await;
+                continue;
+            }
+            let Some(drs) = self.clients.drs(region) else {
+                let rejection =
+                    Rejection::new(format!("region {region} is not served by this function"));
+                reporter.report(Outcome::rejected(rejection)).await;
+                continue;
+            };
+            if let Some(met) = refused.met(account, region) {
+                unfinished.push(Unfinished::server(&server.arn, met.refusal.reason()));
+                continue;
+            }
+            // A place for its event before anything is created; then the checks
+            // again, since a slow bus makes that wait long.
+            let held = reporter.reserve().await;
+            let not_tried = if settings.deadline.reached() {
+                Some(DEADLINE)
+            } else if reporter.events_given_up() {
+                Some(EVENTS_UNDELIVERED)
+            } else {
+                None
+            };
+            if let Some(reason) = not_tried {
+                unfinished.push(Unfinished::server(&server.arn, reason));
+                continue;
+            }
+            let extension = extend(
+                &drs,
+                settings,
+                &server.arn,
+                server.tags.as_ref(),
+                Known::Unknown,
+            )
+            .await;
+            match extension {
+                Extension::Done(outcome) => {
+                    refused.note(&server.arn, &outcome);
+                    reporter.report_held(outcome, held).await;
+                }
+                Extension::NotReached => unfinished.push(Unfinished::server(&server.arn, DEADLINE)),
+            }
         }
+        if !unfinished.is_empty() {
+            tracing::warn!(
+                servers = unfinished.len(),
+                "servers the event named were not tried"
+            );
+        }
+        unfinished
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::aws::clients::Clients;
-use crate::aws::drs::ExtendedRecord;
+use crate::aws::drs::{ExtendedRecord, Following, Pages};
 use crate::domain::arn::{AccountId, Region};
 use crate::domain::deadline::Deadline;
 use crate::domain::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
@@ -18,8 +18,6 @@ use crate::run::reporter::Reporter;
 const ACCOUNTS_PER_CALL: usize = 200;
 /// Records a page: 200 of a few KB each keep a page near a megabyte.
 const PAGE_SIZE: i32 = 200;
-/// A listing that keeps handing out tokens is cut off rather than followed forever.
-const MAX_PAGES: usize = 1_000;
 
 pub const UNHEALTHY_DETAIL_TYPE: &str = "Extended Source Server Unhealthy";
 
@@ -76,7 +74,8 @@ pub async fn read(
         let accounts: Vec<AccountId> = accounts.into_iter().cloned().collect();
         for chunk in accounts.chunks(ACCOUNTS_PER_CALL) {
             let mut next_token = None;
-            for _ in 0..MAX_PAGES {
+            let mut pages = Pages::default();
+            loop {
                 if deadline.reached() {
                     unread.push(Unread {
                         region: region.clone(),
@@ -115,9 +114,18 @@ pub async fn read(
                             .await;
                     }
                 }
-                next_token = page.next_token;
-                if next_token.is_none() {
-                    break;
+                match pages.follow(page.next_token) {
+                    Following::Done => break,
+                    Following::Next(token) => next_token = Some(token),
+                    Following::Stopped(reason) => {
+                        tracing::warn!(%region, reason, "coverage read stopped short");
+                        unread.push(Unread {
+                            region: region.clone(),
+                            staging_accounts: chunk.len(),
+                            error_code: reason.to_owned(),
+                        });
+                        break;
+                    }
                 }
             }
         }

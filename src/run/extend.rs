@@ -1,21 +1,22 @@
 //! Extending one staging server, idempotently: create, and look before calling a
 //! failed create a failure, so that a server already extended (by us on an earlier
 //! delivery, or by anyone) ends `skipped` with its extended ARN, not `failed`, and
-//! one this request made, though its reply was lost, ends `created`: DRS's
-//! `addedToServiceDateTime` against when the request was sent tells them apart.
-//! Creating first matters: the look (`DescribeSourceServers` by staging account)
-//! returns every extended server of that account, a few KB each, while a create on
-//! an extended server is one small call that fails.
+//! one this invocation made, though its reply was lost, ends `created`.
+//!
+//! Which it is never rests on a clock or on what DRS's timestamps mean: every
+//! create carries a `drs-extender:request-id` tag naming the invocation, and the
+//! extended server's tags (in the create's answer, or read back by the look) say
+//! who made it. Creating first matters: the look (`DescribeSourceServers` by
+//! staging account) returns every extended server of that account, a few KB
+//! each, while a create on an extended server is one small call that fails.
 
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
 
 use crate::aws::drs::{CreateFailed, TargetDrs};
 use crate::domain::arn::{AccountId, Region, SourceServerArn};
 use crate::domain::deadline::Deadline;
 use crate::domain::failure::Refusal;
-use crate::domain::outcome::ExtendedServer;
-use crate::domain::outcome::{Outcome, Subject};
+use crate::domain::outcome::{ExtendedServer, MadeBy, Outcome, Subject};
 use crate::domain::tags::{self, Tags};
 
 /// What every extension in one run shares.
@@ -26,6 +27,8 @@ pub struct ExtendSettings {
     pub dry_run: bool,
     /// Past it, a timed-out create gets no late look: the margin is for reporting.
     pub deadline: Deadline,
+    /// The invocation's id, put on every extended server it makes.
+    pub made_by: String,
 }
 
 /// Refusals met on creates that no retry changes: where a run, or an event's
@@ -76,46 +79,83 @@ pub enum Known {
     NotExtended,
 }
 
+/// What became of one server: an outcome, or nothing at all because the
+/// invocation's time ran out before any create of it could have taken effect
+/// (it waited its turn behind a lower DRS rate). The caller reports the latter
+/// `unfinished`, never `failed`: the next run takes it up.
+#[derive(Debug)]
+pub enum Extension {
+    Done(Outcome),
+    NotReached,
+}
+
 pub async fn extend(
     drs: &TargetDrs,
     settings: &ExtendSettings,
     staging: &SourceServerArn,
     staging_tags: Option<&Tags>,
     known: Known,
-) -> Outcome {
+) -> Extension {
     let deadline = &settings.deadline;
     if known == Known::Unknown && settings.dry_run {
         match drs.find_extended(staging, deadline).await {
-            Ok(Some(extended)) => return Outcome::already_extended(staging, extended),
+            Ok(Some(extended)) => {
+                return Extension::Done(Outcome::already_extended(staging, extended))
+            }
             Ok(None) => {}
-            Err(error) => return Outcome::failed(Subject::server(staging), error),
+            Err(error) if error.is_deadline() => return Extension::NotReached,
+            Err(error) => return Extension::Done(Outcome::failed(Subject::server(staging), error)),
         }
     }
     if settings.dry_run {
-        return Outcome::dry_run(staging);
+        return Extension::Done(Outcome::dry_run(staging));
     }
     let copied = staging_tags.filter(|_| settings.copy_staging_tags);
-    let (tags, dropped) = tags::for_extension(&settings.configured_tags, copied);
+    let (mut tags, dropped) = tags::for_extension(&settings.configured_tags, copied);
     if !dropped.is_empty() {
         tracing::info!(server = %staging, dropped = dropped.len(), "tags left off the extended server");
     }
-    let asked_at = SystemTime::now();
-    let failed = match drs.create_extended(staging, &tags, deadline).await {
-        // DRS may answer a create of a server already extended with that server.
-        Ok(extended) if made_before(&extended, asked_at) => {
-            return Outcome::already_extended(staging, extended)
+    tags.insert(tags::MADE_BY_KEY.to_owned(), settings.made_by.clone());
+    // A throttling storm, or a lower rate, slows the run down instead of failing
+    // it: a throttled create is asked again (each attempt paced, the pace lowered
+    // by the throttles) until the deadline. Whether any attempt, of any round,
+    // may have taken effect is remembered for the look.
+    let mut uncertain = false;
+    let mut rounds = 0;
+    let error = loop {
+        rounds += 1;
+        match drs.create_extended(staging, &tags, deadline).await {
+            Ok(extended) => {
+                let extended = match extended.made_by {
+                    // DRS answered without the server's tags: read them back.
+                    MadeBy::Unread => match drs.find_extended(staging, deadline).await {
+                        Ok(Some(found)) => found,
+                        _ => extended,
+                    },
+                    _ => extended,
+                };
+                return Extension::Done(labelled(settings, staging, extended, dropped));
+            }
+            Err(CreateFailed {
+                error,
+                may_have_taken_effect,
+            }) => {
+                uncertain |= may_have_taken_effect;
+                let more = match deadline.calls_by() {
+                    Some(_) => !deadline.reached(),
+                    None => rounds < ROUNDS_WITHOUT_DEADLINE,
+                };
+                if error.code == "ThrottlingException" && more {
+                    continue;
+                }
+                break error;
+            }
         }
-        Ok(extended) => return Outcome::created(staging, extended, dropped),
-        Err(failed) => failed,
     };
-    let CreateFailed {
-        error,
-        may_have_taken_effect,
-    } = failed;
     // A request the client gave up on, or whose reply was lost, may have taken
-    // effect: look once now and, after a timeout, once more a moment later. What
-    // the look finds was made by this request if DRS made it after it was sent;
-    // after a plain refusal (every attempt answered 4xx), it was there before.
+    // effect: look once now and, after a timeout, once more a moment later. Its
+    // tag says whether this invocation made what the look finds. After a plain
+    // refusal (every attempt answered 4xx) the look finds who made it too.
     let looks = if error.code == "Timeout" && !deadline.reached() {
         2
     } else {
@@ -123,55 +163,46 @@ pub async fn extend(
     };
     for look in 0..looks {
         if look > 0 {
-            tokio::time::sleep(LATE_EFFECT).await;
+            let pause = crate::domain::deadline::cut(LATE_EFFECT, deadline.calls_by());
+            tokio::time::sleep_until(pause).await;
         }
         if let Ok(Some(extended)) = drs.find_extended(staging, deadline).await {
-            return if !may_have_taken_effect || made_before(&extended, asked_at) {
-                Outcome::already_extended(staging, extended)
-            } else {
-                Outcome::created(staging, extended, dropped)
-            };
+            return Extension::Done(labelled(settings, staging, extended, dropped));
         }
     }
-    Outcome::failed(Subject::server(staging), error)
+    let waited_its_turn =
+        error.is_deadline() || (error.code == "ThrottlingException" && deadline.reached());
+    if waited_its_turn && !uncertain {
+        return Extension::NotReached;
+    }
+    Extension::Done(Outcome::failed(Subject::server(staging), error))
 }
 
-/// Times a server throttled past the SDK's own retries is tried again (each
-/// attempt paced, the pace lowered by the throttles) before its failure is reported.
-const THROTTLED_RETRIES: u32 = 4;
-
-/// A throttling storm slows the run down instead of failing it, as long as the
-/// deadline allows.
-pub async fn extend_riding_out_throttling(
-    drs: &TargetDrs,
+/// `created` when the extended server's tag names this invocation; `skipped`
+/// when it names another or none. One whose tags DRS would not give is taken as
+/// made by the request that found it: reporting it `created` cannot lose an
+/// event, `skipped` would.
+fn labelled(
     settings: &ExtendSettings,
     staging: &SourceServerArn,
-    tags: Option<&Tags>,
-    known: Known,
+    extended: ExtendedServer,
+    dropped: Vec<tags::DroppedTag>,
 ) -> Outcome {
-    let mut outcome = extend(drs, settings, staging, tags, known).await;
-    for _ in 0..THROTTLED_RETRIES {
-        let throttled = matches!(&outcome, Outcome::Failed { error_code, .. } if error_code == "ThrottlingException");
-        if !throttled || settings.deadline.reached() {
-            break;
-        }
-        outcome = extend(drs, settings, staging, tags, Known::Unknown).await;
+    let ours = match &extended.made_by {
+        MadeBy::Invocation(by) => *by == settings.made_by,
+        MadeBy::Nobody => false,
+        MadeBy::Unread => true,
+    };
+    if ours {
+        Outcome::created(staging, extended, dropped)
+    } else {
+        Outcome::already_extended(staging, extended)
     }
-    outcome
 }
+
+/// Rounds of a throttled create when nothing else bounds them (an emulator's
+/// invocation, which has no deadline).
+const ROUNDS_WITHOUT_DEADLINE: u32 = 5;
 
 /// How long a timed-out create is given to take effect before the last look.
 const LATE_EFFECT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Clocks differ by this much at most between the function and DRS (both keep
-/// NTP time; DRS stamps an extension after the request arrives).
-const CLOCK_SKEW: Duration = Duration::from_secs(1);
-
-/// Whether the extended server existed before this invocation asked for it. One
-/// whose time DRS does not give is taken as made by the request that found it:
-/// reporting it `created` cannot lose an event, `skipped` would.
-fn made_before(extended: &ExtendedServer, asked_at: SystemTime) -> bool {
-    extended
-        .added_at
-        .is_some_and(|added| added + CLOCK_SKEW < asked_at)
-}

@@ -8,6 +8,7 @@
 //! server is tried at most once a run.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -15,17 +16,17 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::aws::clients::Clients;
-use crate::aws::drs::TargetDrs;
+use crate::aws::drs::{Following, Pages, TargetDrs};
 use crate::domain::arn::SourceServerArn;
 use crate::domain::deadline::Deadline;
 use crate::domain::failure::DrsError;
 use crate::domain::outcome::{Outcome, Subject};
 use crate::domain::rejection::Rejection;
 use crate::domain::scope::{Scope, Unfinished};
-use crate::run::extend::{extend_riding_out_throttling, ExtendSettings, Known, Refusals};
+use crate::run::extend::{extend, ExtendSettings, Extension, Known, Refusals};
 use crate::run::reporter::Reporter;
 use crate::run::summary::{
-    DEADLINE, LISTING_FAILED, PAGE_TOKEN_REFUSED, STILL_CHANGING, TASK_ENDED,
+    DEADLINE, EVENTS_UNDELIVERED, LISTING_FAILED, PAGE_TOKEN_REFUSED, STILL_CHANGING, TASK_ENDED,
 };
 use crate::run::survey::{Listing, Surveyed, LISTINGS_AT_ONCE};
 
@@ -130,6 +131,8 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
     };
     let mut tried: HashSet<String> = HashSet::new();
     let mut in_flight = InFlight::default();
+    // Set by a server whose create the deadline did not let through.
+    let not_reached = Arc::new(AtomicBool::new(false));
     let keep_tags = shared.settings.copy_staging_tags && !shared.settings.dry_run;
     let result = 'sweeps: {
         for _ in 0..MAX_SWEEPS {
@@ -137,6 +140,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
             let mut followed_a_token = false;
             let mut cut_short = false;
             let mut token: Option<String> = None;
+            let mut pages = Pages::default();
             loop {
                 let page = match start.take() {
                     Some(page) => page,
@@ -188,16 +192,21 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                     let Ok(permit) = shared.creates.clone().acquire_owned().await else {
                         break 'sweeps Some(TASK_ENDED);
                     };
+                    // Checked after the waits above, which a slow bus or DRS makes long.
                     if shared.deadline.reached() {
                         break 'sweeps Some(DEADLINE);
+                    }
+                    if shared.reporter.events_given_up() {
+                        break 'sweeps Some(EVENTS_UNDELIVERED);
                     }
                     let met = shared.refused.met(&scope.staging_account_id, &scope.region);
                     if let Some(met) = met {
                         break 'sweeps Some(met.refusal.reason());
                     }
-                    let (drs, task) = (drs.clone(), shared.clone());
+                    let (drs, task, not_reached) =
+                        (drs.clone(), shared.clone(), not_reached.clone());
                     in_flight.spawn(staging.clone(), async move {
-                        let outcome = extend_riding_out_throttling(
+                        let extension = extend(
                             &drs,
                             &task.settings,
                             &staging,
@@ -206,14 +215,24 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                         )
                         .await;
                         drop(permit);
-                        task.refused.note(&staging, &outcome);
-                        task.reporter.report_held(outcome, Some(held)).await;
+                        match extension {
+                            Extension::Done(outcome) => {
+                                task.refused.note(&staging, &outcome);
+                                task.reporter.report_held(outcome, Some(held)).await;
+                            }
+                            Extension::NotReached => not_reached.store(true, Ordering::SeqCst),
+                        }
                     });
                     in_flight.settle_finished(&shared.reporter).await;
                 }
-                token = page.next_token;
-                if token.is_none() {
-                    break;
+                match pages.follow(page.next_token) {
+                    Following::Done => break,
+                    Following::Next(next) => token = Some(next),
+                    // Servers past where DRS repeated itself were never seen.
+                    Following::Stopped(reason) => {
+                        tracing::warn!(account = %scope.staging_account_id, region = %scope.region, reason, "listing stopped short");
+                        break 'sweeps Some(reason);
+                    }
                 }
                 followed_a_token = true;
             }
@@ -233,7 +252,11 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
         Some(STILL_CHANGING)
     };
     in_flight.settle_all(&shared.reporter).await;
-    report.unfinished = result;
+    report.unfinished = match result {
+        // The servers the deadline held back are the run's first loss.
+        None | Some(STILL_CHANGING) if not_reached.load(Ordering::SeqCst) => Some(DEADLINE),
+        other => other,
+    };
     report
 }
 

@@ -8,6 +8,7 @@
 //! that dies mid-run loses at most those.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -104,9 +105,17 @@ pub struct Reporter {
     events: mpsc::Sender<Queued>,
     trigger: Arc<Trigger>,
     unpublished: Arc<Semaphore>,
+    given_up: Arc<AtomicBool>,
 }
 
 impl Reporter {
+    /// Whether an outcome event was given up: from then on no create starts,
+    /// so that at most the run's concurrency plus one batch of servers are ever
+    /// extended without their event.
+    pub fn events_given_up(&self) -> bool {
+        self.given_up.load(Ordering::SeqCst)
+    }
+
     /// A place for one server's work, given back when its outcome event is out
     /// (or given up on). Waits while the bus is behind.
     pub async fn reserve(&self) -> Option<OwnedSemaphorePermit> {
@@ -158,9 +167,15 @@ impl Reporting {
     ) -> Self {
         let (events, queued) = mpsc::channel(QUEUE);
         let unpublished = Arc::new(Semaphore::new(concurrency.max(1) + BATCH));
+        let given_up = Arc::new(AtomicBool::new(false));
         let stream = tokio::spawn(
             bus.clone()
-                .stream_holding(queued, events_by, Some(unpublished.clone()))
+                .stream_holding(
+                    queued,
+                    events_by,
+                    Some(unpublished.clone()),
+                    given_up.clone(),
+                )
                 .in_current_span(),
         );
         Self {
@@ -169,6 +184,7 @@ impl Reporting {
                 events,
                 trigger: Arc::new(trigger),
                 unpublished,
+                given_up,
             },
             stream,
         }

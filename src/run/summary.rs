@@ -16,6 +16,8 @@ pub const STAGING_ACCOUNTS_NOT_LISTED: &str = "STAGING_ACCOUNTS_NOT_LISTED";
 pub const STILL_CHANGING: &str = "STILL_CHANGING";
 pub const PAGE_TOKEN_REFUSED: &str = "PAGE_TOKEN_REFUSED";
 pub const TASK_ENDED: &str = "TASK_ENDED";
+/// An outcome event was given up: the run started no create after it.
+pub const EVENTS_UNDELIVERED: &str = "EVENTS_UNDELIVERED";
 /// Fan-out requests the bus did not take: their accounts were not handed on.
 pub const FAN_OUT_UNDELIVERED: &str = "FAN_OUT_UNDELIVERED";
 

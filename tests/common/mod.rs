@@ -113,7 +113,10 @@ pub async fn app_for(endpoint: &str, vars: &[(&str, &str)], policy: CallPolicy) 
 
 pub fn lambda_event(payload: Value, timeout: Duration) -> LambdaEvent<Value> {
     let mut context = Context::default();
-    context.request_id = "test-request".into();
+    // Unique, as Lambda's are: the request id names what an invocation creates.
+    static INVOCATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = INVOCATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    context.request_id = format!("test-request-{n}");
     context.invoked_function_arn = local_aws::FUNCTION_ARN.into();
     context.deadline =
         (SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + timeout).as_millis() as u64;
