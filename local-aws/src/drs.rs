@@ -126,7 +126,7 @@ fn parse_token(world: &World, token: &str) -> Result<Start, Reply> {
     let mut fields = token.splitn(3, ':');
     let (kind, issued, value) = (fields.next(), fields.next(), fields.next());
     let issued: u128 = issued.and_then(|i| i.parse().ok()).ok_or_else(invalid)?;
-    if let Some(ttl) = world.token_ttl {
+    if let (Some(ttl), Some("c" | "o")) = (world.token_ttl, kind) {
         if world.epoch.elapsed().as_millis().saturating_sub(issued) > ttl.as_millis() {
             return Err(Reply::validation(
                 "nextToken",
@@ -135,6 +135,8 @@ fn parse_token(world: &World, token: &str) -> Result<Start, Reply> {
         }
     }
     match (kind, value) {
+        // A broken service's tokens: each answers the first page again.
+        (Some("r" | "e"), Some(_)) => Ok(Start::Offset(0)),
         (Some("c"), Some(key)) => Ok(Start::After(key.to_owned())),
         (Some("o"), Some(n)) => n.parse().map(Start::Offset).map_err(|_| invalid()),
         _ => Err(invalid()),
@@ -158,12 +160,20 @@ fn paginate<T>(
     let rest: Vec<(String, T)> = items.into_iter().skip(skip).collect();
     let more = rest.len() > limit;
     let page: Vec<(String, T)> = rest.into_iter().take(limit).collect();
-    let next = more.then(|| match paging.tokens {
-        PageTokens::Cursor => paging.token(&Start::After(
-            page.last().map(|(k, _)| k.clone()).unwrap_or_default(),
-        )),
-        PageTokens::Offset => paging.token(&Start::Offset(skip + page.len())),
-    });
+    let next = match paging.tokens {
+        PageTokens::Cursor => more.then(|| {
+            paging.token(&Start::After(
+                page.last().map(|(k, _)| k.clone()).unwrap_or_default(),
+            ))
+        }),
+        PageTokens::Offset => more.then(|| paging.token(&Start::Offset(skip + page.len()))),
+        PageTokens::Repeating => Some("r:0:0".to_owned()),
+        PageTokens::Endless => {
+            static ISSUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = ISSUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Some(format!("e:0:{n}"))
+        }
+    };
     (page.into_iter().map(|(_, item)| item).collect(), next)
 }
 
@@ -262,7 +272,13 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
         );
     }
     let extended = world.record_extension(account, &staging, tags);
-    Reply::json(201, &json!({"sourceServer": extended_json(&extended)}))
+    let mut answer = extended_json(&extended);
+    if world.create_reply_omits_tags {
+        if let Some(server) = answer.as_object_mut() {
+            server.remove("tags");
+        }
+    }
+    Reply::json(201, &json!({"sourceServer": answer}))
 }
 
 /// A moment as DRS writes its date-times: ISO 8601, UTC, with milliseconds.

@@ -5,9 +5,18 @@
 use serde_json::{json, Value};
 
 use crate::reply::Reply;
-use crate::world::World;
+use crate::world::{EntriesReply, World};
 
-pub fn put_events(world: &mut World, body: &Value) -> Reply {
+/// `land`: whether entries the bus takes are stored (a bus that lands them only
+/// when it answers stores none for a client that gave up first).
+pub fn put_events(world: &mut World, body: &Value, land: bool) -> Reply {
+    if world.bus_refuses {
+        return Reply::aws_json_error(
+            400,
+            "AccessDeniedException",
+            "User is not authorized to perform: events:PutEvents on resource: the bus, because no resource-based policy allows the events:PutEvents action",
+        );
+    }
     let Some(entries) = body.get("Entries").and_then(Value::as_array) else {
         return Reply::aws_json_error(400, "ValidationException", "Entries is required");
     };
@@ -66,15 +75,22 @@ pub fn put_events(world: &mut World, body: &Value) -> Reply {
                 if let Some(detail) = entry.get("Detail").and_then(Value::as_str) {
                     stored["Detail"] = serde_json::from_str(detail).unwrap_or(Value::Null);
                 }
-                world.events.push(stored);
+                if land {
+                    world.events.push(stored);
+                }
                 results.push(json!({"EventId": id}));
             }
         }
     }
-    let mut reply = Reply::json(
-        200,
-        &json!({"FailedEntryCount": failed, "Entries": results}),
-    );
+    let answer = match world.put_events_entries {
+        EntriesReply::Full => json!({"FailedEntryCount": failed, "Entries": results}),
+        EntriesReply::OneShort => {
+            results.pop();
+            json!({"FailedEntryCount": failed, "Entries": results})
+        }
+        EntriesReply::None => json!({"FailedEntryCount": 0}),
+    };
+    let mut reply = Reply::json(200, &answer);
     reply.headers[0].1 = "application/x-amz-json-1.1".to_owned();
     reply
 }

@@ -28,7 +28,8 @@ use tokio::task::JoinHandle;
 pub use reply::{Delivery, Reply};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
 pub use world::{
-    Call, DuplicateCreate, ExtendedServer, Fault, PageTokens, StagingServer, World, FUNCTION_KEY,
+    Call, DuplicateCreate, EntriesReply, ExtendedServer, ExtensionClock, Fault, Landing,
+    PageTokens, StagingServer, World, FUNCTION_KEY,
 };
 
 /// The target account the demo and tests use unless told otherwise.
@@ -113,9 +114,13 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 let shared = shared.clone();
                 // Answered in a task of its own: a request the client gave up on
                 // (a timeout closes the connection) still takes effect, as it
-                // does on a real server.
-                let answer = tokio::spawn(async move { respond(&shared, request).await });
+                // does on a real server, unless the world says it lands only
+                // when answered: `waiting` tells whether the client still is.
+                let waiting = ClientWaiting::default();
+                let still = waiting.0.clone();
+                let answer = tokio::spawn(async move { respond(&shared, request, &still).await });
                 async move {
+                    let _waiting = waiting;
                     match answer.await {
                         Ok(Some(response)) => Ok(response),
                         Ok(None) => Err(LostReply),
@@ -127,6 +132,22 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// Whether the client of one request still waits for its answer: false once
+/// hyper drops the request's service future (the connection closed).
+struct ClientWaiting(Arc<std::sync::atomic::AtomicBool>);
+
+impl Default for ClientWaiting {
+    fn default() -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicBool::new(true)))
+    }
+}
+
+impl Drop for ClientWaiting {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -142,7 +163,11 @@ impl std::fmt::Display for LostReply {
 
 impl std::error::Error for LostReply {}
 
-async fn respond(shared: &Shared, request: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+async fn respond(
+    shared: &Shared,
+    request: Request<Incoming>,
+    waiting: &std::sync::atomic::AtomicBool,
+) -> Option<Response<Full<Bytes>>> {
     let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let body = body
@@ -161,7 +186,7 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Option<Response
             .handle(parts.method.as_str(), &path, &body)
             .await
     } else {
-        let reply = aws(shared, &parts, &path, &body).await;
+        let reply = aws(shared, &parts, &path, &body, waiting).await;
         let mut world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
         world.service_time += started.elapsed();
         reply
@@ -209,6 +234,7 @@ async fn aws(
     parts: &hyper::http::request::Parts,
     path: &str,
     body: &[u8],
+    waiting: &std::sync::atomic::AtomicBool,
 ) -> Reply {
     let (key, region, service) = signer(parts);
     let target = parts
@@ -287,6 +313,15 @@ async fn aws(
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
         Some(Fault::LostReply | Fault::CutShort) | None => {}
     }
+    let (put_events_latency, landing) = {
+        let world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
+        (world.put_events_latency, world.put_events_landing)
+    };
+    let slow_bus = operation == "PutEvents" && !put_events_latency.is_zero();
+    let lands_on_answer = slow_bus && landing == Landing::OnAnswer;
+    if lands_on_answer {
+        tokio::time::sleep(put_events_latency).await;
+    }
     let asked = Asked {
         key: &key,
         region: &region,
@@ -295,14 +330,15 @@ async fn aws(
         json: &json,
         form: &form,
         query: parts.uri.query().unwrap_or_default(),
+        land: !lands_on_answer || waiting.load(std::sync::atomic::Ordering::SeqCst),
     };
-    let (mut reply, put_events_latency) = {
+    let mut reply = {
         let mut world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
-        (answer(&mut world, &asked), world.put_events_latency)
+        answer(&mut world, &asked)
     };
     reply.delivery = delivery;
     // The bus took the events; its answer is what is slow.
-    if operation == "PutEvents" && !put_events_latency.is_zero() {
+    if slow_bus && !lands_on_answer {
         tokio::time::sleep(put_events_latency).await;
     }
     reply
@@ -317,6 +353,8 @@ struct Asked<'a> {
     json: &'a Value,
     form: &'a [(String, String)],
     query: &'a str,
+    /// Whether what PutEvents takes is stored.
+    land: bool,
 }
 
 /// The service's answer: the request takes effect here.
@@ -329,6 +367,7 @@ fn answer(world: &mut World, asked: &Asked<'_>) -> Reply {
         json,
         form,
         query,
+        land,
     } = *asked;
     let Some(account) = world.account_of_key(key) else {
         let message = "The security token included in the request is invalid.";
@@ -340,7 +379,7 @@ fn answer(world: &mut World, asked: &Asked<'_>) -> Reply {
     };
     match service {
         "sts" => sts::handle(world, &account, form),
-        "events" if operation == "PutEvents" => eventbridge::put_events(world, json),
+        "events" if operation == "PutEvents" => eventbridge::put_events(world, json, land),
         "events" => Reply::aws_json_error(
             400,
             "UnknownOperationException",

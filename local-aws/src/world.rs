@@ -23,6 +23,8 @@ pub struct StagingServer {
     pub tags: Tags,
     /// Volumes on the default EBS key cannot be extended: DRS answers ValidationException.
     pub default_ebs_key: bool,
+    /// When its agent registered: long before anyone extends it.
+    pub added_at: SystemTime,
 }
 
 #[derive(Clone, Debug)]
@@ -73,6 +75,12 @@ pub enum PageTokens {
     /// removed meanwhile (extended servers leave the extensible list) shift the
     /// rest forward, and that many are skipped.
     Offset,
+    /// A broken service: every page, the last too, names the same next token,
+    /// which answers the first page again.
+    Repeating,
+    /// A broken service: every page names a new next token, which answers the
+    /// first page again; the listing never ends.
+    Endless,
 }
 
 /// What `CreateExtendedSourceServer` answers for a server already extended into
@@ -88,6 +96,45 @@ pub enum DuplicateCreate {
     Conflict,
     /// 201 with the extended server that already exists, as an idempotent API would.
     ReturnsExisting,
+}
+
+/// What `lifeCycle.addedToServiceDateTime` says of an extended server. DRS does
+/// not document it, so the function must label its outcomes right under each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExtensionClock {
+    /// When the extension was made, to the millisecond.
+    #[default]
+    Now,
+    /// Its staging server's time: an extension inherits its staging server's
+    /// replication and points in time, and may inherit this too.
+    StagingServer,
+    /// When it was made, in whole seconds.
+    WholeSeconds,
+    /// When it was made, by a DRS clock this many seconds ahead (or behind).
+    Skewed(i64),
+}
+
+/// When PutEvents lands the entries it takes. The documentation does not say
+/// what a request the client gave up on did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Landing {
+    /// On arrival, before a slow answer: a client that gives up loses nothing.
+    #[default]
+    OnArrival,
+    /// Only once it answers: a client that gave up first landed nothing.
+    OnAnswer,
+}
+
+/// What a PutEvents reply lists, for entries it took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EntriesReply {
+    /// A result for every entry, in order.
+    #[default]
+    Full,
+    /// Every entry but the last, with `FailedEntryCount` 0.
+    OneShort,
+    /// No `Entries` at all, with `FailedEntryCount` 0.
+    None,
 }
 
 /// What the next calls of an operation get instead of an answer.
@@ -173,8 +220,19 @@ pub struct World {
     /// is refused `ServiceQuotaExceededException` (402), as DRS's source server
     /// quota does.
     pub extended_quota: Option<usize>,
-    /// PutEvents takes effect at once and answers this much later: a slow bus.
+    /// PutEvents answers this much later: a slow bus.
     pub put_events_latency: Duration,
+    /// Whether a slow PutEvents lands its entries before it answers, or only
+    /// when it does.
+    pub put_events_landing: Landing,
+    /// What PutEvents replies list.
+    pub put_events_entries: EntriesReply,
+    /// The bus's policy refuses every PutEvents (`AccessDeniedException`).
+    pub bus_refuses: bool,
+    /// What `addedToServiceDateTime` says of extended servers.
+    pub extension_clock: ExtensionClock,
+    /// `CreateExtendedSourceServer` answers without the extended server's tags.
+    pub create_reply_omits_tags: bool,
     /// Tokens older than this are refused (`ValidationException`), as a service
     /// whose tokens expire would.
     pub token_ttl: Option<Duration>,
@@ -217,6 +275,11 @@ impl World {
             duplicate_create: DuplicateCreate::Validation,
             extended_quota: None,
             put_events_latency: Duration::ZERO,
+            put_events_landing: Landing::OnArrival,
+            put_events_entries: EntriesReply::Full,
+            bus_refuses: false,
+            extension_clock: ExtensionClock::Now,
+            create_reply_omits_tags: false,
             token_ttl: None,
             epoch: Instant::now(),
             buses: ["default".to_owned()].into_iter().collect(),
@@ -307,6 +370,7 @@ impl World {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             default_ebs_key: false,
+            added_at: SystemTime::now() - Duration::from_secs(30 * 86_400),
         });
         arn
     }
@@ -513,6 +577,30 @@ impl World {
         found
     }
 
+    /// `addedToServiceDateTime` for an extension made now, as the world's
+    /// clock switch says.
+    fn extension_time(&self, staging: &StagingServer) -> SystemTime {
+        let now = SystemTime::now();
+        match self.extension_clock {
+            ExtensionClock::Now => now,
+            ExtensionClock::StagingServer => staging.added_at,
+            ExtensionClock::WholeSeconds => {
+                let since = now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                std::time::UNIX_EPOCH + Duration::from_secs(since.as_secs())
+            }
+            ExtensionClock::Skewed(seconds) => {
+                let by = Duration::from_secs(seconds.unsigned_abs());
+                if seconds >= 0 {
+                    now + by
+                } else {
+                    now - by
+                }
+            }
+        }
+    }
+
     pub(crate) fn record_extension(
         &mut self,
         target_account: &str,
@@ -533,7 +621,7 @@ impl World {
             staging_account: staging.account.clone(),
             tags,
             extension_error: None,
-            added_at: SystemTime::now(),
+            added_at: self.extension_time(staging),
         };
         self.extended_index
             .insert((extended.account.clone(), extended.staging_arn.clone()));
