@@ -4,7 +4,8 @@
 //! longer reach (`EXTENSION_ERROR`) as it is found. Only counts are kept: a real
 //! record is a few KB and there may be 15,000 of them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::hash::{BuildHasher, RandomState};
 
 use crate::aws::clients::Clients;
 use crate::aws::drs::{ExtendedRecord, Following, Pages};
@@ -75,6 +76,10 @@ pub async fn read(
         for chunk in accounts.chunks(ACCOUNTS_PER_CALL) {
             let mut next_token = None;
             let mut pages = Pages::default();
+            // A page DRS hands out twice (under a token not yet seen) must not
+            // count its servers twice: each is remembered by a hash of its ARN,
+            // eight bytes a server.
+            let mut counted: HashSet<u64> = HashSet::new();
             loop {
                 if deadline.reached() {
                     unread.push(Unread {
@@ -100,6 +105,9 @@ pub async fn read(
                     }
                 };
                 for record in page.items {
+                    if !counted.insert(hash_of(&record.arn)) {
+                        continue;
+                    }
                     let Ok(account) = AccountId::parse(&record.staging_account) else {
                         continue;
                     };
@@ -134,6 +142,11 @@ pub async fn read(
         scopes: counts.into_values().collect(),
         unread,
     }
+}
+
+fn hash_of(arn: &str) -> u64 {
+    static HASHER: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+    HASHER.get_or_init(RandomState::new).hash_one(arn)
 }
 
 /// `Extended Source Server Unhealthy`: DRS cannot reach the staging server behind

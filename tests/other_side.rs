@@ -1,0 +1,299 @@
+//! Each bound of the interface under each answer local-aws can give where AWS's
+//! documentation leaves it open: what DRS's timestamps mean, what a PutEvents
+//! reply lists, a bus that refuses, a DRS rate that falls mid-run, page tokens
+//! that repeat or never end. Each test names the mechanism it proves.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use drs_extender::error::InvocationError;
+use local_aws::{DuplicateCreate, EntriesReply, ExtensionClock, Landing, PageTokens};
+use serde_json::{json, Value};
+
+/// Copies of each detail-type put, by staging server.
+fn copies_by_server(h: &Harness) -> BTreeMap<String, BTreeMap<String, usize>> {
+    let mut by_server: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for event in h.aws.world().events() {
+        if let Some(server) = event["Detail"]["stagingSourceServerArn"].as_str() {
+            *by_server
+                .entry(server.to_owned())
+                .or_default()
+                .entry(event["DetailType"].as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+    }
+    by_server
+}
+
+fn drs_event_naming(servers: &[String]) -> Value {
+    json!({
+        "version": "0", "id": "drs-event", "detail-type": "DRS Source Server Launch Result",
+        "source": "aws.drs", "account": STAGING_A, "time": "2026-11-26T09:00:00Z",
+        "region": REGION, "resources": servers, "detail": {}
+    })
+}
+
+fn creates(h: &Harness) -> usize {
+    h.aws.world().calls_of("CreateExtendedSourceServer").len()
+}
+
+/// Mechanism: the stream's `given_up` flag, checked before every create.
+#[tokio::test]
+async fn a_refusing_bus_ends_the_creating_within_concurrency_and_a_batch() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 200);
+    world.bus_refuses = true;
+    let h = Harness::start(
+        world,
+        &[
+            ("STAGING_ACCOUNT_IDS", STAGING_A),
+            ("DRS_MAX_RPS", "1000"),
+            ("RECONCILE_CONCURRENCY", "8"),
+        ],
+    )
+    .await;
+    let result = h.invoke(event("scheduled-reconciliation")).await;
+    let Err(InvocationError::OutcomesUndelivered { undelivered, .. }) = result else {
+        panic!("{result:?}");
+    };
+    let made = h.aws.world().extended().len();
+    assert!(made <= 8 + 10, "{made} extended without an event");
+    assert_eq!(
+        creates(&h),
+        made,
+        "no create after the first event given up"
+    );
+    assert_eq!(undelivered, made + 1, "each outcome and the summary");
+
+    // The event path holds the same bound.
+    let mut world = World::new(TARGET_ACCOUNT);
+    let servers = world.seed(STAGING_A, REGION, 60);
+    world.bus_refuses = true;
+    let h = Harness::start(
+        world,
+        &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "1000")],
+    )
+    .await;
+    let result = h.invoke(drs_event_naming(&servers)).await;
+    assert!(
+        matches!(result, Err(InvocationError::OutcomesUndelivered { .. })),
+        "{result:?}"
+    );
+    let made = h.aws.world().extended().len();
+    assert!(
+        made <= 8 + 10,
+        "event path: {made} extended without an event"
+    );
+}
+
+/// Mechanism: the `drs-extender:request-id` tag on every create, read back from
+/// the create's answer or the look. DRS's timestamps are never asked.
+#[tokio::test]
+async fn labels_never_rest_on_what_drs_timestamps_mean() {
+    let clocks = [
+        ExtensionClock::Now,
+        ExtensionClock::StagingServer,
+        ExtensionClock::WholeSeconds,
+        ExtensionClock::Skewed(300),
+        ExtensionClock::Skewed(-300),
+    ];
+    for clock in clocks {
+        let mut world = World::new(TARGET_ACCOUNT);
+        world.seed(STAGING_A, REGION, 26);
+        world.extension_clock = clock;
+        // Replies lost or cut off after the create took effect: the look decides.
+        world.inject("CreateExtendedSourceServer", 3, Fault::LostReply);
+        world.inject("CreateExtendedSourceServer", 3, Fault::CutShort);
+        let before = world.seed(STAGING_A, REGION, 4);
+        for server in &before {
+            world.extend_directly(TARGET_ACCOUNT, server);
+        }
+        let h = Harness::start(
+            world,
+            &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "1000")],
+        )
+        .await;
+        let response = h.ok(event("scheduled-reconciliation")).await;
+        assert_eq!(response["created"], 26, "{clock:?}: {response}");
+        assert_eq!(
+            h.events_of("Extended Source Server Created").len(),
+            26,
+            "{clock:?}"
+        );
+        // Servers extended before the run, announced: skipped however DRS
+        // stamped them, and at once (no waiting out a clock).
+        for server in &before {
+            let again = h.ok(announcement(server, STAGING_A)).await;
+            assert_eq!(statuses(&again), ["skipped"], "{clock:?}: {again}");
+        }
+    }
+}
+
+/// Mechanism: the same tag, when DRS answers a duplicate create with 201 and the
+/// existing server, or answers without the server's tags (then the look reads them).
+#[tokio::test]
+async fn an_idempotent_create_and_a_reply_without_tags_are_labelled_by_the_tag() {
+    for omits_tags in [false, true] {
+        let mut world = World::new(TARGET_ACCOUNT);
+        let server = world.seed(STAGING_A, REGION, 1).remove(0);
+        world.duplicate_create = DuplicateCreate::ReturnsExisting;
+        world.create_reply_omits_tags = omits_tags;
+        world.extension_clock = ExtensionClock::StagingServer;
+        let h = Harness::start(world, &[]).await;
+        let first = h.ok(announcement(&server, STAGING_A)).await;
+        assert_eq!(statuses(&first), ["created"], "omits tags {omits_tags}");
+        let again = h.ok(announcement(&server, STAGING_A)).await;
+        assert_eq!(statuses(&again), ["skipped"], "omits tags {omits_tags}");
+        assert_eq!(h.events_of("Extended Source Server Created").len(), 1);
+    }
+}
+
+/// Mechanism: an entry missing from a PutEvents reply counts as may-have-landed,
+/// and is sent at most twice in all.
+#[tokio::test]
+async fn a_reply_with_fewer_entries_than_sent_never_makes_a_third_copy() {
+    for reply in [EntriesReply::OneShort, EntriesReply::None] {
+        let mut world = World::new(TARGET_ACCOUNT);
+        world.seed(STAGING_A, REGION, 30);
+        world.put_events_entries = reply;
+        let h = Harness::start(
+            world,
+            &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "1000")],
+        )
+        .await;
+        let result = h.invoke(event("scheduled-reconciliation")).await;
+        assert!(
+            matches!(result, Err(InvocationError::OutcomesUndelivered { .. })),
+            "{reply:?}: events whose landing is unknown fail the invocation: {result:?}"
+        );
+        for (server, kinds) in copies_by_server(&h) {
+            for (kind, n) in kinds {
+                assert!(n <= 2, "{reply:?}: {server}: {n} copies of {kind}");
+            }
+        }
+        let made = h.aws.world().extended().len();
+        assert!(made <= 8 + 10, "{reply:?}: {made} extended");
+    }
+}
+
+/// Mechanism: the wait for the pace is not the operation's time, and a throttled
+/// create is asked again until the deadline; what is left is `unfinished`.
+#[tokio::test]
+async fn a_drs_rate_that_falls_mid_run_slows_the_run_and_fails_no_server() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 300);
+    world.drs_rate_limit = Some(40);
+    world.drs_rate_burst = Some(5);
+    let h = Harness::start_with(
+        world,
+        &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "100")],
+        drs_extender::aws::clients::CallPolicy::default(),
+    )
+    .await;
+    let deadline = Duration::from_secs(40);
+    let run = h
+        .app
+        .handle(lambda_event(event("scheduled-reconciliation"), deadline));
+    let fall = async {
+        while h.aws.world().extended().len() < 40 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        h.aws.world().drs_rate_limit = Some(2);
+    };
+    let started = Instant::now();
+    let (result, ()) = tokio::join!(run, fall);
+    assert!(started.elapsed() < deadline, "{:?}", started.elapsed());
+    let response = result.expect("a slower DRS is no failure");
+    assert_eq!(response.failed, 0, "{:?}", response.outcomes);
+    assert!(h.events_of("Extended Source Server Failed").is_empty());
+    let summaries = h.events_of("Reconciliation Completed");
+    let summary = &summaries[0]["Detail"];
+    assert_eq!(summary["unfinished"][0]["reason"], "DEADLINE", "{summary}");
+    assert_eq!(summary["created"], h.aws.world().extended().len());
+}
+
+/// Mechanism: `Pages`, which stops a listing on a token it followed already, or
+/// past 200 pages, and says so in `unfinished`.
+#[tokio::test]
+async fn page_tokens_that_repeat_or_never_end_stop_the_listing_and_say_so() {
+    for (tokens, reason) in [
+        (PageTokens::Repeating, "PAGE_TOKEN_REPEATED"),
+        (PageTokens::Endless, "TOO_MANY_PAGES"),
+    ] {
+        let mut world = World::new(TARGET_ACCOUNT);
+        world.seed(STAGING_A, REGION, 20);
+        world.page_tokens = tokens;
+        let h = Harness::start(
+            world,
+            &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "10000")],
+        )
+        .await;
+        let started = Instant::now();
+        let response = h.ok(event("scheduled-reconciliation")).await;
+        let listings = h.aws.world().calls_of("ListExtensibleSourceServers").len();
+        assert!(listings <= 210, "{tokens:?}: {listings} listings");
+        let summary = &h.events_of("Reconciliation Completed")[0]["Detail"];
+        assert_eq!(summary["unfinished"][0]["reason"], reason, "{summary}");
+        assert_eq!(summary["complete"], false);
+        assert_eq!(
+            response["created"], 20,
+            "{tokens:?}: what it saw, it extended"
+        );
+        // Coverage reads a listing of its own: what it saw, counted once, and the
+        // rest said unread.
+        let counted = summary["extended"].as_u64().unwrap();
+        assert!(counted <= 20, "{tokens:?}: {counted} counted of 20");
+        assert_eq!(
+            summary["coverageUnread"][0]["errorCode"], reason,
+            "{summary}"
+        );
+        eprintln!("{tokens:?}: {listings} listings in {:?}", started.elapsed());
+    }
+}
+
+/// The CPU time this thread has used (the test's runtime runs every task here).
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // Fields after the command's closing parenthesis; utime and stime are 14 and 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Mechanism: the flush timer is armed only while a send is free to take the
+/// batch; with every send under way, a flush time already past would be ready
+/// again and again.
+#[tokio::test]
+async fn a_slow_bus_with_every_send_under_way_costs_no_cpu_while_waiting() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 200);
+    world.put_events_latency = Duration::from_secs(3);
+    world.put_events_landing = Landing::OnArrival;
+    let h = Harness::start_with(
+        world,
+        &[
+            ("STAGING_ACCOUNT_IDS", STAGING_A),
+            ("DRS_MAX_RPS", "1000"),
+            // Places for 110 servers: eight sends of ten under way, and more waiting.
+            ("RECONCILE_CONCURRENCY", "100"),
+        ],
+        drs_extender::aws::clients::CallPolicy::default(),
+    )
+    .await;
+    let (cpu, wall) = (thread_cpu(), Instant::now());
+    h.ok(event("scheduled-reconciliation")).await;
+    let (cpu, wall) = (thread_cpu() - cpu, wall.elapsed());
+    eprintln!("slow bus: {cpu:?} of CPU over {wall:?}");
+    assert!(
+        cpu < wall / 4,
+        "{cpu:?} of CPU over {wall:?}: the stream spins while it waits"
+    );
+}
