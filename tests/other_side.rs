@@ -189,7 +189,11 @@ async fn a_drs_rate_that_falls_mid_run_slows_the_run_and_fails_no_server() {
     world.drs_rate_burst = Some(5);
     let h = Harness::start_with(
         world,
-        &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "100")],
+        &[
+            ("STAGING_ACCOUNT_IDS", STAGING_A),
+            ("DRS_MAX_RPS", "100"),
+            ("RECONCILE_CONCURRENCY", "32"),
+        ],
         drs_extender::aws::clients::CallPolicy::default(),
     )
     .await;
@@ -201,7 +205,9 @@ async fn a_drs_rate_that_falls_mid_run_slows_the_run_and_fails_no_server() {
         while h.aws.world().extended().len() < 40 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        h.aws.world().drs_rate_limit = Some(2);
+        let mut world = h.aws.world();
+        world.drs_rate_limit = Some(1);
+        world.drs_rate_burst = Some(1);
     };
     let started = Instant::now();
     let (result, ()) = tokio::join!(run, fall);
