@@ -303,3 +303,58 @@ async fn a_slow_bus_with_every_send_under_way_costs_no_cpu_while_waiting() {
         "{cpu:?} of CPU over {wall:?}: the stream spins while it waits"
     );
 }
+
+/// Mechanism: a read's pause before it is read again ends at `calls_by`. Every
+/// listing here is answered with its body cut off, and the pauses (0.2, 0.4 and
+/// 0.8 s) add up past this invocation's whole deadline.
+#[tokio::test]
+async fn pauses_between_reads_are_cut_at_the_deadline() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 1);
+    world.inject("ListExtensibleSourceServers", usize::MAX, Fault::CutShort);
+    let h = Harness::start(world, &[("STAGING_ACCOUNT_IDS", STAGING_A)]).await;
+    let deadline = Duration::from_millis(1200);
+    let started = Instant::now();
+    let _ = h
+        .app
+        .handle(lambda_event(event("scheduled-reconciliation"), deadline))
+        .await;
+    let took = started.elapsed();
+    assert!(took < deadline, "answered after {took:?} of {deadline:?}");
+}
+
+/// Mechanism: a PutEvents wait cut by the invocation's time teaches nothing of the
+/// bus. A bus that answers in 6 s is learnt (the attempt timeout grows past 6 s);
+/// an invocation with little time left must not shrink that back, or the next
+/// one would time out on the same bus and send each event twice.
+#[tokio::test]
+async fn a_wait_cut_by_the_deadline_does_not_unlearn_a_slow_bus() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    let servers = world.seed(STAGING_A, REGION, 3);
+    world.put_events_latency = Duration::from_secs(6);
+    let h = Harness::start_with(
+        world,
+        &[("STAGING_ACCOUNT_IDS", STAGING_A)],
+        drs_extender::aws::clients::CallPolicy::default(),
+    )
+    .await;
+    let puts = || h.aws.world().calls_of("PutEvents").len();
+    // Learns the bus: a first attempt times out at 5 s, the next is answered.
+    let _ = h.invoke(announcement(&servers[0], STAGING_A)).await;
+    // Little time: its one wait is cut by the deadline, not by the bus.
+    let _ = h
+        .app
+        .handle(lambda_event(
+            announcement(&servers[1], STAGING_A),
+            Duration::from_secs(3),
+        ))
+        .await;
+    let before = puts();
+    let response = h.ok(announcement(&servers[2], STAGING_A)).await;
+    assert_eq!(statuses(&response), ["created"]);
+    assert_eq!(
+        puts() - before,
+        1,
+        "the outcome went out in one attempt: the slow bus was still known"
+    );
+}
