@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 pub use reply::{Delivery, Reply};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
 pub use world::{
-    Call, DuplicateCreate, EntriesReply, ExtendedServer, ExtensionClock, Fault, Landing,
+    Call, DuplicateCreate, EntriesReply, ExtendedServer, ExtensionClock, Fault, Landing, Limiter,
     PageTokens, StagingServer, World, FUNCTION_KEY,
 };
 
@@ -391,7 +391,7 @@ fn answer(world: &mut World, asked: &Asked<'_>) -> Reply {
                     429,
                     "ThrottlingException",
                     "Rate exceeded",
-                    Some(1),
+                    world.drs_retry_after,
                 );
             }
             drs::handle(world, operation, &account, region, json, query)

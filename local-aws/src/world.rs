@@ -98,6 +98,17 @@ pub enum DuplicateCreate {
     ReturnsExisting,
 }
 
+/// How DRS's unpublished rate limit counts requests. AWS does not say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Limiter {
+    /// `drs_rate_limit` tokens a second into a bucket of `drs_rate_burst`.
+    #[default]
+    TokenBucket,
+    /// At most `drs_rate_limit` requests in each whole second (the burst ignored):
+    /// a second's worth may come at once at its start.
+    FixedWindow,
+}
+
 /// What `lifeCycle.addedToServiceDateTime` says of an extended server. DRS does
 /// not document it, so the function must label its outcomes right under each.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -214,6 +225,10 @@ pub struct World {
     pub drs_rate_limit: Option<u32>,
     /// That bucket's size; a tenth of a second's worth when unset.
     pub drs_rate_burst: Option<u32>,
+    /// How the limit counts: a token bucket, or a fixed one-second window.
+    pub drs_limiter: Limiter,
+    /// The `Retry-After` a throttle carries, in seconds; none when unset.
+    pub drs_retry_after: Option<u32>,
     pub page_tokens: PageTokens,
     pub duplicate_create: DuplicateCreate,
     /// Extended servers a target account may hold in a region; past it a create
@@ -271,6 +286,8 @@ impl World {
             latency: Duration::ZERO,
             drs_rate_limit: None,
             drs_rate_burst: None,
+            drs_limiter: Limiter::TokenBucket,
+            drs_retry_after: Some(1),
             page_tokens: PageTokens::Cursor,
             duplicate_create: DuplicateCreate::Validation,
             extended_quota: None,
@@ -448,12 +465,29 @@ impl World {
             .drs_rate_burst
             .map_or((rate / 10.0).max(1.0), |b| f64::from(b.max(1)));
         let now = Instant::now();
+        let full = match self.drs_limiter {
+            Limiter::TokenBucket => burst,
+            Limiter::FixedWindow => rate,
+        };
         let (tokens, last) = self
             .rate_buckets
             .entry(region.to_owned())
-            .or_insert((burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
-        *last = now;
+            .or_insert((full, now));
+        match self.drs_limiter {
+            Limiter::TokenBucket => {
+                *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
+                *last = now;
+            }
+            Limiter::FixedWindow => {
+                // `last` marks the window's start; a new window refills it whole.
+                let epoch = self.epoch;
+                let window = |at: Instant| at.duration_since(epoch).as_secs();
+                if window(now) != window(*last) {
+                    *tokens = rate;
+                    *last = now;
+                }
+            }
+        }
         if *tokens < 1.0 {
             self.throttled += 1;
             self.throttled_at.push(now);

@@ -4,15 +4,21 @@
 //! Prints the share of the service's rate the instances used together.
 //!
 //! storm-bench --function PATH [--instances 6] [--events 40] [--service-limit 20]
+//!             [--burst N] [--window] [--retry-after S|none]
 //!             [--latency-ms 20] [--max-rps 10] [--timeline]
 //!
-//! `--timeline` adds, per second of the storm, the DRS requests accepted and
-//! answered 429: where the share was lost.
+//! The throttle's shape is the service's, and unknown: `--burst` sizes its token
+//! bucket (a tenth of a second's worth when absent), `--window` counts whole
+//! seconds instead (a second's worth may come at once), `--retry-after` is what a
+//! 429 says (`none`: no header). `--timeline` adds, per second of the storm, the
+//! DRS requests accepted and answered 429: where the share was lost.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use local_aws::{flag, function_env, number_flag, Invocation, LocalAws, World, TARGET_ACCOUNT};
+use local_aws::{
+    flag, function_env, number_flag, Invocation, Limiter, LocalAws, World, TARGET_ACCOUNT,
+};
 use serde_json::json;
 use tokio::process::Command;
 
@@ -36,11 +42,31 @@ async fn run() -> Result<(), String> {
     let limit = number("--service-limit", 20)? as u32;
     let latency = Duration::from_millis(number("--latency-ms", 20)?);
     let max_rps = number("--max-rps", 10)?;
+    let burst = flag(&args, "--burst")
+        .map(|b| {
+            b.parse::<u32>()
+                .map_err(|_| format!("--burst: `{b}` is not a number"))
+        })
+        .transpose()?;
+    let window = args.iter().any(|a| a == "--window");
+    let retry_after = match flag(&args, "--retry-after").as_deref() {
+        None => Some(1),
+        Some("none") => None,
+        Some(s) => Some(
+            s.parse::<u32>()
+                .map_err(|_| format!("--retry-after: `{s}` is neither seconds nor none"))?,
+        ),
+    };
 
     let mut world = World::new(TARGET_ACCOUNT);
     let servers = world.seed(STAGING, REGION, instances * events);
     world.latency = latency;
     world.drs_rate_limit = Some(limit);
+    world.drs_rate_burst = burst;
+    world.drs_retry_after = retry_after;
+    if window {
+        world.drs_limiter = Limiter::FixedWindow;
+    }
     let aws = LocalAws::start(world).await.map_err(|e| e.to_string())?;
 
     let mut children = Vec::new();
@@ -84,8 +110,16 @@ async fn run() -> Result<(), String> {
     let world = aws.world();
     let accepted = world.drs_calls() - world.throttled;
     let bound = accepted as f64 / f64::from(limit);
+    let shape = match (window, burst) {
+        (true, _) => "a fixed one-second window".to_owned(),
+        (false, Some(b)) => format!("a token bucket of {b}"),
+        (false, None) => "a token bucket of a tenth of a second".to_owned(),
+    };
+    let retry = retry_after.map_or("no Retry-After".to_owned(), |s| {
+        format!("Retry-After {s} s")
+    });
     println!(
-        "{instances} instances x {events} announcements, service limit {limit}/s, DRS_MAX_RPS {max_rps}, latency {} ms",
+        "{instances} instances x {events} announcements, service limit {limit}/s ({shape}, {retry}), DRS_MAX_RPS {max_rps}, latency {} ms",
         latency.as_millis()
     );
     println!(
