@@ -90,15 +90,10 @@ async fn a_create_that_loses_a_race_is_skipped_not_failed() {
 }
 
 #[tokio::test]
-async fn throttling_is_retried_honouring_retry_after() {
+async fn throttling_is_retried_within_the_servers_wait() {
     let mut world = World::sample();
     world.inject("CreateExtendedSourceServer", 1, Fault::throttling(1));
-    // The SDK bounds a server's requested wait by the maximum backoff.
-    let policy = drs_extender::aws::clients::CallPolicy {
-        max_backoff: Duration::from_secs(2),
-        ..fast_policy()
-    };
-    let h = Harness::start_with(world, &[], policy).await;
+    let h = Harness::start(world, &[]).await;
     let started = Instant::now();
     let response = announce(&h).await.unwrap();
     assert_eq!(statuses(&response), ["created"]);
@@ -106,9 +101,9 @@ async fn throttling_is_retried_honouring_retry_after() {
         h.aws.world().calls_of("CreateExtendedSourceServer").len(),
         2
     );
-    // The test policy's own backoff is at most 50 ms; the wait is the server's second.
+    // A random share of the server's second, never more.
     assert!(
-        started.elapsed() >= Duration::from_millis(900),
+        started.elapsed() < Duration::from_millis(1500),
         "{:?}",
         started.elapsed()
     );
