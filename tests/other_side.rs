@@ -5,36 +5,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
 use drs_extender::error::InvocationError;
 use local_aws::{DuplicateCreate, EntriesReply, ExtensionClock, Landing, PageTokens};
-use serde_json::{json, Value};
-
-/// Copies of each detail-type put, by staging server.
-fn copies_by_server(h: &Harness) -> BTreeMap<String, BTreeMap<String, usize>> {
-    let mut by_server: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    for event in h.aws.world().events() {
-        if let Some(server) = event["Detail"]["stagingSourceServerArn"].as_str() {
-            *by_server
-                .entry(server.to_owned())
-                .or_default()
-                .entry(event["DetailType"].as_str().unwrap_or_default().to_owned())
-                .or_default() += 1;
-        }
-    }
-    by_server
-}
-
-fn drs_event_naming(servers: &[String]) -> Value {
-    json!({
-        "version": "0", "id": "drs-event", "detail-type": "DRS Source Server Launch Result",
-        "source": "aws.drs", "account": STAGING_A, "time": "2026-11-26T09:00:00Z",
-        "region": REGION, "resources": servers, "detail": {}
-    })
-}
 
 fn creates(h: &Harness) -> usize {
     h.aws.world().calls_of("CreateExtendedSourceServer").len()
@@ -77,7 +52,7 @@ async fn a_refusing_bus_ends_the_creating_within_concurrency_and_a_batch() {
         &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "1000")],
     )
     .await;
-    let result = h.invoke(drs_event_naming(&servers)).await;
+    let result = h.invoke(drs_event_naming(servers, STAGING_A)).await;
     assert!(
         matches!(result, Err(InvocationError::OutcomesUndelivered { .. })),
         "{result:?}"

@@ -175,3 +175,27 @@ pub async fn output_of(mut running: Running) -> String {
     let _ = running.child.wait().await;
     running.stdout.await.unwrap_or_default()
 }
+
+/// Every event put, by staging server: how many copies of each detail-type.
+pub fn copies_by_server(h: &Harness) -> BTreeMap<String, BTreeMap<String, usize>> {
+    let mut by_server: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for event in h.aws.world().events() {
+        if let Some(server) = event["Detail"]["stagingSourceServerArn"].as_str() {
+            *by_server
+                .entry(server.to_owned())
+                .or_default()
+                .entry(event["DetailType"].as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+    }
+    by_server
+}
+
+/// One of DRS's own events, naming these servers, from `account`.
+pub fn drs_event_naming(servers: Vec<String>, account: &str) -> Value {
+    serde_json::json!({
+        "version": "0", "id": "drs-event", "detail-type": "DRS Source Server Launch Result",
+        "source": "aws.drs", "account": account, "time": "2026-11-26T09:00:00Z",
+        "region": REGION, "resources": servers, "detail": {}
+    })
+}
