@@ -23,9 +23,14 @@ use aws_smithy_runtime_api::client::retries::classifiers::{RetryClassifierPriori
 #[derive(Debug, Default)]
 pub struct RetryAfterClassifier;
 
-/// Beyond this a server's request to wait is not taken literally: the invocation
-/// has a deadline.
-const LONGEST_WAIT: Duration = Duration::from_secs(20);
+/// Beyond this a server's request to wait is not taken literally: past it the pace,
+/// which the throttle cut, governs the retry, and `DRS_MAX_RPS` still bounds every
+/// request. A server that says 5 s of a limit counted per second idled every
+/// throttled process for seconds the service had free: with six processes against
+/// 20/s, `Retry-After: 5` reached 0.67 (one-second window), 0.81 and 0.86 (buckets
+/// of 5 and 20) of the service's rate taken up to 20 s, and 0.93, 0.92 and 0.94
+/// taken up to 2 s (`docs/performance.md`).
+const LONGEST_WAIT: Duration = Duration::from_secs(2);
 
 impl ClassifyRetry for RetryAfterClassifier {
     fn classify_retry(&self, _ctx: &InterceptorContext) -> RetryAction {
