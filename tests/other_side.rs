@@ -333,3 +333,40 @@ async fn a_wait_cut_by_the_deadline_does_not_unlearn_a_slow_bus() {
         "the outcome went out in one attempt: the slow bus was still known"
     );
 }
+
+/// Mechanism: the connector marks an attempt on the wire as it leaves, so one the
+/// operation timeout drops mid-flight may have taken effect. Here every create
+/// hangs past the operation timeout and takes effect after the deadline: it is
+/// no "waited its turn, never sent" (`NotReached`), but a retryable failure.
+#[tokio::test]
+async fn a_create_dropped_on_the_wire_is_never_called_unsent() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    let server = world.seed(STAGING_A, REGION, 1).remove(0);
+    world.inject(
+        "CreateExtendedSourceServer",
+        usize::MAX,
+        Fault::Delay(Duration::from_secs(10)),
+    );
+    let policy = drs_extender::aws::clients::CallPolicy {
+        max_attempts: 1,
+        attempt_timeout: Duration::from_secs(5),
+        operation_timeout: Duration::from_secs(1),
+        ..fast_policy()
+    };
+    let h = Harness::start_with(world, &[], policy).await;
+    let result = h
+        .app
+        .handle(lambda_event(
+            announcement(&server, STAGING_A),
+            Duration::from_secs(4),
+        ))
+        .await;
+    assert!(
+        matches!(result, Err(InvocationError::RetryableFailures { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        h.events_of("Extended Source Server Failed")[0]["Detail"]["errorCode"],
+        "Timeout"
+    );
+}

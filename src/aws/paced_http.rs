@@ -63,7 +63,11 @@ tokio::task_local! {
 #[derive(Clone, Debug, Default)]
 pub struct CallScope {
     send_by: Option<Instant>,
+    /// An attempt was answered with anything but a refusal, or not at all.
     uncertain: Arc<AtomicBool>,
+    /// An attempt is on the wire: set as it leaves, cleared when it is answered.
+    /// One the caller gave up on (a timeout drops it mid-flight) stays set.
+    on_wire: Arc<AtomicBool>,
 }
 
 /// An attempt shorter than this is not started: it could not be answered.
@@ -74,6 +78,7 @@ impl CallScope {
         Self {
             send_by,
             uncertain: Arc::default(),
+            on_wire: Arc::default(),
         }
     }
 
@@ -81,10 +86,11 @@ impl CallScope {
         CALL.scope(self.clone(), operation).await
     }
 
-    /// Whether an attempt may have taken effect: it went unanswered, or was
-    /// answered with anything but a refusal (4xx).
+    /// Whether an attempt may have taken effect: it went unanswered (timed out,
+    /// or still on the wire when the caller gave up), or was answered with
+    /// anything but a refusal (4xx).
     pub fn may_have_taken_effect(&self) -> bool {
-        self.uncertain.load(Ordering::Relaxed)
+        self.uncertain.load(Ordering::SeqCst) || self.on_wire.load(Ordering::SeqCst)
     }
 }
 
@@ -129,6 +135,9 @@ impl HttpConnector for PacedConnector {
                 // A user error: the SDK does not retry it, and nothing was sent.
                 return Err(ConnectorError::user(Box::new(NotSent)));
             }
+            if let Some(scope) = &scope {
+                scope.on_wire.store(true, Ordering::SeqCst);
+            }
             let response = tokio::time::timeout(limit, inner.call(request))
                 .await
                 .unwrap_or_else(|_| {
@@ -145,8 +154,11 @@ impl HttpConnector for PacedConnector {
             };
             pace.observe(answer);
             let refused = matches!(&response, Ok(r) if r.status().is_client_error());
-            if let (Some(scope), false) = (&scope, refused) {
-                scope.uncertain.store(true, Ordering::Relaxed);
+            if let Some(scope) = &scope {
+                if !refused {
+                    scope.uncertain.store(true, Ordering::SeqCst);
+                }
+                scope.on_wire.store(false, Ordering::SeqCst);
             }
             response
         })
