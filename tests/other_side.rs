@@ -350,7 +350,7 @@ async fn a_create_dropped_on_the_wire_is_never_called_unsent() {
     let policy = drs_extender::aws::clients::CallPolicy {
         max_attempts: 1,
         attempt_timeout: Duration::from_secs(5),
-        operation_timeout: Duration::from_secs(1),
+        operation_timeout: Duration::from_secs(2),
         ..fast_policy()
     };
     let h = Harness::start_with(world, &[], policy).await;
@@ -358,7 +358,7 @@ async fn a_create_dropped_on_the_wire_is_never_called_unsent() {
         .app
         .handle(lambda_event(
             announcement(&server, STAGING_A),
-            Duration::from_secs(4),
+            Duration::from_secs(7),
         ))
         .await;
     assert!(

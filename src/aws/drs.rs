@@ -154,9 +154,24 @@ impl TargetDrs {
         };
         let cut_at = crate::domain::deadline::cut(self.operation_timeout, calls_by);
         let by_deadline = calls_by.is_some_and(|by| by <= cut_at);
-        let result = tokio::time::timeout_at(cut_at, scope.run(operation)).await;
+        // The connector sends no attempt it could not see answered by the cut: the
+        // outer timeout then finds none on the wire that had no chance.
+        let result = tokio::time::timeout_at(cut_at, scope.cut_at(cut_at).run(operation)).await;
         drop(admitted);
+        let deadline_came = calls_by.is_some_and(|by| tokio::time::Instant::now() >= by);
         match result {
+            // Held back by the operation's own cut, not the deadline: it waited
+            // its turn (throttles, the pace) and nothing was sent late.
+            Ok(Err(error)) if error.is_deadline() && !deadline_came && !by_deadline => {
+                Err(DrsError::new(
+                    "ThrottlingException",
+                    format!(
+                        "held back: the operation timeout of {:?} left no room for another attempt",
+                        self.operation_timeout
+                    ),
+                    true,
+                ))
+            }
             Ok(result) => result,
             Err(_) if by_deadline => Err(DrsError::deadline_reached()),
             // Every attempt was refused (throttled) or still waiting its turn:

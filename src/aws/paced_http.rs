@@ -8,7 +8,8 @@
 //! lengthens for requests already admitted.
 //!
 //! A caller may run its operation inside a [`CallScope`]: then no attempt leaves
-//! after the scope's `send_by`, none stays on the wire past it, and the scope
+//! without a second (or its whole timeout) before the scope's cut, none stays
+//! on the wire past it, and the scope
 //! learns whether any attempt may have taken effect (no answer, or one that was
 //! not a refusal). An attempt never sent is a definite "nothing happened".
 
@@ -70,8 +71,11 @@ pub struct CallScope {
     on_wire: Arc<AtomicBool>,
 }
 
-/// An attempt shorter than this is not started: it could not be answered.
-const SHORTEST_ATTEMPT: Duration = Duration::from_millis(50);
+/// An attempt starts only with this much time left before the scope's cut (or
+/// its whole attempt timeout, when that is shorter): then the cut finds no
+/// attempt on the wire but one the service has had a real chance to answer,
+/// and a request sent just before the cut is never taken for uncertain.
+const LEAST_ROOM: Duration = Duration::from_secs(1);
 
 impl CallScope {
     pub fn until(send_by: Option<Instant>) -> Self {
@@ -79,6 +83,14 @@ impl CallScope {
             send_by,
             uncertain: Arc::default(),
             on_wire: Arc::default(),
+        }
+    }
+
+    /// The same scope (what its attempts did is shared), cut at `at` too.
+    pub fn cut_at(&self, at: Instant) -> Self {
+        Self {
+            send_by: Some(self.send_by.map_or(at, |by| by.min(at))),
+            ..self.clone()
         }
     }
 
@@ -128,16 +140,15 @@ impl HttpConnector for PacedConnector {
                     true
                 }
             };
-            let limit = send_by.map_or(limit, |by| {
-                limit.min(by.saturating_duration_since(Instant::now()))
-            });
-            if !waited || limit < SHORTEST_ATTEMPT {
+            let left = send_by.map(|by| by.saturating_duration_since(Instant::now()));
+            if !waited || left.is_some_and(|left| left < limit.min(LEAST_ROOM)) {
                 // A user error: the SDK does not retry it, and nothing was sent.
                 return Err(ConnectorError::user(Box::new(NotSent)));
             }
             if let Some(scope) = &scope {
                 scope.on_wire.store(true, Ordering::SeqCst);
             }
+            let limit = left.map_or(limit, |left| limit.min(left));
             let response = tokio::time::timeout(limit, inner.call(request))
                 .await
                 .unwrap_or_else(|_| {
