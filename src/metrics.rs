@@ -21,11 +21,16 @@ pub struct InvocationMetrics {
     pub rejected: usize,
     /// Servers refused for the target account's quota on source servers.
     pub quota_exceeded: usize,
+    /// Requests refused for a region this function does not serve.
+    pub region_not_served: usize,
     /// Milliseconds, when the invocation reconciled.
     pub reconciliation_duration_ms: Option<u64>,
     /// Whether that reconciliation was complete; its heartbeat (1 or 0), which
     /// an alarm watches for going missing.
     pub reconciliation_complete: Option<bool>,
+    /// Accounts and regions that reconciliation left unfinished: one account
+    /// always failing keeps this above zero, though other runs complete.
+    pub unfinished_scopes: Option<usize>,
     /// Milliseconds from process start to the first event, on a cold start only.
     pub cold_start_ms: Option<u64>,
     /// Coverage, when the invocation reconciled: in all, and per region.
@@ -59,6 +64,7 @@ impl InvocationMetrics {
             failed: response.failed,
             rejected: response.rejected,
             quota_exceeded: response.quota_exceeded,
+            region_not_served: response.region_not_served,
             reconciliation_duration_ms: response
                 .reconciliation
                 .as_ref()
@@ -69,6 +75,12 @@ impl InvocationMetrics {
                 .as_ref()
                 .and_then(|r| r.get("complete"))
                 .and_then(Value::as_bool),
+            unfinished_scopes: response
+                .reconciliation
+                .as_ref()
+                .and_then(|r| r.get("unfinished"))
+                .and_then(Value::as_array)
+                .map(Vec::len),
             cold_start_ms: None,
             extended: count("extended"),
             extension_errors: count("extensionErrors"),
@@ -89,11 +101,15 @@ impl InvocationMetrics {
         add("Failed", "Count", json!(self.failed));
         add("Rejected", "Count", json!(self.rejected));
         add("QuotaExceeded", "Count", json!(self.quota_exceeded));
+        add("RegionNotServed", "Count", json!(self.region_not_served));
         if let Some(ms) = self.reconciliation_duration_ms {
             add("ReconciliationDuration", "Milliseconds", json!(ms));
         }
         if let Some(complete) = self.reconciliation_complete {
             add("ReconciliationComplete", "Count", json!(u8::from(complete)));
+        }
+        if let Some(unfinished) = self.unfinished_scopes {
+            add("UnfinishedScopes", "Count", json!(unfinished));
         }
         if let Some(ms) = self.cold_start_ms {
             add("ColdStart", "Milliseconds", json!(ms));
@@ -216,6 +232,7 @@ mod tests {
                 "Failed",
                 "Rejected",
                 "QuotaExceeded",
+                "RegionNotServed",
                 "ReconciliationDuration",
                 "ReconciliationComplete",
                 "ColdStart"
@@ -262,6 +279,28 @@ mod tests {
     }
 
     #[test]
+    fn unfinished_accounts_and_regions_are_counted_from_the_summary() {
+        let response = Response {
+            reconciliation: Some(json!({
+                "complete": false,
+                "unfinished": [
+                    {"stagingAccountId": "111122223333", "region": "eu-west-1", "reason": "LISTING_FAILED"},
+                    {"stagingAccountId": "444455556666", "region": "eu-west-1", "reason": "DEADLINE"}
+                ]
+            })),
+            ..Response::default()
+        };
+        let doc = InvocationMetrics::from_response(&response).document("f", 0);
+        assert_eq!(doc["UnfinishedScopes"], 2);
+        assert_eq!(doc["ReconciliationComplete"], 0);
+        let event_only = InvocationMetrics::from_response(&Response::default()).document("f", 0);
+        assert!(
+            event_only.get("UnfinishedScopes").is_none(),
+            "no reconciliation, no count"
+        );
+    }
+
+    #[test]
     fn optional_metrics_are_left_out_when_unknown() {
         let doc = InvocationMetrics::default().document("f", 0);
         assert_eq!(
@@ -269,8 +308,8 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .len(),
-            5,
-            "the four counts and QuotaExceeded"
+            6,
+            "the four counts, QuotaExceeded and RegionNotServed"
         );
         assert!(doc.get("ColdStart").is_none());
     }

@@ -41,6 +41,16 @@ async fn the_built_function_serves_events_and_logs_json_with_the_request_id() {
         "{ignored:?}"
     );
 
+    // A region the function does not serve is rejected and counted on its own,
+    // for the alarm that says a staging region is left out.
+    let mut elsewhere = event("announcement-by-id");
+    elsewhere["detail"]["region"] = serde_json::json!("ap-south-1");
+    let unserved = aws.invoke(elsewhere, timeout).await;
+    assert!(
+        matches!(unserved, Some(Invocation::Response(ref r)) if r["rejected"] == 1),
+        "{unserved:?}"
+    );
+
     // A retryable failure fails the invocation with a stable error type.
     aws.world().inject(
         "CreateExtendedSourceServer",
@@ -66,7 +76,11 @@ async fn the_built_function_serves_events_and_logs_json_with_the_request_id() {
         .iter()
         .filter(|l| l["fields"]["message"] == "outcome")
         .collect();
-    assert_eq!(during.len(), 2, "one line per outcome: created, failed");
+    assert_eq!(
+        during.len(),
+        3,
+        "one line per outcome: created, rejected, failed"
+    );
     for line in during {
         let request_id = request_id_of(line);
         assert!(
@@ -78,13 +92,16 @@ async fn the_built_function_serves_events_and_logs_json_with_the_request_id() {
 
     // One Embedded Metric Format line per invocation; the first was a cold start.
     let metrics: Vec<&Value> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
-    assert_eq!(metrics.len(), 3);
+    assert_eq!(metrics.len(), 4);
     assert_eq!(metrics[0]["Created"], 1);
     assert!(metrics[0]["ColdStart"].is_u64());
     assert!(metrics[1].get("ColdStart").is_none());
-    assert_eq!(metrics[2]["Failed"], 1);
+    assert_eq!(metrics[1]["RegionNotServed"], 0);
+    assert_eq!(metrics[2]["Rejected"], 1);
+    assert_eq!(metrics[2]["RegionNotServed"], 1);
+    assert_eq!(metrics[3]["Failed"], 1);
     assert_eq!(
-        metrics[2]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        metrics[3]["_aws"]["CloudWatchMetrics"][0]["Namespace"],
         "drs-extender"
     );
 }

@@ -115,6 +115,8 @@ pub enum Outcome {
         #[serde(flatten)]
         subject: Subject,
         reason: String,
+        #[serde(skip)]
+        region_not_served: bool,
     },
 }
 
@@ -168,6 +170,7 @@ impl Outcome {
         Self::Rejected {
             subject,
             reason: rejection.reason,
+            region_not_served: rejection.region_not_served,
         }
     }
 
@@ -299,6 +302,10 @@ pub struct Response {
     /// metric and its alarm, not part of the answer.
     #[serde(skip)]
     pub quota_exceeded: usize,
+    /// Requests refused for a region this function does not serve: a metric and
+    /// its alarm.
+    #[serde(skip)]
+    pub region_not_served: usize,
 }
 
 pub(crate) fn is_zero(n: &usize) -> bool {

@@ -7,7 +7,12 @@ use crate::domain::arn::{AccountId, SourceServerArn};
 pub struct Rejection {
     pub reason: String,
     pub staging_account: Option<AccountId>,
-    pub staging_arn: Option<SourceServerArn>,
+    /// Boxed: a rejection travels in `Err` through every check, and stays small.
+    pub staging_arn: Option<Box<SourceServerArn>>,
+    /// Refused for a region this function does not serve: counted on its own, since
+    /// a staging account replicating in a region nobody serves is a deployment
+    /// mistake an alarm must show, not bad input.
+    pub region_not_served: bool,
 }
 
 impl Rejection {
@@ -16,6 +21,14 @@ impl Rejection {
             reason: reason.into(),
             staging_account: None,
             staging_arn: None,
+            region_not_served: false,
+        }
+    }
+
+    pub(crate) fn region_not_served(reason: impl Into<String>) -> Self {
+        Self {
+            region_not_served: true,
+            ..Self::new(reason)
         }
     }
 

@@ -41,13 +41,14 @@ impl App {
             let allowed = serves(&self.config, region, Some(account))
                 .and_then(|()| authorize(&self.config, account, sender, trusted));
             if let Err(mut rejection) = allowed {
-                rejection.staging_arn = Some(server.arn);
+                rejection.staging_arn = Some(Box::new(server.arn));
                 reporter.report(Outcome::rejected(rejection)).await;
                 continue;
             }
             let Some(drs) = self.clients.drs(region) else {
-                let rejection =
-                    Rejection::new(format!("region {region} is not served by this function"));
+                let rejection = Rejection::region_not_served(format!(
+                    "region {region} is not served by this function"
+                ));
                 reporter.report(Outcome::rejected(rejection)).await;
                 continue;
             };

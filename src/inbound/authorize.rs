@@ -34,7 +34,7 @@ pub fn serves(
     if config.reconcile_regions.contains(region) {
         return Ok(());
     }
-    let mut rejection = Rejection::new(format!(
+    let mut rejection = Rejection::region_not_served(format!(
         "region {region} is not served by this function (RECONCILE_REGIONS: {})",
         config
             .reconcile_regions

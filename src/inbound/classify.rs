@@ -232,7 +232,7 @@ fn drs_event(event: &EventBridgeEvent) -> Request {
             let mut rejection = Rejection::new(format!(
                 "the event names more than {MAX_RESOURCES} source servers; only the first {MAX_RESOURCES} are acted on"
             ));
-            rejection.staging_arn = parsed.ok();
+            rejection.staging_arn = parsed.ok().map(Box::new);
             Err(rejection)
         });
     }

@@ -35,6 +35,8 @@ pub struct Tally {
     pub retryable: usize,
     /// Servers refused for the target account's quota on extended servers.
     pub quota_exceeded: usize,
+    /// Requests refused for a region this function does not serve.
+    pub region_not_served: usize,
     /// Servers that failed, by staging account and region: what a run left
     /// unextended.
     pub failed_servers: BTreeMap<(AccountId, Region), usize>,
@@ -57,6 +59,15 @@ impl Tally {
         }
         if matches!(&outcome, Outcome::Failed { error_code, .. } if error_code == QUOTA_EXCEEDED) {
             self.quota_exceeded += 1;
+        }
+        if matches!(
+            &outcome,
+            Outcome::Rejected {
+                region_not_served: true,
+                ..
+            }
+        ) {
+            self.region_not_served += 1;
         }
         if let Outcome::Failed { subject, .. } = &outcome {
             if let Some(arn) = &subject.staging_source_server_arn {
@@ -93,6 +104,7 @@ impl Tally {
             failed: self.failed,
             rejected: self.rejected,
             quota_exceeded: self.quota_exceeded,
+            region_not_served: self.region_not_served,
             ..Response::default()
         }
     }
