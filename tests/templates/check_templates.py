@@ -82,6 +82,8 @@ for metric in [
     ("drs-extender", "ReconciliationComplete"),
     ("drs-extender", "ExtensionErrors"),
     ("drs-extender", "QuotaExceeded"),
+    ("drs-extender", "RegionNotServed"),
+    ("drs-extender", "UnfinishedScopes"),
 ]:
     check(f"an alarm on {metric[0]} {metric[1]}", metric in watched)
 queue_alarm = [a for a in alarms.values() if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"]
@@ -89,12 +91,13 @@ check("the queue alarm watches FailureQueue", all(mentions(a, "FailureQueue") fo
 
 
 def lost_events_alarmed(resources, rule_name, bus_dimension):
-    """An alarm summing FailedInvocations and InvocationsFailedToBeSentToDlq of the rule
-    (FailedInvocations leaves out what went to the dead-letter queue)."""
+    """An alarm summing what the rule did not deliver: FailedInvocations, which leaves out
+    DeadLetterInvocations (the target not invoked), and InvocationsFailedToBeSentToDlq
+    (EventBridge User Guide, 'Monitoring Amazon EventBridge')."""
     for alarm in of_type(resources, "AWS::CloudWatch::Alarm").values():
         stats = [m["MetricStat"]["Metric"] for m in alarm["Properties"].get("Metrics", []) if "MetricStat" in m]
         names = {s["MetricName"] for s in stats}
-        if names == {"FailedInvocations", "InvocationsFailedToBeSentToDlq"} and all(
+        if names == {"FailedInvocations", "DeadLetterInvocations", "InvocationsFailedToBeSentToDlq"} and all(
             mentions(s["Dimensions"], rule_name) and mentions(s["Dimensions"], "EventBusName") == bus_dimension for s in stats
         ):
             return True

@@ -320,6 +320,46 @@ def tagging_by_resource(stack):
                 check(f"{stack.label} {logical_id}: drs:TagResource not conditioned on drs:CreateAction", "drs:CreateAction" not in json.dumps(node.get("Condition", {})))
 
 
+def branches(stack, value):
+    """A list property rendered, Fn::If taken to the branch the stack's conditions pick."""
+    if isinstance(value, dict) and set(value) == {"Fn::If"}:
+        cond, yes, no = value["Fn::If"]
+        return branches(stack, yes if stack.condition(cond) else no)
+    if isinstance(value, dict) and value.get("Ref") == "AWS::NoValue":
+        return []
+    if isinstance(value, list):
+        return [item for v in value for item in branches(stack, v)]
+    return [stack.render(value)]
+
+
+def alarm_actions_in_region(stack):
+    """CloudWatch refuses an alarm action whose SNS topic is in another region ("Invalid
+    region ... specified"; CloudWatch API Reference, 'PutMetricAlarm': an action is
+    arn:aws:sns:region:account-id:sns-topic-name), and a StackSet gives a parameter one
+    value in every region it places the stack: checked once per region."""
+    for logical_id, alarm in stack.of_type("AWS::CloudWatch::Alarm").items():
+        actions = [a for a in branches(stack, alarm["Properties"].get("AlarmActions", [])) if a is not None]
+        regions = {a.split(":")[3] if str(a).startswith("arn:") else None for a in actions}
+        check(
+            f"{stack.label} in {stack.region} {logical_id}: notifies a topic in its own region",
+            bool(actions) and regions == {stack.region},
+            actions or "no action rendered",
+        )
+
+
+def dead_letter_queue_sources(stack):
+    """A dead-letter queue's policy for events.amazonaws.com names the rules that send to
+    it by aws:SourceArn (EventBridge User Guide, 'Using dead-letter queues to process
+    undelivered events'), not only the account."""
+    for logical_id, policy in stack.of_type("AWS::SQS::QueuePolicy").items():
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if st.get("Principal", {}).get("Service") != "events.amazonaws.com":
+                continue
+            conditions = st.get("Condition", {})
+            named = any("aws:SourceArn" in block for block in conditions.values())
+            check(f"{stack.label} {logical_id} {st.get('Sid')}: senders named by aws:SourceArn", named, conditions)
+
+
 def run(root):
     target = expand(os.path.join(root, "template.yaml"))
     with open(os.path.join(root, "deploy/staging-account.yaml")) as f:
@@ -347,6 +387,17 @@ def run(root):
         new_account_defaults(stack)
         alarm_periods(stack)
         tagging_by_resource(stack)
+        dead_letter_queue_sources(stack)
+    # Notification in every region a StackSet (or a second target stack) places a stack,
+    # the parameters the same everywhere.
+    topic = {
+        "AlarmTopicName": "drs-extender-alarms",
+        "AlarmTopicAccountId": "999988887777",
+        "AlarmTopicArn": f"arn:aws:sns:{REGIONS[0]}:999988887777:drs-extender-alarms",
+    }
+    for region in REGIONS:
+        alarm_actions_in_region(Stack("target", target, region, {"SenderAccountIds": "222233334444", **topic}))
+        alarm_actions_in_region(Stack("staging", staging, region, {**staging_parameters, **topic}))
     # The staging template is placed in every region an account replicates in.
     global_names_once(staging, "staging", staging_parameters)
 
