@@ -1,8 +1,8 @@
 """The stacks deployed into a local CloudFormation (moto, server mode): the expanded target
-stack in the target account, the staging stack as a StackSet places it (two staging
-accounts x two regions, each instance stack named StackSet-<set>-<uuid>), then a
-registration record put on a staging account's default bus and followed as far as moto
-routes it. What this proves and what it cannot: docs/development.md.
+stack in the target account, the staging template through moto's StackSet API (one set, the
+same parameters in every region, instances over two accounts and two regions, and an account
+whose console already made DRS's staging role), then a registration record put on a staging
+account's default bus and followed as far as moto routes it, its `account` checked. What this proves and what it cannot: docs/development.md.
 
 Run from the repository root: `python3 tests/templates/local_deploy.py`. Needs
 `moto[server,cloudformation]` and boto3. Ends with `N passed, N failed`."""
@@ -17,6 +17,7 @@ import warnings
 import zipfile
 
 import boto3
+from moto.cloudformation.models import CloudFormationBackend
 from moto.events.models import EventBus
 from moto.server import ThreadedMotoServer
 from samtranslator.yaml_helper import yaml_parse
@@ -45,6 +46,18 @@ def check(name, ok, detail=""):
 # its default: deploy() passes those defaults as values.
 if not hasattr(EventBus, "physical_resource_id"):
     EventBus.physical_resource_id = property(lambda bus: bus.name)
+# moto 5.2 names a self-managed StackSet's instance stack `StackSet:<set>`, which its own
+# stack-name check then refuses; CloudFormation names it `StackSet-<set>-<uuid>`.
+_create_stack = CloudFormationBackend.create_stack
+
+
+def _create_stack_named_as_stacksets_do(self, name, *args, **kwargs):
+    if name.startswith("StackSet:"):
+        name = f"StackSet-{name.split(':', 1)[1]}-{uuid.uuid4()}"
+    return _create_stack(self, name, *args, **kwargs)
+
+
+CloudFormationBackend.create_stack = _create_stack_named_as_stacksets_do
 
 
 def free_port():
@@ -101,12 +114,7 @@ def deploy(moto, account, region, name, body, parameters):
         return None, f"{error}; {reasons}"
     stack = cfn.describe_stacks(StackName=name)["Stacks"][0]
     resources = {r["LogicalResourceId"]: r for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]}
-    template = json.loads(body) if body.lstrip().startswith("{") else yaml_parse(body)
-    skipped = sorted({r["Type"] for k, r in template["Resources"].items() if k not in resources and "Condition" not in r})
-    kind = "staging" if name.startswith("StackSet-") else name
-    if skipped and kind not in SKIPPED_SHOWN:
-        SKIPPED_SHOWN.add(kind)
-        print(f"note {kind} stack: moto does not model, so did not create: {', '.join(skipped)}")
+    skipped_types(cfn, name, body, f"{name} stack")
     return (stack, resources), None
 
 
@@ -140,27 +148,115 @@ def target_stack(moto):
     return outputs.get("CentralBusArn")
 
 
-def staging_stacks(moto, central_bus_arn):
+# The static checks that stand in for what moto does not create (deploy_checks.py and
+# check_templates.py): a resource type moto skips with none of them listed fails the run.
+STATIC_CHECKS = {
+    "AWS::CloudWatch::Alarm": "alarm_actions_in_region, alarm_dimensions, alarm_periods, runbook links",
+    "AWS::CloudWatch::Dashboard": "alarm_dimensions (its metrics' RuleName)",
+    "AWS::Scheduler::Schedule": "same_account_schedule_targets, dead_letter_permissions, names_rendered",
+    "AWS::Scheduler::ScheduleGroup": "names_rendered",
+    "AWS::SQS::QueuePolicy": "dead_letter_queue_sources",
+    "AWS::Events::EventBusPolicy": "check_templates (the senders named; Rules refuse neither)",
+    "AWS::Lambda::EventInvokeConfig": "check_templates (retries, on-failure destination)",
+    "AWS::CloudTrail::Trail": "names_rendered",
+    "AWS::S3::BucketPolicy": "cfn-lint, checkov",
+}
+MANAGEMENT = "999988887777"
+# An account whose DRS console already made the staging role.
+CONSOLE_ROLE_ACCOUNT = "333344445555"
+
+
+def skipped_types(cfn, stack_name, body, kind):
+    resources = {r["LogicalResourceId"] for r in cfn.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]}
+    template = yaml_parse(body)
+    stack = {"Resources": template["Resources"]}
+    skipped = sorted({r["Type"] for k, r in stack["Resources"].items() if k not in resources and "Condition" not in r})
+    if skipped and kind not in SKIPPED_SHOWN:
+        SKIPPED_SHOWN.add(kind)
+        print(f"note {kind}: moto does not model, so did not create: {', '.join(skipped)}")
+        for kind_skipped in skipped:
+            check(f"{kind}: {kind_skipped}, skipped by moto, is checked statically", kind_skipped in STATIC_CHECKS,
+                  "add a deploy-time check for it")
+            if kind_skipped in STATIC_CHECKS:
+                print(f"     {kind_skipped}: {STATIC_CHECKS[kind_skipped]}")
+    return resources
+
+
+def instance_stack(cfn):
+    """The StackSet's instance stack in one account and region, as CloudFormation names it."""
+    live = [st["StackName"] for st in cfn.list_stacks()["StackSummaries"]
+            if st["StackName"].startswith(f"StackSet-{STACK_SET}-") and st["StackStatus"] == "CREATE_COMPLETE"]
+    return live[-1] if live else None
+
+
+def staging_stack_set(moto, central_bus_arn):
+    """The staging template as a StackSet places it: one set, its parameters the same in every
+    region, instances over two accounts and two regions. Self-managed here: moto hides a
+    service-managed set's instance stacks, so their resources could not be listed."""
     with open("deploy/staging-account.yaml") as f:
         body = f.read()
-    parameters = {"CentralBusArn": central_bus_arn, "TargetAccountId": TARGET, "StagingRoleRegion": CENTRAL_REGION}
-    placed = {}
+    declared = yaml_parse(body)["Parameters"]
+    values = {
+        # moto splits a CommaDelimitedList only when it is passed, not its default.
+        **{k: p["Default"] for k, p in declared.items() if p["Type"] == "CommaDelimitedList" and p.get("Default")},
+        "CentralBusArn": central_bus_arn, "TargetAccountId": TARGET, "StagingRoleRegion": CENTRAL_REGION,
+        "AlarmTopicName": "drs-extender-alarms", "AlarmTopicAccountId": MANAGEMENT,
+    }
+    as_parameters = lambda v: [{"ParameterKey": k, "ParameterValue": x} for k, x in v.items()]  # noqa: E731
+    cfn = moto.client("cloudformation", MANAGEMENT, CENTRAL_REGION)
+    cfn.create_stack_set(StackSetName=STACK_SET, TemplateBody=body, Parameters=as_parameters(values),
+                         Capabilities=["CAPABILITY_NAMED_IAM"], PermissionModel="SELF_MANAGED")
+    preferences = {"RegionConcurrencyType": "PARALLEL", "FailureTolerancePercentage": 100, "MaxConcurrentPercentage": 25}
+    operation = cfn.create_stack_instances(StackSetName=STACK_SET, Accounts=STAGING, Regions=REGIONS,
+                                           OperationPreferences=preferences)["OperationId"]
+    status = cfn.describe_stack_set_operation(StackSetName=STACK_SET, OperationId=operation)["StackSetOperation"]["Status"]
+    check("staging StackSet: create-stack-instances over 2 accounts x 2 regions SUCCEEDED", status == "SUCCEEDED", status)
+    instances = cfn.list_stack_instances(StackSetName=STACK_SET)["Summaries"]
+    placed = sorted((i["Account"], i["Region"], i["Status"]) for i in instances)
+    check("staging StackSet: four instances, CURRENT", placed == sorted((a, r, "CURRENT") for a in STAGING for r in REGIONS), placed)
+
     for account in STAGING:
         for region in REGIONS:
-            name = f"StackSet-{STACK_SET}-{uuid.uuid4()}"
-            deployed, error = deploy(moto, account, region, name, body, parameters)
-            check(f"staging stack {account} {region} ({len(name)}-character name): CREATE_COMPLETE", deployed is not None, error)
-            if deployed is not None:
-                placed[(account, region)] = deployed[1]
+            instance_cfn = moto.client("cloudformation", account, region)
+            stack_name = instance_stack(instance_cfn)
+            check(f"staging {account} {region}: instance stack {stack_name} ({len(stack_name or '')} characters)",
+                  stack_name is not None)
+            if stack_name is None:
+                continue
+            resources = skipped_types(instance_cfn, stack_name, body, "staging StackSet instance")
+            for logical_id in ["ForwardAgentRegistration", "ForwardReconciliationRequests", "ForwardDeadLetters", "ForwardRole", "ScheduleRole"]:
+                check(f"staging {account} {region}: {logical_id} created", logical_id in resources, sorted(resources))
+            check(f"staging {account} {region}: the staging role only in StagingRoleRegion",
+                  ("StagingAccountRole" in resources) == (region == CENTRAL_REGION), sorted(resources))
     for account in STAGING:
         roles = moto.client("iam", account, CENTRAL_REGION).list_roles(PathPrefix="/service-role/")["Roles"]
         names = [r["RoleName"] for r in roles]
         check(f"staging {account}: one DRS staging role for both regions", names == [f"DRSStagingAccountRole_{TARGET}"], names)
-    for (account, region), resources in placed.items():
-        for logical_id in ["ForwardAgentRegistration", "ForwardReconciliationRequests", "ForwardDeadLetters", "ForwardRole", "ScheduleRole"]:
-            check(f"staging {account} {region}: {logical_id} created",
-                  resources.get(logical_id, {}).get("ResourceStatus") == "CREATE_COMPLETE", resources.get(logical_id))
-    return placed
+
+    # An account whose console already made the role: the set's own parameters collide.
+    iam = moto.client("iam", CONSOLE_ROLE_ACCOUNT, CENTRAL_REGION)
+    iam.create_role(RoleName=f"DRSStagingAccountRole_{TARGET}", Path="/service-role/",
+                    AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    try:
+        cfn.create_stack_instances(StackSetName=STACK_SET, Accounts=[CONSOLE_ROLE_ACCOUNT], Regions=[CENTRAL_REGION],
+                                   OperationPreferences=preferences)
+        collided = None
+    except Exception as error:  # noqa: BLE001 - the refusal is what is checked
+        collided = str(error)
+    check("an account that has DRS's staging role: its instance fails without the override",
+          collided is not None and "already exists" in collided.lower(), collided)
+    cfn.delete_stack_instances(StackSetName=STACK_SET, Accounts=[CONSOLE_ROLE_ACCOUNT], Regions=[CENTRAL_REGION], RetainStacks=False)
+    # moto takes an instance's overrides as its whole parameter list: all of them, one changed.
+    overrides = as_parameters({**values, "CreateStagingRole": "false"})
+    cfn.create_stack_instances(StackSetName=STACK_SET, Accounts=[CONSOLE_ROLE_ACCOUNT], Regions=REGIONS,
+                               ParameterOverrides=overrides, OperationPreferences=preferences)
+    console_cfn = moto.client("cloudformation", CONSOLE_ROLE_ACCOUNT, CENTRAL_REGION)
+    stack_name = instance_stack(console_cfn)
+    resources = {r["LogicalResourceId"] for r in console_cfn.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]} if stack_name else set()
+    roles = [r["RoleName"] for r in iam.list_roles(PathPrefix="/service-role/")["Roles"]]
+    check("with CreateStagingRole=false it deploys, and leaves the console's role alone",
+          "ForwardAgentRegistration" in resources and "StagingAccountRole" not in resources
+          and roles == [f"DRSStagingAccountRole_{TARGET}"], (sorted(resources), roles))
 
 
 def follow_registration(moto):
@@ -184,7 +280,8 @@ def follow_registration(moto):
     put = moto.client("events", STAGING[0], staging_region).put_events(Entries=[{
         "Source": sample["source"],
         "DetailType": sample["detail-type"],
-        "Detail": json.dumps(sample["detail"]),
+        # CloudTrail records the region the agent registered in: the staging region.
+        "Detail": json.dumps({**sample["detail"], "awsRegion": staging_region}),
         "EventBusName": "default",
     }])
     check("registration record put on the staging account's default bus", put["FailedEntryCount"] == 0, put)
@@ -192,6 +289,20 @@ def follow_registration(moto):
     bodies = [json.loads(m["Body"]) for m in messages]
     check("it reached the central bus and matched the function's rule there",
           len(bodies) == 1 and bodies[0]["detail"].get("eventName") == "CreateSourceServerForDrs", bodies)
+    # The function acts on a server of account A only for an event whose `account` is A, the
+    # target or its own (interface, "Who may ask"); it reads A from detail.recipientAccountId
+    # and the region from detail.awsRegion. EventBridge keeps a forwarded event's `account`
+    # and `region` (the sender's); moto's delivery to a queue drops `account` and rewrites
+    # `region`, so here only the detail is checked, and `account` where moto keeps it.
+    detail = bodies[0]["detail"] if bodies else {}
+    check("the forwarded record names the staging account and region the function reads",
+          detail.get("recipientAccountId") == STAGING[0] and detail.get("awsRegion") == staging_region,
+          {k: detail.get(k) for k in ("recipientAccountId", "awsRegion")})
+    account = bodies[0].get("account") if bodies else None
+    if account is None:
+        print("note moto drops `account` on delivery: that the function authorises the record rests on EventBridge keeping it")
+    else:
+        check("the forwarded record keeps the staging account as its `account`", account == STAGING[0], account)
     for m in messages:
         sqs.delete_message(QueueUrl=tap, ReceiptHandle=m["ReceiptHandle"])
 
@@ -203,6 +314,10 @@ def follow_registration(moto):
     bodies = [json.loads(m["Body"]) for m in messages]
     check("a staging account's reconciliation request reaches the function's rule on the central bus",
           request["FailedEntryCount"] == 0 and [b["detail-type"] for b in bodies] == ["Reconciliation Requested"], bodies)
+    kept = [b["account"] for b in bodies if b.get("account") is not None]
+    if kept:
+        check("the request's `account` is the staging account, so the function reconciles that account alone",
+              kept == [STAGING[1]], kept)
     for m in messages:
         sqs.delete_message(QueueUrl=tap, ReceiptHandle=m["ReceiptHandle"])
 
@@ -227,7 +342,7 @@ def main():
     try:
         central_bus_arn = target_stack(moto)
         if central_bus_arn:
-            staging_stacks(moto, central_bus_arn)
+            staging_stack_set(moto, central_bus_arn)
             follow_registration(moto)
     finally:
         moto.stop()
