@@ -11,7 +11,7 @@ import sys
 import botocore.session
 from botocore import xform_name
 
-GLOBAL = {"query", "output", "region", "profile", "endpoint-url", "no-cli-pager", "debug", "no-paginate"}
+GLOBAL = {"query", "output", "region", "profile", "endpoint-url", "no-cli-pager", "debug", "no-paginate", "cli-binary-format"}
 # The AWS CLI's own commands, not operations of a service model.
 CUSTOM = {
     ("cloudformation", "deploy"): {"template-file", "stack-name", "parameter-overrides", "capabilities",
@@ -44,6 +44,9 @@ def flags_of(command):
         words = shlex.split(cleaned)
     except ValueError:
         words = cleaned.split()
+    if len(words) > 3 and words[2] == "wait":
+        # `aws <service> wait <waiter>`: the waiter's operation takes the flags.
+        return words[1], ("wait", words[3]), [w[2:].split("=")[0] for w in words[4:] if w.startswith("--")]
     return words[1], words[2], [w[2:].split("=")[0] for w in words[3:] if w.startswith("--")]
 
 
@@ -68,6 +71,17 @@ def main():
                 check(name, False, f"no service {service}: {error}")
                 continue
             by_cli_name = {xform_name(op).replace("_", "-"): op for op in model.operation_names}
+            if isinstance(operation, tuple):
+                waiter = operation[1]
+                try:
+                    waiters = session.get_waiter_model(service)
+                except Exception:  # noqa: BLE001 - a service without waiters is the finding
+                    waiters = None
+                by_waiter = {xform_name(w).replace("_", "-"): w for w in (waiters.waiter_names if waiters else [])}
+                if waiter not in by_waiter:
+                    check(name, False, f"no waiter {waiter}")
+                    continue
+                operation = xform_name(waiters.get_waiter(by_waiter[waiter]).operation).replace("_", "-")
             if operation not in by_cli_name:
                 check(name, False, f"no operation {operation}")
                 continue
@@ -76,6 +90,10 @@ def main():
             allowed = members | {f"no-{m}" for m in members} | GLOBAL
             unknown = [f for f in flags if f not in allowed]
             check(name, not unknown, f"unknown flags {unknown} (operation takes {sorted(members)})")
+            required = {xform_name(m).replace("_", "-") for m in (shape.required_members if shape else [])}
+            given = set(flags) | {f[3:] for f in flags if f.startswith("no-")}
+            missing = sorted(required - given)
+            check(f"{name}: its required flags", not missing or "cli-input-json" in flags, f"missing {missing}")
     print(f"docs commands: {checks['passed']} passed, {checks['failed']} failed")
     sys.exit(1 if checks["failed"] else 0)
 
