@@ -360,6 +360,27 @@ def dead_letter_queue_sources(stack):
             check(f"{stack.label} {logical_id} {st.get('Sid')}: senders named by aws:SourceArn", named, conditions)
 
 
+def alarm_topic_policy(stack):
+    """The alarm topic lets cloudwatch.amazonaws.com publish, and only for alarms of named
+    accounts or the organization (aws:SourceAccount, aws:SourceOrgID): a service principal
+    without them would publish for any account's alarms (IAM User Guide, 'The confused
+    deputy problem')."""
+    for logical_id, policy in stack.of_type("AWS::SNS::TopicPolicy").items():
+        statements = [st for st in policy["Properties"]["PolicyDocument"]["Statement"] if isinstance(st, dict) and "Effect" in st]
+        for raw in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if isinstance(raw, dict) and "Fn::If" in raw:
+                cond, yes, no = raw["Fn::If"]
+                picked = yes if stack.condition(cond) else no
+                if isinstance(picked, dict) and "Effect" in picked:
+                    statements.append(picked)
+        cloudwatch = [st for st in statements if st.get("Principal", {}).get("Service") == "cloudwatch.amazonaws.com"]
+        check(f"{stack.label} {logical_id}: CloudWatch may publish", bool(cloudwatch), statements)
+        for st in cloudwatch:
+            keys = {k for block in st.get("Condition", {}).values() for k in block}
+            check(f"{stack.label} {logical_id} {st.get('Sid')}: scoped by aws:SourceAccount or aws:SourceOrgID",
+                  bool(keys & {"aws:SourceAccount", "aws:SourceOrgID"}), st.get("Condition"))
+
+
 def run(root):
     target = expand(os.path.join(root, "template.yaml"))
     with open(os.path.join(root, "deploy/staging-account.yaml")) as f:
@@ -398,6 +419,12 @@ def run(root):
     for region in REGIONS:
         alarm_actions_in_region(Stack("target", target, region, {"SenderAccountIds": "222233334444", **topic}))
         alarm_actions_in_region(Stack("staging", staging, region, {**staging_parameters, **topic}))
+    with open(os.path.join(root, "deploy/alarm-topic.yaml")) as f:
+        alarm_topic = yaml_parse(f.read())
+    for parameters in [{}, {"OrganizationId": "o-exampleorgid1"}]:
+        stack = Stack("alarm-topic", alarm_topic, REGIONS[0], parameters)
+        names_rendered(stack)
+        alarm_topic_policy(stack)
     # The staging template is placed in every region an account replicates in.
     global_names_once(staging, "staging", staging_parameters)
 

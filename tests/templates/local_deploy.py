@@ -160,6 +160,7 @@ STATIC_CHECKS = {
     "AWS::Lambda::EventInvokeConfig": "check_templates (retries, on-failure destination)",
     "AWS::CloudTrail::Trail": "names_rendered",
     "AWS::S3::BucketPolicy": "cfn-lint, checkov",
+    "AWS::SNS::TopicPolicy": "alarm_topic_policy",
 }
 MANAGEMENT = "999988887777"
 # An account whose DRS console already made the staging role.
@@ -180,6 +181,21 @@ def skipped_types(cfn, stack_name, body, kind):
             if kind_skipped in STATIC_CHECKS:
                 print(f"     {kind_skipped}: {STATIC_CHECKS[kind_skipped]}")
     return resources
+
+
+def alarm_topics(moto):
+    """deploy/alarm-topic.yaml in every region the stacks are placed in, in the account that
+    receives the notifications: the name every stack's AlarmTopicName gives, in each region."""
+    with open("deploy/alarm-topic.yaml") as f:
+        body = f.read()
+    for region in REGIONS:
+        deployed, error = deploy(moto, MANAGEMENT, region, "drs-extender-alarms", body, {"OrganizationId": "o-exampleorgid1"})
+        check(f"alarm topic {region}: CREATE_COMPLETE", deployed is not None, error)
+        if deployed is None:
+            continue
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in deployed[0].get("Outputs", [])}
+        expected = f"arn:aws:sns:{region}:{MANAGEMENT}:drs-extender-alarms"
+        check(f"alarm topic {region}: the ARN the stacks' alarms resolve to", outputs.get("AlarmTopicArn") == expected, outputs)
 
 
 def instance_stack(cfn):
@@ -342,6 +358,7 @@ def main():
     try:
         central_bus_arn = target_stack(moto)
         if central_bus_arn:
+            alarm_topics(moto)
             staging_stack_set(moto, central_bus_arn)
             follow_registration(moto)
     finally:
