@@ -36,6 +36,9 @@ pub struct InvocationMetrics {
     /// Coverage, when the invocation reconciled: in all, and per region.
     pub extended: Option<usize>,
     pub extension_errors: Option<usize>,
+    /// Extended servers not ready to recover, when the invocation reconciled:
+    /// what the not-ready alarm watches.
+    pub not_ready: Option<usize>,
     pub regions: Vec<RegionCoverage>,
 }
 
@@ -46,6 +49,11 @@ pub struct RegionCoverage {
     pub extended: usize,
     pub extension_errors: usize,
     pub not_extended: usize,
+    pub ready: usize,
+    pub syncing: usize,
+    pub not_ready: usize,
+    /// Not-ready servers by reason: one EMF document each, `Reason` a dimension.
+    pub not_ready_reasons: std::collections::BTreeMap<String, usize>,
 }
 
 impl InvocationMetrics {
@@ -84,6 +92,7 @@ impl InvocationMetrics {
             cold_start_ms: None,
             extended: count("extended"),
             extension_errors: count("extensionErrors"),
+            not_ready: count("notReady"),
             regions: per_region(response),
         }
     }
@@ -120,6 +129,9 @@ impl InvocationMetrics {
         if let Some(n) = self.extension_errors {
             add("ExtensionErrors", "Count", json!(n));
         }
+        if let Some(n) = self.not_ready {
+            add("NotReady", "Count", json!(n));
+        }
         let mut document = Map::new();
         document.insert(
             "_aws".into(),
@@ -137,9 +149,29 @@ impl InvocationMetrics {
         Value::Object(document)
     }
 
-    /// One EMF document per region with coverage: `Extended`, `ExtensionErrors`
-    /// and `NotExtended` with the dimensions `FunctionName` and `Region`.
+    /// One EMF document per region with coverage: `Extended`, `ExtensionErrors`,
+    /// `NotExtended`, `Ready`, `Syncing` and `NotReady` with the dimensions
+    /// `FunctionName` and `Region`; and one per region and not-ready reason,
+    /// `NotReady` with `Reason` as well.
     pub fn region_documents(&self, function_name: &str, timestamp_ms: u64) -> Vec<Value> {
+        let by_reason = self.regions.iter().flat_map(|r| {
+            r.not_ready_reasons.iter().map(move |(reason, n)| {
+                json!({
+                    "_aws": {
+                        "Timestamp": timestamp_ms,
+                        "CloudWatchMetrics": [{
+                            "Namespace": NAMESPACE,
+                            "Dimensions": [["FunctionName", "Region", "Reason"]],
+                            "Metrics": [{"Name": "NotReady", "Unit": "Count"}],
+                        }],
+                    },
+                    "FunctionName": function_name,
+                    "Region": r.region,
+                    "Reason": reason,
+                    "NotReady": n,
+                })
+            })
+        });
         self.regions
             .iter()
             .map(|r| {
@@ -153,6 +185,9 @@ impl InvocationMetrics {
                                 {"Name": "Extended", "Unit": "Count"},
                                 {"Name": "ExtensionErrors", "Unit": "Count"},
                                 {"Name": "NotExtended", "Unit": "Count"},
+                                {"Name": "Ready", "Unit": "Count"},
+                                {"Name": "Syncing", "Unit": "Count"},
+                                {"Name": "NotReady", "Unit": "Count"},
                             ],
                         }],
                     },
@@ -161,8 +196,12 @@ impl InvocationMetrics {
                     "Extended": r.extended,
                     "ExtensionErrors": r.extension_errors,
                     "NotExtended": r.not_extended,
+                    "Ready": r.ready,
+                    "Syncing": r.syncing,
+                    "NotReady": r.not_ready,
                 })
             })
+            .chain(by_reason)
             .collect()
     }
 
@@ -196,6 +235,12 @@ fn per_region(response: &Response) -> Vec<RegionCoverage> {
         entry.extended += scope.extended;
         entry.extension_errors += scope.extension_errors;
         entry.not_extended += scope.not_extended;
+        entry.ready += scope.ready;
+        entry.syncing += scope.syncing;
+        entry.not_ready += scope.not_ready;
+        for (reason, n) in &scope.not_ready_reasons {
+            *entry.not_ready_reasons.entry(reason.clone()).or_default() += n;
+        }
     }
     regions.into_values().collect()
 }
@@ -258,13 +303,33 @@ mod tests {
                 extended: 5,
                 extension_errors: 2,
                 not_extended: 1,
+                ready: 3,
+                syncing: 0,
+                not_ready: 2,
+                not_ready_reasons: [("EXTENSION_ERROR".to_owned(), 2)].into_iter().collect(),
             }],
             ..Default::default()
         };
         let total = metrics.document("f", 0);
         assert_eq!(total["ExtensionErrors"], 2);
         let regional = metrics.region_documents("f", 0);
-        assert_eq!(regional.len(), 1);
+        assert_eq!(
+            regional.len(),
+            2,
+            "the region's, and one for its one not-ready reason"
+        );
+        assert_eq!(regional[0]["Ready"], 3);
+        assert_eq!(
+            regional[1]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["FunctionName", "Region", "Reason"]])
+        );
+        assert_eq!(
+            (
+                regional[1]["Reason"].as_str(),
+                regional[1]["NotReady"].as_u64()
+            ),
+            (Some("EXTENSION_ERROR"), Some(2))
+        );
         assert_eq!(
             regional[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             json!([["FunctionName", "Region"]])

@@ -409,3 +409,58 @@ async fn tag_values_never_reach_the_logs_at_debug_or_trace() {
         }
     }
 }
+
+/// Readiness through the real binary: the reconciliation's response, its
+/// not-ready events, and the EMF lines per region and per reason.
+#[tokio::test]
+async fn the_built_function_reports_readiness_as_metrics_and_events() {
+    let mut world = World::new(local_aws::TARGET_ACCOUNT);
+    let servers = world.seed(STAGING_A, REGION, 3);
+    for (staging, state) in servers.iter().zip(["CONTINUOUS", "STALLED", "RESCAN"]) {
+        world.extend_directly(local_aws::TARGET_ACCOUNT, staging);
+        world.set_extension_replication(staging, state, Some("PT1S"));
+    }
+    let aws = LocalAws::start(world).await.unwrap();
+    let child = spawn(&aws, &[]);
+    let mut request = event("reconciliation-requested");
+    request["detail"] = serde_json::json!({"stagingAccountIds": [STAGING_A], "regions": [REGION]});
+    let answered = aws.invoke(request, Duration::from_secs(60)).await;
+    let Some(Invocation::Response(response)) = answered else {
+        panic!("{answered:?}")
+    };
+    let summary = &response["reconciliation"];
+    assert_eq!(
+        (&summary["ready"], &summary["syncing"], &summary["notReady"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(1)
+        ),
+        "{summary}"
+    );
+    let events: Vec<Value> = aws
+        .world()
+        .events()
+        .iter()
+        .filter(|e| e["DetailType"] == "Extended Source Server Not Ready")
+        .cloned()
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["Detail"]["reason"], "STALLED");
+
+    let logs = output_of(child).await;
+    let metrics: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l.get("_aws").is_some())
+        .collect();
+    assert!(metrics
+        .iter()
+        .any(|m| m["NotReady"] == 1 && m.get("Region").is_none()));
+    assert!(metrics
+        .iter()
+        .any(|m| m["Region"] == REGION && m["Ready"] == 1 && m["Syncing"] == 1));
+    assert!(metrics
+        .iter()
+        .any(|m| m["Reason"] == "STALLED" && m["NotReady"] == 1));
+}

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::reply::Reply;
-use crate::world::{DuplicateCreate, PageTokens, Tags, World};
+use crate::world::{DuplicateCreate, ExtensionReplication, PageTokens, Tags, World};
 
 /// Where a page starts, as a token said it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -247,9 +247,10 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
                 None,
             ),
             DuplicateCreate::ReturnsExisting => match world.extension_of(account, arn) {
-                Some(existing) => {
-                    Reply::json(201, &json!({"sourceServer": extended_json(existing)}))
-                }
+                Some(existing) => Reply::json(
+                    201,
+                    &json!({"sourceServer": extended_json(world, existing)}),
+                ),
                 None => Reply::rest_json_error(500, "InternalServerException", "lost", None),
             },
         };
@@ -272,7 +273,7 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
         );
     }
     let extended = world.record_extension(account, &staging, tags);
-    let mut answer = extended_json(&extended);
+    let mut answer = extended_json(world, &extended);
     if world.create_reply_omits_tags {
         if let Some(server) = answer.as_object_mut() {
             server.remove("tags");
@@ -321,7 +322,18 @@ const INITIATION_STEPS: [&str; 11] = [
 /// An extended source server as `DescribeSourceServers` returns it: the whole
 /// `SourceServer` of the service model (source properties with disks and network
 /// interfaces, replication state per disk, life cycle), a few KB like a real one.
-fn extended_json(e: &crate::world::ExtendedServer) -> Value {
+fn extended_json(world: &World, e: &crate::world::ExtendedServer) -> Value {
+    let replication = match world.extension_replication {
+        ExtensionReplication::Own | ExtensionReplication::Absent => e.replication.clone(),
+        ExtensionReplication::MirrorsStaging => {
+            let mut mirrored = e.replication.clone();
+            if let Some(staging) = world.staging_server(&e.staging_arn) {
+                mirrored.state = staging.replication.state.clone();
+                mirrored.lag = staging.replication.lag.clone();
+            }
+            mirrored
+        }
+    };
     let disks = ["/dev/sda", "/dev/sdb", "/dev/sdc", "/dev/sdd"];
     let staging_area = match &e.extension_error {
         None => json!({
@@ -336,12 +348,12 @@ fn extended_json(e: &crate::world::ExtendedServer) -> Value {
             "errorMessage": message,
         }),
     };
-    json!({
+    let mut server = json!({
         "sourceServerID": e.id,
         "arn": e.arn,
         "tags": e.tags,
         "stagingArea": staging_area,
-        "recoveryInstanceId": null,
+        "recoveryInstanceId": e.recovery_instance_id,
         "replicationDirection": "FAILOVER",
         "agentVersion": "4.12.0.1234",
         "lastLaunchResult": "NOT_STARTED",
@@ -365,12 +377,12 @@ fn extended_json(e: &crate::world::ExtendedServer) -> Value {
             "supportsNitroInstances": true,
         },
         "dataReplicationInfo": {
-            "lagDuration": "PT2M",
+            "lagDuration": replication.lag,
             "replicatedDisks": disks.iter().map(|d| json!({
                 "deviceName": d, "totalStorageBytes": 107_374_182_400u64, "replicatedStorageBytes": 107_374_182_400u64,
                 "rescannedStorageBytes": 0, "backloggedStorageBytes": 0, "volumeStatus": "REGULAR",
             })).collect::<Vec<_>>(),
-            "dataReplicationState": "CONTINUOUS",
+            "dataReplicationState": replication.state,
             "dataReplicationInitiation": {
                 "startDateTime": "2026-10-01T08:00:00+00:00",
                 "steps": INITIATION_STEPS.iter().map(|step| json!({"name": step, "status": "SUCCEEDED"})).collect::<Vec<_>>(),
@@ -382,17 +394,23 @@ fn extended_json(e: &crate::world::ExtendedServer) -> Value {
             "firstByteDateTime": "2026-10-01T08:05:00+00:00",
             "elapsedReplicationDuration": "P56DT1H",
             "lastSeenByServiceDateTime": "2026-11-26T09:00:00+00:00",
-            "lastLaunch": {
-                "initiated": {"apiCallDateTime": "2026-11-01T10:00:00+00:00", "jobID": "drsjob-0123456789abcdef0", "type": "DRILL"},
+            "lastLaunch": replication.last_launch.as_ref().map(|(at, kind)| json!({
+                "initiated": {"apiCallDateTime": at, "jobID": "drsjob-0123456789abcdef0", "type": kind},
                 "status": "LAUNCHED",
-            },
+            })),
         },
         "sourceCloudProperties": {
             "originAccountID": e.staging_account,
             "originRegion": e.region,
             "originAvailabilityZone": format!("{}b", e.region),
         },
-    })
+    });
+    if world.extension_replication == ExtensionReplication::Absent {
+        if let Some(fields) = server.as_object_mut() {
+            fields.remove("dataReplicationInfo");
+        }
+    }
+    server
 }
 
 fn describe(world: &World, account: &str, region: &str, body: &Value) -> Reply {
@@ -434,7 +452,7 @@ fn describe(world: &World, account: &str, region: &str, body: &Value) -> Reply {
         .map(|e| (e.arn.clone(), e))
         .collect();
     let (page, next) = paginate(items, limit, after, &Paging::of(world));
-    let page: Vec<Value> = page.into_iter().map(extended_json).collect();
+    let page: Vec<Value> = page.into_iter().map(|e| extended_json(world, e)).collect();
     Reply::json(200, &json!({"items": page, "nextToken": next}))
 }
 
@@ -554,7 +572,7 @@ mod tests {
         let arn = world.add_staging_server("111122223333", "us-east-1", &[]);
         let staging = world.staging_server(&arn).unwrap().clone();
         let extended = world.record_extension("444455556666", &staging, Tags::new());
-        let size = extended_json(&extended).to_string().len();
+        let size = extended_json(&world, &extended).to_string().len();
         assert!((3_000..8_000).contains(&size), "{size} bytes");
     }
 

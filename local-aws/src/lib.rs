@@ -28,8 +28,8 @@ use tokio::task::JoinHandle;
 pub use reply::{Delivery, Reply};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
 pub use world::{
-    Call, DuplicateCreate, EntriesReply, ExtendedServer, ExtensionClock, Fault, Landing, Limiter,
-    PageTokens, StagingServer, World, FUNCTION_KEY,
+    Call, DuplicateCreate, EntriesReply, ExtendedServer, ExtensionClock, ExtensionReplication,
+    Fault, Landing, Limiter, PageTokens, Replication, StagingServer, World, FUNCTION_KEY,
 };
 
 /// The target account the demo and tests use unless told otherwise.

@@ -25,6 +25,43 @@ pub struct StagingServer {
     pub default_ebs_key: bool,
     /// When its agent registered: long before anyone extends it.
     pub added_at: SystemTime,
+    /// Its replication as its own account's DRS shows it.
+    pub replication: Replication,
+}
+
+/// `dataReplicationInfo` and `lifeCycle.lastLaunch`, as DRS spells them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replication {
+    pub state: String,
+    /// `lagDuration` (ISO 8601); absent when DRS leaves it out.
+    pub lag: Option<String>,
+    /// `lastLaunch.initiated`: when (`apiCallDateTime`) and `DRILL` or `RECOVERY`.
+    pub last_launch: Option<(String, String)>,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Self {
+            state: "CONTINUOUS".into(),
+            lag: Some("PT2M".into()),
+            last_launch: Some(("2026-11-01T10:00:00Z".into(), "DRILL".into())),
+        }
+    }
+}
+
+/// What an extended server shows of replication. DRS does not document whether
+/// an extension mirrors its staging server's replication state and lag, so the
+/// function's readiness must be right under each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExtensionReplication {
+    /// Its own record (`ExtendedServer::replication`), set apart from the staging
+    /// server's.
+    #[default]
+    Own,
+    /// Its staging server's state and lag, as they are now.
+    MirrorsStaging,
+    /// No `dataReplicationInfo` at all.
+    Absent,
 }
 
 #[derive(Clone, Debug)]
@@ -41,6 +78,9 @@ pub struct ExtendedServer {
     pub extension_error: Option<String>,
     /// When the extension was made (`lifeCycle.addedToServiceDateTime`).
     pub added_at: SystemTime,
+    /// Its own replication record (see `ExtensionReplication`), and launches.
+    pub replication: Replication,
+    pub recovery_instance_id: Option<String>,
 }
 
 /// One request as received, after its signature's scope was read.
@@ -248,6 +288,8 @@ pub struct World {
     pub extension_clock: ExtensionClock,
     /// `CreateExtendedSourceServer` answers without the extended server's tags.
     pub create_reply_omits_tags: bool,
+    /// What extended servers show of replication.
+    pub extension_replication: ExtensionReplication,
     /// Tokens older than this are refused (`ValidationException`), as a service
     /// whose tokens expire would.
     pub token_ttl: Option<Duration>,
@@ -297,6 +339,7 @@ impl World {
             bus_refuses: false,
             extension_clock: ExtensionClock::Now,
             create_reply_omits_tags: false,
+            extension_replication: ExtensionReplication::Own,
             token_ttl: None,
             epoch: Instant::now(),
             buses: ["default".to_owned()].into_iter().collect(),
@@ -388,6 +431,7 @@ impl World {
                 .collect(),
             default_ebs_key: false,
             added_at: SystemTime::now() - Duration::from_secs(30 * 86_400),
+            replication: Replication::default(),
         });
         arn
     }
@@ -596,19 +640,73 @@ impl World {
         )
     }
 
-    /// Puts the extension of `staging_arn` into `EXTENSION_ERROR` with DRS's
-    /// `message`, as when the staging server was deleted or its role removed.
-    pub fn break_extension(&mut self, staging_arn: &str, message: &str) -> bool {
+    /// Sets the replication the extension of `staging_arn` shows of itself.
+    pub fn set_extension_replication(
+        &mut self,
+        staging_arn: &str,
+        state: &str,
+        lag: Option<&str>,
+    ) -> bool {
+        self.change_extensions(staging_arn, |extended| {
+            extended.replication.state = state.to_owned();
+            extended.replication.lag = lag.map(str::to_owned);
+        })
+    }
+
+    /// Changes every extension of `staging_arn`; answers whether there was one.
+    fn change_extensions(
+        &mut self,
+        staging_arn: &str,
+        mut change: impl FnMut(&mut ExtendedServer),
+    ) -> bool {
         let mut found = false;
         for extended in self
             .extended
             .iter_mut()
             .filter(|e| e.staging_arn == staging_arn)
         {
-            extended.extension_error = Some(message.to_owned());
+            change(extended);
             found = true;
         }
         found
+    }
+
+    /// Sets the replication of a staging server as its own account shows it.
+    pub fn set_staging_replication(
+        &mut self,
+        staging_arn: &str,
+        state: &str,
+        lag: Option<&str>,
+    ) -> bool {
+        let Some(&index) = self.staging_index.get(staging_arn) else {
+            return false;
+        };
+        self.staging[index].replication.state = state.to_owned();
+        self.staging[index].replication.lag = lag.map(str::to_owned);
+        true
+    }
+
+    /// A launch (`DRILL` or `RECOVERY`) of the extension of `staging_arn` at
+    /// `api_call_time`, or none; with a recovery instance when one is given.
+    pub fn set_launch(
+        &mut self,
+        staging_arn: &str,
+        launch: Option<(&str, &str)>,
+        recovery_instance_id: Option<&str>,
+    ) -> bool {
+        self.change_extensions(staging_arn, |extended| {
+            extended.replication.last_launch =
+                launch.map(|(at, kind)| (at.to_owned(), kind.to_owned()));
+            extended.recovery_instance_id = recovery_instance_id.map(str::to_owned);
+        })
+    }
+
+    /// Puts the extension of `staging_arn` into `EXTENSION_ERROR` with DRS's
+    /// `message`, as when the staging server was deleted or its role removed.
+    pub fn break_extension(&mut self, staging_arn: &str, message: &str) -> bool {
+        self.change_extensions(staging_arn, |extended| {
+            extended.extension_error = Some(message.to_owned());
+        })
     }
 
     /// `addedToServiceDateTime` for an extension made now, as the world's
@@ -656,6 +754,8 @@ impl World {
             tags,
             extension_error: None,
             added_at: self.extension_time(staging),
+            replication: Replication::default(),
+            recovery_instance_id: None,
         };
         self.extended_index
             .insert((extended.account.clone(), extended.staging_arn.clone()));

@@ -18,6 +18,7 @@ use crate::domain::arn::{AccountId, SourceServerArn};
 use crate::domain::deadline::Deadline;
 use crate::domain::failure::DrsError;
 use crate::domain::outcome::{ExtendedServer, MadeBy};
+use crate::domain::readiness::Replication;
 use crate::domain::tags::Tags;
 
 /// What coverage keeps of one extended server (a real record is a few KB).
@@ -30,6 +31,8 @@ pub struct ExtendedRecord {
     /// DRS's message when the extension is in `EXTENSION_ERROR`.
     pub extension_error: Option<String>,
     pub made_by: MadeBy,
+    /// What readiness is sorted from; dropped with the page.
+    pub replication: Replication,
 }
 
 /// A staging server that is not yet extended into the target account.
@@ -45,6 +48,28 @@ pub struct ExtensibleServer {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_token: Option<String>,
+}
+
+/// What readiness needs of one `SourceServer`, as DRS spells it.
+fn replication_of(server: &aws_sdk_drs::types::SourceServer) -> Replication {
+    let info = server.data_replication_info();
+    let launch = server
+        .life_cycle()
+        .and_then(|l| l.last_launch())
+        .and_then(|l| l.initiated());
+    Replication {
+        state: info
+            .and_then(|i| i.data_replication_state())
+            .map(|s| s.as_str().to_owned()),
+        lag: info.and_then(|i| i.lag_duration()).map(str::to_owned),
+        last_launch_at: launch
+            .and_then(|l| l.api_call_date_time())
+            .map(str::to_owned),
+        last_launch_type: launch
+            .and_then(|l| l.r#type())
+            .map(|t| t.as_str().to_owned()),
+        recovery_instance_id: server.recovery_instance_id().map(str::to_owned),
+    }
 }
 
 /// `ListExtensibleSourceServers` answers at most 300 a page.
@@ -299,6 +324,7 @@ impl TargetDrs {
                     extension_error: error
                         .then(|| area.error_message().unwrap_or_default().to_owned()),
                     made_by: MadeBy::from_tags(server.tags()),
+                    replication: replication_of(server),
                 })
             })
             .collect();

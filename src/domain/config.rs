@@ -30,6 +30,8 @@ pub struct Config {
     pub dry_run: bool,
     pub reconcile_concurrency: usize,
     pub drs_max_rps: u32,
+    /// `READINESS_MAX_LAG_SECONDS` and `READINESS_MAX_DRILL_AGE_DAYS`.
+    pub readiness: crate::domain::readiness::ReadinessRules,
 }
 
 impl Config {
@@ -117,6 +119,25 @@ impl Config {
                 256,
             )?,
             drs_max_rps: parse_bounded("DRS_MAX_RPS", get("DRS_MAX_RPS"), 10, 1, 10_000)?,
+            readiness: crate::domain::readiness::ReadinessRules {
+                max_lag: std::time::Duration::from_secs(parse_bounded(
+                    "READINESS_MAX_LAG_SECONDS",
+                    get("READINESS_MAX_LAG_SECONDS"),
+                    900,
+                    0,
+                    7 * 86_400,
+                )?),
+                max_drill_age: match parse_bounded(
+                    "READINESS_MAX_DRILL_AGE_DAYS",
+                    get("READINESS_MAX_DRILL_AGE_DAYS"),
+                    0u64,
+                    0,
+                    3_650,
+                )? {
+                    0 => None,
+                    days => Some(std::time::Duration::from_secs(days * 86_400)),
+                },
+            },
         })
     }
 
@@ -327,8 +348,15 @@ mod tests {
             ("DRY_RUN", "true"),
             ("RECONCILE_CONCURRENCY", "4"),
             ("DRS_MAX_RPS", "25"),
+            ("READINESS_MAX_LAG_SECONDS", "60"),
+            ("READINESS_MAX_DRILL_AGE_DAYS", "30"),
         ])
         .unwrap();
+        assert_eq!(c.readiness.max_lag.as_secs(), 60);
+        assert_eq!(
+            c.readiness.max_drill_age.map(|d| d.as_secs()),
+            Some(30 * 86_400)
+        );
         let role = c.target_role.unwrap();
         assert_eq!(role.account.as_str(), "444455556666");
         assert_eq!(role.external_id.as_deref(), Some("org-123"));
@@ -361,6 +389,8 @@ mod tests {
             ("RECONCILE_CONCURRENCY", "0"),
             ("RECONCILE_CONCURRENCY", "eight"),
             ("DRS_MAX_RPS", "-1"),
+            ("READINESS_MAX_LAG_SECONDS", "-5"),
+            ("READINESS_MAX_DRILL_AGE_DAYS", "forever"),
         ];
         for (variable, value) in cases {
             let mut vars = vec![("AWS_REGION", "us-east-1"), (*variable, *value)];

@@ -7,6 +7,7 @@ pub mod config;
 pub mod deadline;
 pub mod failure;
 pub mod outcome;
+pub mod readiness;
 pub mod rejection;
 pub mod scope;
 pub mod tags;

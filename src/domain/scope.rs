@@ -59,6 +59,13 @@ pub struct ScopeCoverage {
     pub extension_errors: usize,
     /// Servers this run tried to extend and could not.
     pub not_extended: usize,
+    /// Readiness of the extended servers: could each be recovered now?
+    pub ready: usize,
+    pub syncing: usize,
+    pub not_ready: usize,
+    /// The not-ready ones by reason (`LAGGING`, `STALLED`, ...).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub not_ready_reasons: std::collections::BTreeMap<String, usize>,
 }
 
 /// Accounts in a region whose coverage could not be read, and why.

@@ -267,6 +267,8 @@ impl App {
             closed.close(&tally, unfinished, started.elapsed().as_millis() as u64);
             closed.extended = coverage.extended();
             closed.extension_errors = coverage.extension_errors();
+            (closed.ready, closed.syncing, closed.not_ready) = coverage.readiness();
+            closed.not_ready_unsent = coverage.not_ready_unsent;
             closed.coverage_unread = coverage.unread;
             per_scope = coverage.scopes;
             for scope in &mut per_scope {
@@ -281,6 +283,9 @@ impl App {
                 complete = closed.complete,
                 extended = closed.extended,
                 extension_errors = closed.extension_errors,
+                ready = closed.ready,
+                syncing = closed.syncing,
+                not_ready = closed.not_ready,
                 fanned_out = closed.fanned_out,
                 duration_ms = closed.duration_ms,
                 "reconciliation finished"

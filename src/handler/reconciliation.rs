@@ -193,7 +193,14 @@ impl App {
                 .filter(|s| !s.has_work())
                 .map(|s| s.scope.clone())
                 .collect();
-            let coverage = coverage::read(&self.clients, &kept, deadline, reporter).await;
+            let coverage = coverage::read(
+                &self.clients,
+                &kept,
+                deadline,
+                reporter,
+                &self.config.readiness,
+            )
+            .await;
             return Reconciled {
                 summary,
                 unfinished,
@@ -214,7 +221,14 @@ impl App {
         summary.examined = report.examined;
         unfinished.extend(report.unfinished);
         // After the work, so what this run extended counts as covered.
-        let coverage = coverage::read(&self.clients, &worked, deadline, reporter).await;
+        let coverage = coverage::read(
+            &self.clients,
+            &worked,
+            deadline,
+            reporter,
+            &self.config.readiness,
+        )
+        .await;
         Reconciled {
             summary,
             unfinished,

@@ -1,8 +1,9 @@
 //! Coverage: which staging servers the target account could recover right now.
 //! Every reconciliation reads the target account's extended servers for the
-//! accounts and regions it covers, counts them, and reports each one DRS can no
-//! longer reach (`EXTENSION_ERROR`) as it is found. Only counts are kept: a real
-//! record is a few KB and there may be 15,000 of them.
+//! accounts and regions it covers, counts them, sorts each by readiness, and
+//! reports each one DRS can no longer reach (`EXTENSION_ERROR`), and the first
+//! ones not ready, as they are found. Only counts are kept: a real record is a few
+//! KB and there may be 15,000 of them.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -12,6 +13,7 @@ use crate::aws::drs::{ExtendedRecord, Following, Pages};
 use crate::domain::arn::{AccountId, Region};
 use crate::domain::deadline::Deadline;
 use crate::domain::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
+use crate::domain::readiness::{self, lag_seconds, Readiness, ReadinessRules};
 use crate::domain::scope::{Scope, ScopeCoverage, Unread};
 use crate::run::reporter::Reporter;
 
@@ -21,11 +23,17 @@ const ACCOUNTS_PER_CALL: usize = 200;
 const PAGE_SIZE: i32 = 200;
 
 pub const UNHEALTHY_DETAIL_TYPE: &str = "Extended Source Server Unhealthy";
+pub const NOT_READY_DETAIL_TYPE: &str = "Extended Source Server Not Ready";
+/// `Extended Source Server Not Ready` events a run sends at most; the rest are
+/// counted. A region gone bad would otherwise send one per server.
+pub const MAX_NOT_READY_EVENTS: usize = 100;
 
 #[derive(Debug, Default)]
 pub struct CoverageReport {
     pub scopes: Vec<ScopeCoverage>,
     pub unread: Vec<Unread>,
+    /// Not-ready servers past `MAX_NOT_READY_EVENTS`, counted but not sent.
+    pub not_ready_unsent: usize,
 }
 
 impl CoverageReport {
@@ -35,6 +43,13 @@ impl CoverageReport {
 
     pub fn extension_errors(&self) -> usize {
         self.scopes.iter().map(|s| s.extension_errors).sum()
+    }
+
+    /// Ready, syncing and not-ready extended servers, in all.
+    pub fn readiness(&self) -> (usize, usize, usize) {
+        self.scopes.iter().fold((0, 0, 0), |(r, s, n), scope| {
+            (r + scope.ready, s + scope.syncing, n + scope.not_ready)
+        })
     }
 }
 
@@ -46,7 +61,11 @@ pub async fn read(
     scopes: &[Scope],
     deadline: Deadline,
     reporter: &Reporter,
+    rules: &ReadinessRules,
 ) -> CoverageReport {
+    let now = std::time::SystemTime::now();
+    let mut not_ready_sent = 0;
+    let mut not_ready_unsent = 0;
     let mut by_region: BTreeMap<&Region, BTreeSet<&AccountId>> = BTreeMap::new();
     for scope in scopes {
         by_region
@@ -63,6 +82,10 @@ pub async fn read(
                 extended: 0,
                 extension_errors: 0,
                 not_extended: 0,
+                ready: 0,
+                syncing: 0,
+                not_ready: 0,
+                not_ready_reasons: BTreeMap::new(),
             };
             ((s.staging_account_id.clone(), s.region.clone()), entry)
         })
@@ -115,11 +138,34 @@ pub async fn read(
                         continue;
                     };
                     entry.extended += 1;
+                    let readiness = readiness::classify(
+                        record.extension_error.is_some(),
+                        &record.replication,
+                        rules,
+                        now,
+                    );
+                    match &readiness {
+                        Readiness::Ready => entry.ready += 1,
+                        Readiness::Syncing => entry.syncing += 1,
+                        Readiness::NotReady(reason) => {
+                            entry.not_ready += 1;
+                            *entry.not_ready_reasons.entry(reason.clone()).or_default() += 1;
+                        }
+                    }
                     if record.extension_error.is_some() {
                         entry.extension_errors += 1;
                         reporter
                             .send(unhealthy_event(&record, region, reporter))
                             .await;
+                    } else if let Readiness::NotReady(reason) = readiness {
+                        if not_ready_sent < MAX_NOT_READY_EVENTS {
+                            not_ready_sent += 1;
+                            reporter
+                                .send(not_ready_event(&record, region, &reason, reporter))
+                                .await;
+                        } else {
+                            not_ready_unsent += 1;
+                        }
                     }
                 }
                 match pages.follow(page.next_token) {
@@ -141,6 +187,7 @@ pub async fn read(
     CoverageReport {
         scopes: counts.into_values().collect(),
         unread,
+        not_ready_unsent,
     }
 }
 
@@ -167,5 +214,41 @@ fn unhealthy_event(record: &ExtendedRecord, region: &Region, reporter: &Reporter
             "trigger": reporter.trigger(),
         })
         .to_string(),
+    }
+}
+
+/// `Extended Source Server Not Ready`: extended, and reachable, but not
+/// recoverable as it stands (stalled, lagging, not drilled, ...).
+fn not_ready_event(
+    record: &ExtendedRecord,
+    region: &Region,
+    reason: &str,
+    reporter: &Reporter,
+) -> OutboundEvent {
+    let replication = &record.replication;
+    let mut detail = serde_json::json!({
+        "extendedSourceServerArn": record.arn,
+        "stagingSourceServerArn": record.staging_arn,
+        "stagingAccountId": record.staging_account,
+        "region": region,
+        "reason": reason,
+        "trigger": reporter.trigger(),
+    });
+    if let Some(state) = &replication.state {
+        detail["dataReplicationState"] = state.clone().into();
+    }
+    if let Some(seconds) = replication.lag.as_deref().and_then(lag_seconds) {
+        detail["lagSeconds"] = seconds.into();
+    }
+    if let Some(at) = &replication.last_launch_at {
+        detail["lastLaunch"] = serde_json::json!({
+            "apiCallDateTime": at,
+            "type": replication.last_launch_type,
+        });
+    }
+    OutboundEvent {
+        detail_type: NOT_READY_DETAIL_TYPE,
+        resources: vec![record.staging_arn.clone(), record.arn.clone()],
+        detail: detail.to_string(),
     }
 }

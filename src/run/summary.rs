@@ -44,6 +44,13 @@ pub struct Summary {
     /// this run covered, and how many of them DRS shows in `EXTENSION_ERROR`.
     pub extended: usize,
     pub extension_errors: usize,
+    /// Readiness of those extended servers; `notReady` counts them all, also the
+    /// ones past the events' cap (`notReadyUnsent`).
+    pub ready: usize,
+    pub syncing: usize,
+    pub not_ready: usize,
+    #[serde(skip_serializing_if = "crate::domain::outcome::is_zero")]
+    pub not_ready_unsent: usize,
     /// Where coverage could not be read (those counts are then short).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub coverage_unread: Vec<crate::domain::scope::Unread>,
@@ -78,6 +85,10 @@ impl Summary {
             fanned_out: 0,
             extended: 0,
             extension_errors: 0,
+            ready: 0,
+            syncing: 0,
+            not_ready: 0,
+            not_ready_unsent: 0,
             coverage_unread: Vec::new(),
             nothing_to_cover: None,
         }

@@ -84,6 +84,9 @@ async fn run() -> Result<(), String> {
         .unwrap_or_default();
     let tag_count = number("--tags", 0)? as usize;
     let copy_tags = flag("--copy-tags").unwrap_or_else(|| "true".to_owned());
+    // Every server extended already, in a mix of replication states: what the
+    // readiness read of a whole fleet costs.
+    let already_extended = args.iter().any(|a| a == "--already-extended");
     let full_size: Vec<(String, String)> = (0..tag_count)
         .map(|i| (format!("{i:03}{}", "k".repeat(125)), "v".repeat(256)))
         .collect();
@@ -103,6 +106,19 @@ async fn run() -> Result<(), String> {
             for _ in 0..servers {
                 world.add_staging_server(account, REGION, &tags);
             }
+        }
+    }
+    if already_extended {
+        let arns: Vec<String> = world.staging().iter().map(|s| s.arn.clone()).collect();
+        for (i, arn) in arns.iter().enumerate() {
+            world.extend_directly(TARGET_ACCOUNT, arn);
+            let (state, lag) = match i % 20 {
+                0 => ("STALLED", Some("PT4H")),
+                1 => ("INITIAL_SYNC", Some("PT0S")),
+                2 => ("CONTINUOUS", Some("PT1H")),
+                _ => ("CONTINUOUS", Some("PT5S")),
+            };
+            world.set_extension_replication(arn, state, lag);
         }
     }
     world.latency = latency;
@@ -179,6 +195,13 @@ async fn run() -> Result<(), String> {
             last.at.duration_since(first.at).as_secs_f64(),
             response["reconciliation"]["extended"],
             response["reconciliation"]["extensionErrors"],
+        );
+        println!(
+            "  readiness: ready {}, syncing {}, not ready {} ({} not-ready events unsent past the cap)",
+            response["reconciliation"]["ready"],
+            response["reconciliation"]["syncing"],
+            response["reconciliation"]["notReady"],
+            response["reconciliation"]["notReadyUnsent"].as_u64().unwrap_or(0),
         );
     }
     if let (Some(limit), true) = (limit, steps.is_empty()) {

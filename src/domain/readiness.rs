@@ -1,0 +1,277 @@
+//! Readiness: could this extended server be recovered right now? Sorted from what
+//! `DescribeSourceServers` says of it, the way DRS's console decides "Ready for
+//! recovery" (docs/readiness.md cites the pages).
+
+use std::time::{Duration, SystemTime};
+
+use aws_smithy_types::date_time::{DateTime, Format};
+
+/// What DRS says of one extended server's replication and launches; strings as
+/// DRS spells them, read into meaning only here.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Replication {
+    /// `dataReplicationInfo.dataReplicationState`; `None` when DRS gives no
+    /// replication information for the extension at all.
+    pub state: Option<String>,
+    /// `dataReplicationInfo.lagDuration`, an ISO 8601 duration.
+    pub lag: Option<String>,
+    /// `lifeCycle.lastLaunch.initiated.apiCallDateTime`.
+    pub last_launch_at: Option<String>,
+    /// `lifeCycle.lastLaunch.initiated.type`: `DRILL` or `RECOVERY`.
+    pub last_launch_type: Option<String>,
+    pub recovery_instance_id: Option<String>,
+}
+
+/// The thresholds the operator set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadinessRules {
+    pub max_lag: Duration,
+    /// `None`: drills are not checked.
+    pub max_drill_age: Option<Duration>,
+}
+
+impl Default for ReadinessRules {
+    fn default() -> Self {
+        Self {
+            max_lag: Duration::from_secs(900),
+            max_drill_age: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    Syncing,
+    NotReady(String),
+}
+
+pub const EXTENSION_ERROR: &str = "EXTENSION_ERROR";
+pub const LAGGING: &str = "LAGGING";
+pub const UNDRILLED: &str = "UNDRILLED";
+/// DRS gave no replication state for the extension: nothing shows it could be
+/// recovered, so it is not counted ready.
+pub const NO_REPLICATION_STATE: &str = "NO_REPLICATION_STATE";
+
+/// DRS's states on the way to continuous replication (DRS User Guide, "Source
+/// server information": "Initiating", "Initial sync", "Backlog", "Rescan",
+/// "Creating snapshot").
+const SYNCING: [&str; 5] = [
+    "INITIATING",
+    "INITIAL_SYNC",
+    "BACKLOG",
+    "RESCAN",
+    "CREATING_SNAPSHOT",
+];
+
+/// Sorts one extended server. `now` is the function's clock, used only against
+/// `READINESS_MAX_DRILL_AGE_DAYS`, whose unit (days) no clock skew can matter to.
+pub fn classify(
+    extension_error: bool,
+    replication: &Replication,
+    rules: &ReadinessRules,
+    now: SystemTime,
+) -> Readiness {
+    if extension_error {
+        return Readiness::NotReady(EXTENSION_ERROR.to_owned());
+    }
+    let Some(state) = replication.state.as_deref() else {
+        return Readiness::NotReady(NO_REPLICATION_STATE.to_owned());
+    };
+    if SYNCING.contains(&state) {
+        return Readiness::Syncing;
+    }
+    if state != "CONTINUOUS" {
+        // STALLED, DISCONNECTED, PAUSED, STOPPED and any state DRS adds later, as
+        // DRS spells it.
+        return Readiness::NotReady(state.to_owned());
+    }
+    // An absent lag is DRS saying nothing is behind; one that does not read as
+    // a duration cannot show it is within the bound.
+    if let Some(lag) = replication.lag.as_deref() {
+        match lag_seconds(lag) {
+            Some(seconds) if Duration::from_secs(seconds) <= rules.max_lag => {}
+            _ => return Readiness::NotReady(LAGGING.to_owned()),
+        }
+    }
+    if let Some(max_age) = rules.max_drill_age {
+        let launched = replication
+            .last_launch_at
+            .as_deref()
+            .and_then(|at| DateTime::from_str(at, Format::DateTime).ok())
+            .and_then(|at| SystemTime::try_from(at).ok());
+        let recent = launched.is_some_and(|at| match now.duration_since(at) {
+            Ok(age) => age <= max_age,
+            // Launched "in the future" by the function's clock: recent.
+            Err(_) => true,
+        });
+        if !recent {
+            return Readiness::NotReady(UNDRILLED.to_owned());
+        }
+    }
+    Readiness::Ready
+}
+
+/// Seconds in an ISO 8601 duration as DRS writes lags (`PT0S`, `PT1M30.5S`,
+/// `P1DT2H`, `P2W`); `None` for anything else. Years and months have no fixed
+/// length and are refused rather than guessed.
+pub fn lag_seconds(iso: &str) -> Option<u64> {
+    let rest = iso.strip_prefix('P')?;
+    if rest.is_empty() {
+        return None;
+    }
+    let (date, time) = match rest.split_once('T') {
+        Some((date, time)) if !time.is_empty() => (date, Some(time)),
+        Some(_) => return None,
+        None => (rest, None),
+    };
+    let mut seconds = 0f64;
+    for (part, units) in [(date, &[('W', 604_800.0), ('D', 86_400.0)][..])]
+        .into_iter()
+        .chain(time.map(|t| (t, &[('H', 3_600.0), ('M', 60.0), ('S', 1.0)][..])))
+    {
+        let mut number = String::new();
+        let mut next_unit = 0;
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                number.push(c);
+                continue;
+            }
+            let position = units[next_unit..].iter().position(|(u, _)| *u == c)?;
+            let value: f64 = number.parse().ok()?;
+            seconds += value * units[next_unit + position].1;
+            next_unit += position + 1;
+            number.clear();
+        }
+        if !number.is_empty() {
+            return None;
+        }
+    }
+    (seconds.is_finite() && seconds < u64::MAX as f64).then_some(seconds.round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn continuous(lag: Option<&str>) -> Replication {
+        Replication {
+            state: Some("CONTINUOUS".into()),
+            lag: lag.map(str::to_owned),
+            ..Replication::default()
+        }
+    }
+
+    fn at(text: &str) -> SystemTime {
+        SystemTime::try_from(DateTime::from_str(text, Format::DateTime).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_reason_has_its_case() {
+        let rules = ReadinessRules::default();
+        let now = at("2026-12-03T12:00:00Z");
+        let sort = |error: bool, r: &Replication| classify(error, r, &rules, now);
+        assert_eq!(sort(false, &continuous(Some("PT10S"))), Readiness::Ready);
+        assert_eq!(sort(false, &continuous(None)), Readiness::Ready);
+        assert_eq!(
+            sort(true, &continuous(Some("PT0S"))),
+            Readiness::NotReady("EXTENSION_ERROR".into())
+        );
+        assert_eq!(
+            sort(false, &continuous(Some("PT20M"))),
+            Readiness::NotReady("LAGGING".into())
+        );
+        assert_eq!(
+            sort(false, &continuous(Some("soon"))),
+            Readiness::NotReady("LAGGING".into()),
+            "a lag that does not read cannot show it is within the bound"
+        );
+        for state in SYNCING {
+            let r = Replication {
+                state: Some(state.into()),
+                ..Replication::default()
+            };
+            assert_eq!(sort(false, &r), Readiness::Syncing, "{state}");
+        }
+        for state in ["STALLED", "DISCONNECTED", "PAUSED", "STOPPED", "NEW_STATE"] {
+            let r = Replication {
+                state: Some(state.into()),
+                ..Replication::default()
+            };
+            assert_eq!(sort(false, &r), Readiness::NotReady(state.into()));
+        }
+        assert_eq!(
+            sort(false, &Replication::default()),
+            Readiness::NotReady("NO_REPLICATION_STATE".into())
+        );
+    }
+
+    #[test]
+    fn drills_count_only_when_asked_for() {
+        let now = at("2026-12-03T12:00:00Z");
+        let rules = ReadinessRules {
+            max_drill_age: Some(Duration::from_secs(30 * 86_400)),
+            ..ReadinessRules::default()
+        };
+        let drilled = |when: Option<&str>| Replication {
+            last_launch_at: when.map(str::to_owned),
+            last_launch_type: when.map(|_| "DRILL".to_owned()),
+            ..continuous(Some("PT1S"))
+        };
+        assert_eq!(
+            classify(false, &drilled(Some("2026-11-20T08:00:00Z")), &rules, now),
+            Readiness::Ready
+        );
+        assert_eq!(
+            classify(
+                false,
+                &drilled(Some("2026-09-01T08:00:00.123Z")),
+                &rules,
+                now
+            ),
+            Readiness::NotReady("UNDRILLED".into())
+        );
+        assert_eq!(
+            classify(false, &drilled(None), &rules, now),
+            Readiness::NotReady("UNDRILLED".into())
+        );
+        assert_eq!(
+            classify(false, &drilled(Some("not a time")), &rules, now),
+            Readiness::NotReady("UNDRILLED".into())
+        );
+        assert_eq!(
+            classify(false, &drilled(Some("2026-12-04T08:00:00Z")), &rules, now),
+            Readiness::Ready,
+            "a launch ahead of the function's clock is recent"
+        );
+        assert_eq!(
+            classify(false, &drilled(None), &ReadinessRules::default(), now),
+            Readiness::Ready,
+            "not checked unless READINESS_MAX_DRILL_AGE_DAYS is set"
+        );
+    }
+
+    #[test]
+    fn lags_read_as_drs_may_write_them() {
+        for (text, seconds) in [
+            ("PT0S", Some(0)),
+            ("PT15M", Some(900)),
+            ("PT1M30.5S", Some(91)),
+            ("PT1H", Some(3_600)),
+            ("P1DT2H", Some(93_600)),
+            ("P2W", Some(1_209_600)),
+            ("P1D", Some(86_400)),
+            ("PT", None),
+            ("P", None),
+            ("", None),
+            ("P1Y", None),
+            ("P1M", None),
+            ("PT5", None),
+            ("PT1S2M", None),
+            ("15 minutes", None),
+            ("PT1e400S", None),
+        ] {
+            assert_eq!(lag_seconds(text), seconds, "{text}");
+        }
+    }
+}

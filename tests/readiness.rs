@@ -1,0 +1,230 @@
+//! Readiness: every extended server of the covered accounts sorted into ready,
+//! syncing or not ready with its reason, from what DRS says of it, under each
+//! answer local-aws gives to what DRS leaves undocumented (does an extension show
+//! its own replication, its staging server's, or none).
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use aws_smithy_types::date_time::{DateTime, Format};
+use common::*;
+use local_aws::ExtensionReplication;
+use serde_json::{json, Value};
+
+fn days_ago(days: u64) -> String {
+    let at = SystemTime::now() - Duration::from_secs(days * 86_400);
+    DateTime::from(at).fmt(Format::DateTime).unwrap()
+}
+
+fn reconcile(account: &str) -> Value {
+    let mut request = event("reconciliation-requested");
+    request["detail"] = json!({"stagingAccountIds": [account], "regions": [REGION]});
+    request
+}
+
+/// An extended server's replication state, lag, launch (days ago, kind), whether
+/// DRS shows it in `EXTENSION_ERROR`, and the readiness it should get.
+type Case = (
+    &'static str,
+    Option<&'static str>,
+    Option<(u64, &'static str)>,
+    bool,
+    &'static str,
+);
+
+/// One staging account whose extended servers are in every state the contract
+/// names; answers each server's ARN with the reason it should be given.
+fn every_state(world: &mut local_aws::World) -> Vec<(String, &'static str)> {
+    let target = local_aws::TARGET_ACCOUNT;
+    let cases: [Case; 11] = [
+        (
+            "CONTINUOUS",
+            Some("PT10S"),
+            Some((3, "DRILL")),
+            false,
+            "ready",
+        ),
+        ("CONTINUOUS", None, Some((10, "RECOVERY")), false, "ready"),
+        ("INITIAL_SYNC", Some("PT0S"), None, false, "syncing"),
+        ("BACKLOG", Some("PT5M"), None, false, "syncing"),
+        (
+            "STALLED",
+            Some("PT1H"),
+            Some((3, "DRILL")),
+            false,
+            "STALLED",
+        ),
+        (
+            "DISCONNECTED",
+            None,
+            Some((3, "DRILL")),
+            false,
+            "DISCONNECTED",
+        ),
+        ("PAUSED", None, Some((3, "DRILL")), false, "PAUSED"),
+        ("STOPPED", None, Some((3, "DRILL")), false, "STOPPED"),
+        (
+            "CONTINUOUS",
+            Some("PT2H"),
+            Some((3, "DRILL")),
+            false,
+            "LAGGING",
+        ),
+        (
+            "CONTINUOUS",
+            Some("PT1S"),
+            Some((90, "DRILL")),
+            false,
+            "UNDRILLED",
+        ),
+        (
+            "CONTINUOUS",
+            Some("PT1S"),
+            Some((3, "DRILL")),
+            true,
+            "EXTENSION_ERROR",
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(state, lag, launch, broken, expected)| {
+            let staging = world.add_staging_server(STAGING_A, REGION, &[]);
+            world.extend_directly(target, &staging).unwrap();
+            world.set_extension_replication(&staging, state, lag);
+            let at = launch.map(|(days, kind)| (days_ago(days), kind));
+            world.set_launch(&staging, at.as_ref().map(|(t, k)| (t.as_str(), *k)), None);
+            if broken {
+                world.break_extension(&staging, "Staging source server not found");
+            }
+            (staging, expected)
+        })
+        .collect()
+}
+
+fn scope_of<'a>(response: &'a Value, account: &str) -> &'a Value {
+    response["coverage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["stagingAccountId"] == account)
+        .unwrap_or_else(|| panic!("no coverage for {account}: {response}"))
+}
+
+#[tokio::test]
+async fn every_reason_is_sorted_counted_and_announced() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    let cases = every_state(&mut world);
+    let h = Harness::start(world, &[("READINESS_MAX_DRILL_AGE_DAYS", "30")]).await;
+    let response = h.ok(reconcile(STAGING_A)).await;
+
+    let scope = scope_of(&response, STAGING_A);
+    assert_eq!(
+        (&scope["ready"], &scope["syncing"], &scope["notReady"]),
+        (&json!(2), &json!(2), &json!(7)),
+        "{scope}"
+    );
+    assert_eq!(
+        scope["notReadyReasons"],
+        json!({"DISCONNECTED": 1, "EXTENSION_ERROR": 1, "LAGGING": 1, "PAUSED": 1,
+               "STALLED": 1, "STOPPED": 1, "UNDRILLED": 1})
+    );
+    let summary = &response["reconciliation"];
+    assert_eq!(
+        (&summary["ready"], &summary["syncing"], &summary["notReady"]),
+        (&json!(2), &json!(2), &json!(7))
+    );
+
+    // One event per not-ready server but EXTENSION_ERROR, which keeps its own.
+    let not_ready = h.events_of("Extended Source Server Not Ready");
+    let mut reasons: Vec<(String, String)> = not_ready
+        .iter()
+        .map(|e| {
+            let detail = &e["Detail"];
+            (
+                detail["stagingSourceServerArn"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                detail["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    let mut expected: Vec<(String, String)> = cases
+        .iter()
+        .filter(|(_, r)| !["ready", "syncing", "EXTENSION_ERROR"].contains(r))
+        .map(|(arn, r)| (arn.clone(), r.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(reasons, expected);
+    assert_eq!(h.events_of("Extended Source Server Unhealthy").len(), 1);
+
+    let lagging = not_ready
+        .iter()
+        .map(|e| e["Detail"].clone())
+        .find(|d| d["reason"] == "LAGGING")
+        .unwrap();
+    assert_eq!(lagging["lagSeconds"], 7_200);
+    assert_eq!(lagging["dataReplicationState"], "CONTINUOUS");
+    assert_eq!(lagging["lastLaunch"]["type"], "DRILL");
+    assert_eq!(lagging["region"], REGION);
+    assert_eq!(lagging["stagingAccountId"], STAGING_A);
+}
+
+#[tokio::test]
+async fn drills_are_not_checked_unless_asked_and_lag_follows_its_setting() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    every_state(&mut world);
+    let h = Harness::start(world, &[("READINESS_MAX_LAG_SECONDS", "7200")]).await;
+    let response = h.ok(reconcile(STAGING_A)).await;
+    let scope = scope_of(&response, STAGING_A);
+    // UNDRILLED and LAGGING (two hours, now the bound) are ready.
+    assert_eq!(scope["ready"], 4, "{scope}");
+    assert!(scope["notReadyReasons"].get("UNDRILLED").is_none());
+    assert!(scope["notReadyReasons"].get("LAGGING").is_none());
+}
+
+#[tokio::test]
+async fn an_extension_that_mirrors_its_staging_server_is_sorted_by_that() {
+    let mut world = local_aws::World::sample();
+    let staging = world.add_staging_server(STAGING_A, REGION, &[]);
+    world.extend_directly(local_aws::TARGET_ACCOUNT, &staging);
+    world.set_staging_replication(&staging, "STALLED", Some("PT3H"));
+    world.extension_replication = ExtensionReplication::MirrorsStaging;
+    let h = Harness::start(world, &[]).await;
+    let response = h.ok(reconcile(STAGING_A)).await;
+    assert_eq!(
+        scope_of(&response, STAGING_A)["notReadyReasons"],
+        json!({"STALLED": 1})
+    );
+}
+
+#[tokio::test]
+async fn an_extension_that_shows_no_replication_is_never_counted_ready() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    for _ in 0..3 {
+        let staging = world.add_staging_server(STAGING_A, REGION, &[]);
+        world.extend_directly(local_aws::TARGET_ACCOUNT, &staging);
+    }
+    world.extension_replication = ExtensionReplication::Absent;
+    let h = Harness::start(world, &[]).await;
+    let response = h.ok(reconcile(STAGING_A)).await;
+    let scope = scope_of(&response, STAGING_A);
+    assert_eq!(scope["ready"], 0);
+    assert_eq!(scope["notReadyReasons"], json!({"NO_REPLICATION_STATE": 3}));
+}
+
+#[tokio::test]
+async fn not_ready_events_stop_at_a_hundred_and_the_rest_are_counted() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    for staging in world.seed(STAGING_A, REGION, 130) {
+        world.extend_directly(local_aws::TARGET_ACCOUNT, &staging);
+        world.set_extension_replication(&staging, "DISCONNECTED", None);
+    }
+    let h = Harness::start(world, &[]).await;
+    let response = h.ok(reconcile(STAGING_A)).await;
+    assert_eq!(h.events_of("Extended Source Server Not Ready").len(), 100);
+    assert_eq!(response["reconciliation"]["notReady"], 130);
+    assert_eq!(response["reconciliation"]["notReadyUnsent"], 30);
+}
