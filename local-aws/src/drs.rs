@@ -60,8 +60,116 @@ pub fn handle(
         "DescribeSourceServers" => describe(world, account, region, body),
         "ListExtensibleSourceServers" => list_extensible(world, account, region, body),
         "ListStagingAccounts" => list_staging_accounts(world, account, region, query),
+        "TagResource" => tag_resource(world, account, body, true),
+        "UntagResource" => tag_resource(world, account, body, false),
+        "DisconnectSourceServer" => disconnect(world, account, region, body),
+        "DeleteSourceServer" => delete_source_server(world, account, region, body),
         _ => Reply::rest_json_error(404, "UnknownOperationException", "unknown operation", None),
     }
+}
+
+/// `TagResource` (`add`) and `UntagResource` on the target account's extended
+/// servers; any other resource is not found, as DRS would answer.
+fn tag_resource(world: &mut World, account: &str, body: &Value, add: bool) -> Reply {
+    let arn = body["resourceArn"].as_str().unwrap_or_default();
+    let Some(server) = world
+        .extended
+        .iter_mut()
+        .find(|e| e.arn == arn && e.account == account)
+    else {
+        return Reply::rest_json_error(
+            404,
+            "ResourceNotFoundException",
+            "Resource not found",
+            None,
+        );
+    };
+    if add {
+        let Some(tags) = body["tags"].as_object() else {
+            return Reply::rest_json_error(400, "ValidationException", "tags is required", None);
+        };
+        let added = tags
+            .keys()
+            .filter(|k| !server.tags.contains_key(*k))
+            .count();
+        if server.tags.len() + added > 50 {
+            return Reply::rest_json_error(400, "ValidationException", "Too many tags", None);
+        }
+        for (key, value) in tags {
+            server
+                .tags
+                .insert(key.clone(), value.as_str().unwrap_or_default().to_owned());
+        }
+    } else {
+        for key in body["tagKeys"].as_array().into_iter().flatten() {
+            server.tags.remove(key.as_str().unwrap_or_default());
+        }
+    }
+    Reply::empty(200)
+}
+
+/// The target account's extended server `sourceServerID` names, or DRS's 404.
+fn extended_by_id(
+    world: &World,
+    account: &str,
+    region: &str,
+    body: &Value,
+) -> Result<usize, Reply> {
+    let id = body["sourceServerID"].as_str().unwrap_or_default();
+    world
+        .extended
+        .iter()
+        .position(|e| e.id == id && e.account == account && e.region == region)
+        .ok_or_else(|| {
+            Reply::rest_json_error(
+                404,
+                "ResourceNotFoundException",
+                "Source server not found",
+                None,
+            )
+        })
+}
+
+/// `DisconnectSourceServer`: the extended server stops replicating
+/// (`DISCONNECTED`), which `DeleteSourceServer` requires.
+fn disconnect(world: &mut World, account: &str, region: &str, body: &Value) -> Reply {
+    let index = match extended_by_id(world, account, region, body) {
+        Ok(index) => index,
+        Err(not_found) => return not_found,
+    };
+    let server = &mut world.extended[index];
+    if server.recovery_instance_id.is_some() {
+        return Reply::rest_json_error(
+            409,
+            "ConflictException",
+            "Source server has a recovery instance",
+            None,
+        );
+    }
+    server.replication.state = "DISCONNECTED".into();
+    server.replication.lag = None;
+    let server = server.clone();
+    Reply::json(200, &extended_json(world, &server))
+}
+
+/// `DeleteSourceServer`: "The Source Server must be disconnected first" (DRS API
+/// Reference); a server with a recovery instance is refused as well.
+fn delete_source_server(world: &mut World, account: &str, region: &str, body: &Value) -> Reply {
+    let index = match extended_by_id(world, account, region, body) {
+        Ok(index) => index,
+        Err(not_found) => return not_found,
+    };
+    let server = &world.extended[index];
+    if server.recovery_instance_id.is_some() || server.replication.state != "DISCONNECTED" {
+        return Reply::rest_json_error(
+            409,
+            "ConflictException",
+            "Source server must be disconnected, and have no recovery instance",
+            None,
+        );
+    }
+    world.remove_extension(index);
+    Reply::empty(204)
 }
 
 fn is_account_id(s: &str) -> bool {

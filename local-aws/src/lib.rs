@@ -254,10 +254,17 @@ async fn aws(
             .unwrap_or_default()
     } else if let Some(op) = target.strip_prefix("AWSEvents.") {
         op.to_owned()
+    } else if service == "drs" && path.starts_with("/tags/") {
+        match parts.method.as_str() {
+            "POST" => "TagResource",
+            "DELETE" => "UntagResource",
+            _ => "ListTagsForResource",
+        }
+        .to_owned()
     } else {
         path.trim_start_matches('/').to_owned()
     };
-    let json: Value = if body.is_empty() || service == "sts" {
+    let mut json: Value = if body.is_empty() || service == "sts" {
         Value::Null
     } else {
         match serde_json::from_slice(body) {
@@ -272,6 +279,24 @@ async fn aws(
             }
         }
     };
+    // DRS's tag operations name their resource in the path, and the keys to
+    // remove in the query: both go into the body the handler reads.
+    if let Some(encoded) = path.strip_prefix("/tags/").filter(|_| service == "drs") {
+        let arn: String = form_urlencoded::parse(format!("a={encoded}").as_bytes())
+            .map(|(_, v)| v.into_owned())
+            .next()
+            .unwrap_or_default();
+        let keys: Vec<String> =
+            form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+                .filter(|(k, _)| k == "tagKeys")
+                .map(|(_, v)| v.into_owned())
+                .collect();
+        if !json.is_object() {
+            json = serde_json::json!({});
+        }
+        json["resourceArn"] = arn.into();
+        json["tagKeys"] = keys.into();
+    }
 
     let (latency, fault) = {
         let mut world = shared.world.lock().unwrap_or_else(|p| p.into_inner());

@@ -22,6 +22,16 @@ pub enum Delivery {
 }
 
 impl Reply {
+    /// A success with no body (`204`, or `200` where the model says so).
+    pub fn empty(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            delivery: Delivery::Whole,
+        }
+    }
+
     pub fn json(status: u16, body: &Value) -> Self {
         Self {
             status,

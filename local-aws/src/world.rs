@@ -598,6 +598,12 @@ impl World {
         &self.extended
     }
 
+    /// The extended servers, to change what DRS would show of them (tags a
+    /// previous run left, say).
+    pub fn extended_mut(&mut self) -> &mut [ExtendedServer] {
+        &mut self.extended
+    }
+
     pub fn staging_server(&self, arn: &str) -> Option<&StagingServer> {
         self.staging_index
             .get(arn)
@@ -620,6 +626,13 @@ impl World {
             .iter()
             .filter(|e| e.account == target_account && e.region == region)
             .count()
+    }
+
+    /// Deletes an extension: its staging server is extensible again.
+    pub(crate) fn remove_extension(&mut self, index: usize) {
+        let removed = self.extended.remove(index);
+        self.extended_index
+            .remove(&(removed.account, removed.staging_arn));
     }
 
     pub fn is_extended(&self, target_account: &str, staging_arn: &str) -> bool {

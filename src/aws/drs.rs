@@ -33,6 +33,8 @@ pub struct ExtendedRecord {
     pub made_by: MadeBy,
     /// What readiness is sorted from; dropped with the page.
     pub replication: Replication,
+    /// The mark of a broken extension (`stale::ERROR_SINCE_KEY`), as tagged.
+    pub error_since: Option<String>,
 }
 
 /// A staging server that is not yet extended into the target account.
@@ -325,6 +327,10 @@ impl TargetDrs {
                         .then(|| area.error_message().unwrap_or_default().to_owned()),
                     made_by: MadeBy::from_tags(server.tags()),
                     replication: replication_of(server),
+                    error_since: server
+                        .tags()
+                        .and_then(|t| t.get(crate::domain::stale::ERROR_SINCE_KEY))
+                        .cloned(),
                 })
             })
             .collect();
@@ -388,6 +394,74 @@ impl TargetDrs {
                 may_have_taken_effect: true,
             }),
         }
+    }
+
+    /// Tags an extended server with `key`: the mark of a broken extension.
+    pub async fn tag(
+        &self,
+        arn: &str,
+        key: &str,
+        value: &str,
+        deadline: &Deadline,
+    ) -> Result<(), DrsError> {
+        let scope = CallScope::until(deadline.calls_by());
+        self.call(
+            deadline,
+            &scope,
+            self.client
+                .tag_resource()
+                .resource_arn(arn)
+                .tags(key, value)
+                .send()
+                .map_err_into(),
+        )
+        .await
+        .map(drop)
+    }
+
+    pub async fn untag(&self, arn: &str, key: &str, deadline: &Deadline) -> Result<(), DrsError> {
+        let scope = CallScope::until(deadline.calls_by());
+        self.call(
+            deadline,
+            &scope,
+            self.client
+                .untag_resource()
+                .resource_arn(arn)
+                .tag_keys(key)
+                .send()
+                .map_err_into(),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Deletes an extended server: disconnected first, as DRS's
+    /// `DeleteSourceServer` requires ("The Source Server must be disconnected
+    /// first"). A server already disconnected is disconnected again harmlessly.
+    pub async fn delete_extended(&self, id: &str, deadline: &Deadline) -> Result<(), DrsError> {
+        let scope = CallScope::until(deadline.calls_by());
+        self.call(
+            deadline,
+            &scope,
+            self.client
+                .disconnect_source_server()
+                .source_server_id(id)
+                .send()
+                .map_err_into(),
+        )
+        .await?;
+        let scope = CallScope::until(deadline.calls_by());
+        self.call(
+            deadline,
+            &scope,
+            self.client
+                .delete_source_server()
+                .source_server_id(id)
+                .send()
+                .map_err_into(),
+        )
+        .await
+        .map(drop)
     }
 
     /// One page of the staging account's servers not yet extended; their tags

@@ -32,6 +32,8 @@ pub struct Config {
     pub drs_max_rps: u32,
     /// `READINESS_MAX_LAG_SECONDS` and `READINESS_MAX_DRILL_AGE_DAYS`.
     pub readiness: crate::domain::readiness::ReadinessRules,
+    /// `STALE_EXTENSIONS` and `STALE_AFTER_HOURS`.
+    pub stale: crate::domain::stale::StaleRules,
 }
 
 impl Config {
@@ -137,6 +139,28 @@ impl Config {
                     0 => None,
                     days => Some(std::time::Duration::from_secs(days * 86_400)),
                 },
+            },
+            stale: crate::domain::stale::StaleRules {
+                action: match get("STALE_EXTENSIONS").as_deref() {
+                    None | Some("report") => crate::domain::stale::StaleAction::Report,
+                    Some("delete") => crate::domain::stale::StaleAction::Delete,
+                    Some(other) => {
+                        return Err(err(
+                            "STALE_EXTENSIONS",
+                            format!("`{other}` is neither `report` nor `delete`"),
+                        ))
+                    }
+                },
+                after: std::time::Duration::from_secs(
+                    3_600
+                        * parse_bounded(
+                            "STALE_AFTER_HOURS",
+                            get("STALE_AFTER_HOURS"),
+                            72u64,
+                            1,
+                            8_760,
+                        )?,
+                ),
             },
         })
     }
@@ -350,8 +374,12 @@ mod tests {
             ("DRS_MAX_RPS", "25"),
             ("READINESS_MAX_LAG_SECONDS", "60"),
             ("READINESS_MAX_DRILL_AGE_DAYS", "30"),
+            ("STALE_EXTENSIONS", "delete"),
+            ("STALE_AFTER_HOURS", "24"),
         ])
         .unwrap();
+        assert_eq!(c.stale.action, crate::domain::stale::StaleAction::Delete);
+        assert_eq!(c.stale.after.as_secs(), 24 * 3_600);
         assert_eq!(c.readiness.max_lag.as_secs(), 60);
         assert_eq!(
             c.readiness.max_drill_age.map(|d| d.as_secs()),
@@ -391,6 +419,8 @@ mod tests {
             ("DRS_MAX_RPS", "-1"),
             ("READINESS_MAX_LAG_SECONDS", "-5"),
             ("READINESS_MAX_DRILL_AGE_DAYS", "forever"),
+            ("STALE_EXTENSIONS", "remove"),
+            ("STALE_AFTER_HOURS", "0"),
         ];
         for (variable, value) in cases {
             let mut vars = vec![("AWS_REGION", "us-east-1"), (*variable, *value)];

@@ -10,5 +10,6 @@ pub mod outcome;
 pub mod readiness;
 pub mod rejection;
 pub mod scope;
+pub mod stale;
 pub mod tags;
 pub mod trigger;

@@ -16,8 +16,9 @@ pub const RESERVED_PREFIX: &str = "drs-extender:";
 /// The tag that names the invocation whose create made an extended server, read
 /// back to tell `created` from `skipped` without trusting any clock.
 pub const MADE_BY_KEY: &str = "drs-extender:request-id";
-/// What user tags may take of the 50: one is the function's own.
-pub const MAX_USER_TAGS: usize = MAX_TAGS - 1;
+/// What user tags may take of the 50: two are the function's own (this one, and
+/// the mark of a broken extension, `stale::ERROR_SINCE_KEY`, added later).
+pub const MAX_USER_TAGS: usize = MAX_TAGS - 2;
 pub const MAX_KEY_LEN: usize = 256;
 pub const MAX_VALUE_LEN: usize = 256;
 
@@ -145,13 +146,13 @@ mod tests {
     }
 
     #[test]
-    fn at_most_forty_nine_tags_configured_ones_first_one_left_for_the_functions_own() {
+    fn at_most_forty_eight_tags_configured_ones_first_two_left_for_the_functions_own() {
         let configured: Tags = (0..10).map(|i| (format!("c{i:02}"), "x".into())).collect();
         let copied: Tags = (0..45).map(|i| (format!("a{i:02}"), "x".into())).collect();
         let (kept, dropped) = for_extension(&configured, Some(&copied));
-        assert_eq!(kept.len(), MAX_TAGS - 1);
+        assert_eq!(kept.len(), MAX_TAGS - 2);
         assert!(configured.keys().all(|k| kept.contains_key(k)));
-        assert_eq!(dropped.len(), 6);
+        assert_eq!(dropped.len(), 7);
         assert!(dropped.iter().all(|d| d.reason == DropReason::TooManyTags));
     }
 

@@ -269,6 +269,7 @@ impl App {
             closed.extension_errors = coverage.extension_errors();
             (closed.ready, closed.syncing, closed.not_ready) = coverage.readiness();
             closed.not_ready_unsent = coverage.not_ready_unsent;
+            closed.stale_deleted = coverage.stale_deleted;
             closed.coverage_unread = coverage.unread;
             per_scope = coverage.scopes;
             for scope in &mut per_scope {

@@ -149,6 +149,11 @@ impl App {
             none_listed,
         } = coverage;
         let mut summary = Summary::covering(&scopes, &regions, settings.dry_run);
+        let rules = coverage::CoverageRules {
+            readiness: self.config.readiness,
+            stale: self.config.stale,
+            dry_run: settings.dry_run,
+        };
         if none_listed {
             tracing::warn!(
                 reason = summary::NO_STAGING_ACCOUNT_LISTED,
@@ -193,14 +198,7 @@ impl App {
                 .filter(|s| !s.has_work())
                 .map(|s| s.scope.clone())
                 .collect();
-            let coverage = coverage::read(
-                &self.clients,
-                &kept,
-                deadline,
-                reporter,
-                &self.config.readiness,
-            )
-            .await;
+            let coverage = coverage::read(&self.clients, &kept, deadline, reporter, &rules).await;
             return Reconciled {
                 summary,
                 unfinished,
@@ -221,14 +219,7 @@ impl App {
         summary.examined = report.examined;
         unfinished.extend(report.unfinished);
         // After the work, so what this run extended counts as covered.
-        let coverage = coverage::read(
-            &self.clients,
-            &worked,
-            deadline,
-            reporter,
-            &self.config.readiness,
-        )
-        .await;
+        let coverage = coverage::read(&self.clients, &worked, deadline, reporter, &rules).await;
         Reconciled {
             summary,
             unfinished,

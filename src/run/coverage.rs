@@ -15,6 +15,7 @@ use crate::domain::deadline::Deadline;
 use crate::domain::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
 use crate::domain::readiness::{self, lag_seconds, Readiness, ReadinessRules};
 use crate::domain::scope::{Scope, ScopeCoverage, Unread};
+use crate::domain::stale::{self, MarkChange, Repair, Stale, StaleRules, ERROR_SINCE_KEY};
 use crate::run::reporter::Reporter;
 
 /// `DescribeSourceServers` takes at most 200 staging accounts a call.
@@ -24,6 +25,16 @@ const PAGE_SIZE: i32 = 200;
 
 pub const UNHEALTHY_DETAIL_TYPE: &str = "Extended Source Server Unhealthy";
 pub const NOT_READY_DETAIL_TYPE: &str = "Extended Source Server Not Ready";
+pub const DELETED_DETAIL_TYPE: &str = "Extended Source Server Deleted";
+
+/// What a coverage read judges by, and whether it may write (a dry run marks
+/// and deletes nothing, and says what it would delete).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CoverageRules {
+    pub readiness: ReadinessRules,
+    pub stale: StaleRules,
+    pub dry_run: bool,
+}
 /// `Extended Source Server Not Ready` events a run sends at most; the rest are
 /// counted. A region gone bad would otherwise send one per server.
 pub const MAX_NOT_READY_EVENTS: usize = 100;
@@ -34,6 +45,8 @@ pub struct CoverageReport {
     pub unread: Vec<Unread>,
     /// Not-ready servers past `MAX_NOT_READY_EVENTS`, counted but not sent.
     pub not_ready_unsent: usize,
+    /// Stale extensions deleted (`STALE_EXTENSIONS=delete`).
+    pub stale_deleted: usize,
 }
 
 impl CoverageReport {
@@ -61,11 +74,12 @@ pub async fn read(
     scopes: &[Scope],
     deadline: Deadline,
     reporter: &Reporter,
-    rules: &ReadinessRules,
+    rules: &CoverageRules,
 ) -> CoverageReport {
     let now = std::time::SystemTime::now();
     let mut not_ready_sent = 0;
     let mut not_ready_unsent = 0;
+    let mut stale_deleted = 0;
     let mut by_region: BTreeMap<&Region, BTreeSet<&AccountId>> = BTreeMap::new();
     for scope in scopes {
         by_region
@@ -141,9 +155,33 @@ pub async fn read(
                     let readiness = readiness::classify(
                         record.extension_error.is_some(),
                         &record.replication,
-                        rules,
+                        &rules.readiness,
                         now,
                     );
+                    let (mark, stale) = stale::decide(
+                        record.extension_error.is_some(),
+                        record.error_since.as_deref(),
+                        &record.replication,
+                        &rules.stale,
+                        rules.dry_run,
+                        now,
+                    );
+                    if !rules.dry_run {
+                        let marked = match &mark {
+                            MarkChange::Set(at) => {
+                                drs.tag(&record.arn, ERROR_SINCE_KEY, at, &deadline).await
+                            }
+                            MarkChange::Clear => {
+                                drs.untag(&record.arn, ERROR_SINCE_KEY, &deadline).await
+                            }
+                            MarkChange::Keep => Ok(()),
+                        };
+                        if let Err(error) = marked {
+                            // The next run marks it again: the clock starts late,
+                            // never early.
+                            tracing::warn!(%region, %error, "could not change a broken extension's mark");
+                        }
+                    }
                     match &readiness {
                         Readiness::Ready => entry.ready += 1,
                         Readiness::Syncing => entry.syncing += 1,
@@ -154,8 +192,34 @@ pub async fn read(
                     }
                     if record.extension_error.is_some() {
                         entry.extension_errors += 1;
+                        let mut delete_failed = None;
+                        if let Some(Stale {
+                            since,
+                            repair: Repair::Delete,
+                        }) = &stale
+                        {
+                            match drs.delete_extended(&record.id, &deadline).await {
+                                Ok(()) => {
+                                    stale_deleted += 1;
+                                    reporter
+                                        .send(deleted_event(&record, region, since, reporter))
+                                        .await;
+                                    continue;
+                                }
+                                Err(error) => {
+                                    tracing::warn!(%region, %error, "could not delete a stale extension");
+                                    delete_failed = Some(error.code);
+                                }
+                            }
+                        }
                         reporter
-                            .send(unhealthy_event(&record, region, reporter))
+                            .send(unhealthy_event(
+                                &record,
+                                region,
+                                stale.as_ref(),
+                                delete_failed,
+                                reporter,
+                            ))
                             .await;
                     } else if let Readiness::NotReady(reason) = readiness {
                         if not_ready_sent < MAX_NOT_READY_EVENTS {
@@ -188,6 +252,7 @@ pub async fn read(
         scopes: counts.into_values().collect(),
         unread,
         not_ready_unsent,
+        stale_deleted,
     }
 }
 
@@ -198,19 +263,62 @@ fn hash_of(arn: &str) -> u64 {
 
 /// `Extended Source Server Unhealthy`: DRS cannot reach the staging server behind
 /// this extended server, so it cannot be recovered in the target account.
-fn unhealthy_event(record: &ExtendedRecord, region: &Region, reporter: &Reporter) -> OutboundEvent {
+/// A stale one carries `staleSince`, and, where `delete` was set but the server
+/// was kept, why (`deleteWithheld`, `wouldDelete` in a dry run, `deleteFailed`).
+fn unhealthy_event(
+    record: &ExtendedRecord,
+    region: &Region,
+    stale: Option<&Stale>,
+    delete_failed: Option<String>,
+    reporter: &Reporter,
+) -> OutboundEvent {
     let message = record.extension_error.as_deref().unwrap_or_default();
     let message: String = message.chars().take(MAX_ERROR_MESSAGE).collect();
+    let mut detail = serde_json::json!({
+        "extendedSourceServerArn": record.arn,
+        "stagingSourceServerArn": record.staging_arn,
+        "stagingAccountId": record.staging_account,
+        "region": region,
+        "extensionStatus": "EXTENSION_ERROR",
+        "errorMessage": message,
+        "trigger": reporter.trigger(),
+    });
+    if let Some(stale) = stale {
+        detail["staleSince"] = stale.since.clone().into();
+        match stale.repair {
+            Repair::WouldDelete => detail["wouldDelete"] = true.into(),
+            Repair::Kept(why) => detail["deleteWithheld"] = why.into(),
+            Repair::Report | Repair::Delete => {}
+        }
+    }
+    if let Some(code) = delete_failed {
+        detail["deleteFailed"] = code.into();
+    }
     OutboundEvent {
         detail_type: UNHEALTHY_DETAIL_TYPE,
+        resources: vec![record.staging_arn.clone(), record.arn.clone()],
+        detail: detail.to_string(),
+    }
+}
+
+/// `Extended Source Server Deleted`: a stale extension, deleted; the next sweep
+/// extends its staging server again if DRS lists it as extensible.
+fn deleted_event(
+    record: &ExtendedRecord,
+    region: &Region,
+    since: &str,
+    reporter: &Reporter,
+) -> OutboundEvent {
+    OutboundEvent {
+        detail_type: DELETED_DETAIL_TYPE,
         resources: vec![record.staging_arn.clone(), record.arn.clone()],
         detail: serde_json::json!({
             "extendedSourceServerArn": record.arn,
             "stagingSourceServerArn": record.staging_arn,
             "stagingAccountId": record.staging_account,
             "region": region,
-            "extensionStatus": "EXTENSION_ERROR",
-            "errorMessage": message,
+            "reason": "STALE_EXTENSION",
+            "staleSince": since,
             "trigger": reporter.trigger(),
         })
         .to_string(),

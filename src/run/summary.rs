@@ -51,6 +51,8 @@ pub struct Summary {
     pub not_ready: usize,
     #[serde(skip_serializing_if = "crate::domain::outcome::is_zero")]
     pub not_ready_unsent: usize,
+    /// Stale extensions this run deleted (`STALE_EXTENSIONS=delete`).
+    pub stale_deleted: usize,
     /// Where coverage could not be read (those counts are then short).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub coverage_unread: Vec<crate::domain::scope::Unread>,
@@ -89,6 +91,7 @@ impl Summary {
             syncing: 0,
             not_ready: 0,
             not_ready_unsent: 0,
+            stale_deleted: 0,
             coverage_unread: Vec::new(),
             nothing_to_cover: None,
         }

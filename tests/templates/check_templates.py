@@ -90,6 +90,16 @@ queue_alarm = [a for a in alarms.values() if a["Properties"].get("MetricName") =
 check("the queue alarm watches FailureQueue", all(mentions(a, "FailureQueue") for a in queue_alarm) and queue_alarm)
 
 
+def walk(value):
+    if isinstance(value, dict):
+        yield None, value
+        for v in value.values():
+            yield from walk(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from walk(v)
+
+
 def lost_events_alarmed(resources, rule_name, bus_dimension):
     """An alarm summing what the rule did not deliver: FailedInvocations, which leaves out
     DeadLetterInvocations (the target not invoked), and InvocationsFailedToBeSentToDlq
@@ -122,10 +132,21 @@ policy_text = json.dumps(role.get("Policies"))
 check("no drs:* wildcard", '"drs:*"' not in policy_text)
 check("DRS actions only when no role is assumed", "CallsDrsItself" in policy_text and "drs:CreateExtendedSourceServer" in policy_text)
 check(
-    "drs:TagResource on this account's source servers",
-    re.search(r'"drs:TagResource", "Resource": \{"Fn::Sub": "arn:\$\{AWS::Partition\}:drs:\*:\$\{AWS::AccountId\}:source-server/\*"\}', policy_text) is not None,
+    "drs:TagResource and drs:UntagResource on this account's source servers",
+    re.search(r'"Action": \["drs:TagResource", "drs:UntagResource"\], "Resource": \{"Fn::Sub": "arn:\$\{AWS::Partition\}:drs:\*:\$\{AWS::AccountId\}:source-server/\*"\}', policy_text) is not None,
     policy_text,
 )
+delete_statements = [
+    node for _, node in walk(role.get("Policies"))
+    if isinstance(node, dict) and "drs:DeleteSourceServer" in json.dumps(node.get("Action", ""))
+]
+check(
+    "drs:DeleteSourceServer only with StaleExtensions=delete, only on servers marked broken",
+    "DeletesStaleExtensions" in policy_text and len(delete_statements) == 1
+    and delete_statements[0].get("Condition") == {"Null": {"aws:ResourceTag/drs-extender:error-since": "false"}},
+    delete_statements,
+)
+check("StaleExtensions defaults to report", params["StaleExtensions"]["Default"] == "report")
 check("sts:AssumeRole only with a target role", "AssumesRole" in policy_text and "sts:AssumeRole" in policy_text)
 
 function = res["ExtenderFunction"]["Properties"]

@@ -1,0 +1,220 @@
+//! Stale extensions: an extended server in `EXTENSION_ERROR` cannot be recovered,
+//! still counts against the quota, and keeps its staging server's agent from
+//! moving. When it was first seen broken is kept on the server itself, as a tag
+//! (DRS holds the state; the function keeps none), and once that is
+//! `STALE_AFTER_HOURS` old the server is reported, or deleted.
+
+use std::time::{Duration, SystemTime};
+
+use aws_smithy_types::date_time::{DateTime, Format};
+
+use crate::domain::readiness::Replication;
+
+/// When the function first saw the extension in `EXTENSION_ERROR`, by its own
+/// clock (RFC 3339); the second of the two keys the interface reserves.
+pub const ERROR_SINCE_KEY: &str = "drs-extender:error-since";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StaleAction {
+    Report,
+    Delete,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StaleRules {
+    pub action: StaleAction,
+    pub after: Duration,
+}
+
+impl Default for StaleRules {
+    fn default() -> Self {
+        Self {
+            action: StaleAction::Report,
+            after: Duration::from_secs(72 * 3_600),
+        }
+    }
+}
+
+/// What to do with the mark.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MarkChange {
+    /// Broken and unmarked (or marked with something that is not a time): mark
+    /// it with this time.
+    Set(String),
+    /// Healthy again: take the mark off.
+    Clear,
+    Keep,
+}
+
+/// What a stale extension gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Repair {
+    /// Reported with `staleSince` (the `report` setting).
+    Report,
+    Delete,
+    /// A dry run, which says what it would delete.
+    WouldDelete,
+    /// Kept whatever the setting: it has a recovery instance, or was launched
+    /// within `STALE_AFTER_HOURS`.
+    Kept(&'static str),
+}
+
+pub const HAS_RECOVERY_INSTANCE: &str = "HAS_RECOVERY_INSTANCE";
+pub const RECENT_LAUNCH: &str = "RECENT_LAUNCH";
+
+/// A stale extension: since when, and what it gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stale {
+    pub since: String,
+    pub repair: Repair,
+}
+
+/// Decides the mark and, for a stale extension, its repair. `now` is the
+/// function's clock, which also wrote the mark: no DRS timestamp is trusted but
+/// the last launch's, and that only to keep a server.
+pub fn decide(
+    extension_error: bool,
+    mark: Option<&str>,
+    replication: &Replication,
+    rules: &StaleRules,
+    dry_run: bool,
+    now: SystemTime,
+) -> (MarkChange, Option<Stale>) {
+    let marked_at = mark.and_then(parse_time);
+    if !extension_error {
+        let change = if mark.is_some() {
+            MarkChange::Clear
+        } else {
+            MarkChange::Keep
+        };
+        return (change, None);
+    }
+    let Some(since) = marked_at else {
+        // The clock starts now: a server is never deleted on a mark it did not
+        // carry for the whole of STALE_AFTER_HOURS.
+        return (MarkChange::Set(format_time(now)), None);
+    };
+    let age = now.duration_since(since).unwrap_or(Duration::ZERO);
+    if age < rules.after {
+        return (MarkChange::Keep, None);
+    }
+    let since = mark.unwrap_or_default().to_owned();
+    let launched_recently = replication
+        .last_launch_at
+        .as_deref()
+        .and_then(parse_time)
+        .is_some_and(|at| now.duration_since(at).map_or(true, |age| age < rules.after));
+    let repair = match rules.action {
+        StaleAction::Report => Repair::Report,
+        StaleAction::Delete if replication.recovery_instance_id.is_some() => {
+            Repair::Kept(HAS_RECOVERY_INSTANCE)
+        }
+        StaleAction::Delete if launched_recently => Repair::Kept(RECENT_LAUNCH),
+        StaleAction::Delete if dry_run => Repair::WouldDelete,
+        StaleAction::Delete => Repair::Delete,
+    };
+    (MarkChange::Keep, Some(Stale { since, repair }))
+}
+
+fn parse_time(text: &str) -> Option<SystemTime> {
+    DateTime::from_str(text, Format::DateTime)
+        .ok()
+        .and_then(|t| SystemTime::try_from(t).ok())
+}
+
+pub fn format_time(at: SystemTime) -> String {
+    DateTime::from(at)
+        .fmt(Format::DateTime)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3_600);
+
+    fn now() -> SystemTime {
+        parse_time("2026-12-03T12:00:00Z").unwrap()
+    }
+
+    fn ago(hours: u64) -> String {
+        format_time(now() - HOUR * hours as u32)
+    }
+
+    fn delete() -> StaleRules {
+        StaleRules {
+            action: StaleAction::Delete,
+            ..StaleRules::default()
+        }
+    }
+
+    #[test]
+    fn the_mark_is_set_kept_and_cleared() {
+        let r = Replication::default();
+        let rules = StaleRules::default();
+        let (change, stale) = decide(true, None, &r, &rules, false, now());
+        assert_eq!(change, MarkChange::Set("2026-12-03T12:00:00Z".into()));
+        assert!(stale.is_none());
+        let (change, stale) = decide(true, Some(&ago(10)), &r, &rules, false, now());
+        assert_eq!((change, stale), (MarkChange::Keep, None));
+        assert_eq!(
+            decide(false, Some(&ago(10)), &r, &rules, false, now()).0,
+            MarkChange::Clear
+        );
+        assert_eq!(
+            decide(false, None, &r, &rules, false, now()).0,
+            MarkChange::Keep
+        );
+        assert!(
+            matches!(
+                decide(true, Some("yesterday"), &r, &rules, false, now()).0,
+                MarkChange::Set(_)
+            ),
+            "a mark that is not a time starts the clock again"
+        );
+    }
+
+    #[test]
+    fn stale_after_the_hours_and_reported_or_deleted() {
+        let r = Replication::default();
+        let mark = ago(72);
+        let (_, stale) = decide(true, Some(&mark), &r, &StaleRules::default(), false, now());
+        assert_eq!(
+            stale,
+            Some(Stale {
+                since: mark.clone(),
+                repair: Repair::Report
+            })
+        );
+        let (_, stale) = decide(true, Some(&mark), &r, &delete(), false, now());
+        assert_eq!(stale.unwrap().repair, Repair::Delete);
+        let (_, stale) = decide(true, Some(&mark), &r, &delete(), true, now());
+        assert_eq!(stale.unwrap().repair, Repair::WouldDelete);
+        let (_, stale) = decide(true, Some(&ago(71)), &r, &delete(), false, now());
+        assert!(stale.is_none());
+    }
+
+    #[test]
+    fn never_one_with_a_recovery_instance_or_a_recent_launch() {
+        let mark = ago(100);
+        let recovering = Replication {
+            recovery_instance_id: Some("i-0123456789abcdef0".into()),
+            ..Replication::default()
+        };
+        let (_, stale) = decide(true, Some(&mark), &recovering, &delete(), false, now());
+        assert_eq!(stale.unwrap().repair, Repair::Kept(HAS_RECOVERY_INSTANCE));
+        let drilled = Replication {
+            last_launch_at: Some(ago(5)),
+            ..Replication::default()
+        };
+        let (_, stale) = decide(true, Some(&mark), &drilled, &delete(), false, now());
+        assert_eq!(stale.unwrap().repair, Repair::Kept(RECENT_LAUNCH));
+        let long_ago = Replication {
+            last_launch_at: Some(ago(500)),
+            ..Replication::default()
+        };
+        let (_, stale) = decide(true, Some(&mark), &long_ago, &delete(), false, now());
+        assert_eq!(stale.unwrap().repair, Repair::Delete);
+    }
+}

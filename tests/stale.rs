@@ -1,0 +1,200 @@
+//! Stale extensions: the mark of a broken extension set and cleared on the server
+//! itself, `report` with `staleSince`, `delete` (disconnected first, as DRS
+//! requires), never one with a recovery instance or a recent launch, never in a
+//! dry run, and the staging server extended again afterwards.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use aws_smithy_types::date_time::{DateTime, Format};
+use common::*;
+use serde_json::{json, Value};
+
+const MARK: &str = "drs-extender:error-since";
+
+fn hours_ago(hours: u64) -> String {
+    let at = SystemTime::now() - Duration::from_secs(hours * 3_600);
+    DateTime::from(at).fmt(Format::DateTime).unwrap()
+}
+
+fn reconcile(dry_run: bool) -> Value {
+    let mut request = event("reconciliation-requested");
+    request["detail"] =
+        json!({"stagingAccountIds": [STAGING_A], "regions": [REGION], "dryRun": dry_run});
+    request
+}
+
+/// A staging server, extended, then broken; its extension marked `hours` ago
+/// when given.
+fn broken(world: &mut local_aws::World, marked_hours_ago: Option<u64>) -> String {
+    let staging = world.add_staging_server(STAGING_A, REGION, &[]);
+    world.extend_directly(local_aws::TARGET_ACCOUNT, &staging);
+    world.break_extension(&staging, "Staging source server not found");
+    if let Some(hours) = marked_hours_ago {
+        mark(world, &staging, Some(hours_ago(hours)));
+    }
+    staging
+}
+
+fn mark(world: &mut local_aws::World, staging: &str, value: Option<String>) {
+    let extended = world
+        .extended_mut()
+        .iter_mut()
+        .find(|e| e.staging_arn == staging)
+        .unwrap();
+    match value {
+        Some(at) => extended.tags.insert(MARK.into(), at),
+        None => extended.tags.remove(MARK),
+    };
+}
+
+fn mark_of(h: &Harness, staging: &str) -> Option<String> {
+    h.aws
+        .world()
+        .extended()
+        .iter()
+        .find(|e| e.staging_arn == staging)
+        .and_then(|e| e.tags.get(MARK).cloned())
+}
+
+fn unhealthy(h: &Harness) -> Vec<Value> {
+    h.events_of("Extended Source Server Unhealthy")
+        .into_iter()
+        .map(|e| e["Detail"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_mark_is_set_when_first_seen_and_cleared_when_healed() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    let staging = broken(&mut world, None);
+    let healed = world.add_staging_server(STAGING_A, REGION, &[]);
+    world.extend_directly(local_aws::TARGET_ACCOUNT, &healed);
+    mark(&mut world, &healed, Some(hours_ago(5)));
+    let h = Harness::start(world, &[]).await;
+
+    h.ok(reconcile(false)).await;
+    let set = mark_of(&h, &staging).expect("marked when first seen broken");
+    assert!(set.ends_with('Z'), "{set}");
+    assert_eq!(mark_of(&h, &healed), None, "healed: the mark is gone");
+    assert!(
+        unhealthy(&h)[0].get("staleSince").is_none(),
+        "not stale yet"
+    );
+
+    h.ok(reconcile(false)).await;
+    assert_eq!(mark_of(&h, &staging), Some(set), "kept, not restarted");
+}
+
+#[tokio::test]
+async fn a_stale_extension_is_reported_by_default() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    let staging = broken(&mut world, Some(80));
+    let h = Harness::start(world, &[]).await;
+    let response = h.ok(reconcile(false)).await;
+    let event = &unhealthy(&h)[0];
+    assert_eq!(event["staleSince"], mark_of(&h, &staging).unwrap());
+    assert!(h
+        .aws
+        .world()
+        .is_extended(local_aws::TARGET_ACCOUNT, &staging));
+    assert_eq!(response["reconciliation"]["staleDeleted"], 0);
+    assert!(h.aws.world().calls_of("DeleteSourceServer").is_empty());
+}
+
+#[tokio::test]
+async fn delete_removes_a_stale_extension_and_the_next_run_extends_again() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    let staging = broken(&mut world, Some(80));
+    let young = broken(&mut world, Some(10));
+    let h = Harness::start(world, &[("STALE_EXTENSIONS", "delete")]).await;
+    let response = h.ok(reconcile(false)).await;
+    assert_eq!(response["reconciliation"]["staleDeleted"], 1, "{response}");
+    assert!(!h
+        .aws
+        .world()
+        .is_extended(local_aws::TARGET_ACCOUNT, &staging));
+    assert!(
+        h.aws.world().is_extended(local_aws::TARGET_ACCOUNT, &young),
+        "not stale yet"
+    );
+    let deleted = h.events_of("Extended Source Server Deleted");
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0]["Detail"]["reason"], "STALE_EXTENSION");
+    assert_eq!(
+        deleted[0]["Detail"]["stagingSourceServerArn"],
+        staging.as_str()
+    );
+
+    let again = h.ok(reconcile(false)).await;
+    assert_eq!(again["created"], 1, "{again}");
+    assert!(h
+        .aws
+        .world()
+        .is_extended(local_aws::TARGET_ACCOUNT, &staging));
+}
+
+#[tokio::test]
+async fn never_one_with_a_recovery_instance_or_a_recent_launch() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    let recovering = broken(&mut world, Some(200));
+    world.set_launch(
+        &recovering,
+        Some((&hours_ago(150), "RECOVERY")),
+        Some("i-0123456789abcdef0"),
+    );
+    let drilled = broken(&mut world, Some(200));
+    world.set_launch(&drilled, Some((&hours_ago(2), "DRILL")), None);
+    let h = Harness::start(world, &[("STALE_EXTENSIONS", "delete")]).await;
+    let response = h.ok(reconcile(false)).await;
+    assert_eq!(response["reconciliation"]["staleDeleted"], 0);
+    let world = h.aws.world();
+    assert!(world.is_extended(local_aws::TARGET_ACCOUNT, &recovering));
+    assert!(world.is_extended(local_aws::TARGET_ACCOUNT, &drilled));
+    assert!(world.calls_of("DeleteSourceServer").is_empty());
+    assert!(world.calls_of("DisconnectSourceServer").is_empty());
+    drop(world);
+    let mut withheld: Vec<(String, String)> = unhealthy(&h)
+        .iter()
+        .map(|d| {
+            (
+                d["stagingSourceServerArn"].as_str().unwrap().to_owned(),
+                d["deleteWithheld"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    withheld.sort();
+    let mut expected = vec![
+        (recovering, "HAS_RECOVERY_INSTANCE".to_owned()),
+        (drilled, "RECENT_LAUNCH".to_owned()),
+    ];
+    expected.sort();
+    assert_eq!(withheld, expected);
+}
+
+#[tokio::test]
+async fn a_dry_run_marks_and_deletes_nothing_and_says_what_it_would_delete() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    let stale = broken(&mut world, Some(80));
+    let fresh = broken(&mut world, None);
+    let h = Harness::start(world, &[("STALE_EXTENSIONS", "delete")]).await;
+    let response = h.ok(reconcile(true)).await;
+    assert_eq!(response["reconciliation"]["staleDeleted"], 0);
+    assert!(h.aws.world().is_extended(local_aws::TARGET_ACCOUNT, &stale));
+    assert_eq!(mark_of(&h, &fresh), None, "a dry run writes no mark");
+    for operation in [
+        "TagResource",
+        "UntagResource",
+        "DisconnectSourceServer",
+        "DeleteSourceServer",
+    ] {
+        assert!(h.aws.world().calls_of(operation).is_empty(), "{operation}");
+    }
+    let would: Vec<Value> = unhealthy(&h)
+        .into_iter()
+        .filter(|d| d["wouldDelete"] == true)
+        .collect();
+    assert_eq!(would.len(), 1);
+    assert_eq!(would[0]["stagingSourceServerArn"], stale.as_str());
+}
