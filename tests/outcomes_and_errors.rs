@@ -209,14 +209,24 @@ async fn refusals_from_the_services_own_rules() {
         .as_str()
         .unwrap()
         .contains("default EBS key"));
+    assert!(
+        response["outcomes"][0]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("customer managed key")),
+        "a known cause is named: {response}"
+    );
 
     let mut world = World::sample();
     world.distrust(STAGING_B);
     let h = Harness::start(world, &[]).await;
-    assert_eq!(
-        announce(&h).await.unwrap()["outcomes"][0]["errorCode"],
-        "AccessDeniedException"
+    let refused = announce(&h).await.unwrap();
+    assert!(
+        refused["outcomes"][0]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("DRSStagingAccountRole")),
+        "{refused}"
     );
+    assert_eq!(refused["outcomes"][0]["errorCode"], "AccessDeniedException");
 
     let mut world = World::sample();
     world.uninitialize(target_region.0, target_region.1);

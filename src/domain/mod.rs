@@ -6,6 +6,7 @@ pub mod arn;
 pub mod config;
 pub mod deadline;
 pub mod failure;
+pub mod hint;
 pub mod outcome;
 pub mod readiness;
 pub mod rejection;

@@ -110,6 +110,9 @@ pub enum Outcome {
         error_code: String,
         error_message: String,
         retryable: bool,
+        /// A known cause, where DRS's answer shows it (`domain::hint`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hint: Option<&'static str>,
     },
     Rejected {
         #[serde(flatten)]
@@ -153,6 +156,7 @@ impl Outcome {
     pub fn failed(subject: Subject, error: DrsError) -> Self {
         Self::Failed {
             subject,
+            hint: crate::domain::hint::for_failure(&error.code, &error.message),
             error_code: bounded(error.code, 128),
             error_message: bounded(error.message, MAX_ERROR_MESSAGE),
             retryable: error.retryable,
