@@ -391,7 +391,8 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
 }
 
 /// A moment as DRS writes its date-times: ISO 8601, UTC, with milliseconds.
-fn iso8601(at: std::time::SystemTime) -> String {
+/// A time as DRS writes one (`ISO8601DatetimeString`: UTC, ending in `Z`).
+pub fn iso8601(at: std::time::SystemTime) -> String {
     let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let (days, secs) = (since.as_secs() / 86_400, since.as_secs() % 86_400);
     // Days to a civil date (Howard Hinnant's algorithm).
@@ -405,7 +406,7 @@ fn iso8601(at: std::time::SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}+00:00",
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         secs / 3600,
         secs % 3600 / 60,
         secs % 60,
@@ -466,7 +467,7 @@ fn extended_json(world: &World, e: &crate::world::ExtendedServer) -> Value {
         "agentVersion": "4.12.0.1234",
         "lastLaunchResult": "NOT_STARTED",
         "sourceProperties": {
-            "lastUpdatedDateTime": "2026-11-26T09:00:00+00:00",
+            "lastUpdatedDateTime": "2026-11-26T09:00:00Z",
             "recommendedInstanceType": "m5.xlarge",
             "identificationHints": {
                 "fqdn": format!("host-{}.corp.example.com", e.id),
@@ -492,16 +493,16 @@ fn extended_json(world: &World, e: &crate::world::ExtendedServer) -> Value {
             })).collect::<Vec<_>>(),
             "dataReplicationState": replication.state,
             "dataReplicationInitiation": {
-                "startDateTime": "2026-10-01T08:00:00+00:00",
+                "startDateTime": "2026-10-01T08:00:00Z",
                 "steps": INITIATION_STEPS.iter().map(|step| json!({"name": step, "status": "SUCCEEDED"})).collect::<Vec<_>>(),
             },
             "stagingAvailabilityZone": format!("{}a", e.region),
         },
         "lifeCycle": {
             "addedToServiceDateTime": iso8601(e.added_at),
-            "firstByteDateTime": "2026-10-01T08:05:00+00:00",
+            "firstByteDateTime": "2026-10-01T08:05:00Z",
             "elapsedReplicationDuration": "P56DT1H",
-            "lastSeenByServiceDateTime": "2026-11-26T09:00:00+00:00",
+            "lastSeenByServiceDateTime": "2026-11-26T09:00:00Z",
             "lastLaunch": replication.last_launch.as_ref().map(|(at, kind)| json!({
                 "initiated": {"apiCallDateTime": at, "jobID": "drsjob-0123456789abcdef0", "type": kind},
                 "status": "LAUNCHED",

@@ -25,6 +25,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+pub use drs::iso8601;
 pub use reply::{Delivery, Reply};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
 pub use world::{

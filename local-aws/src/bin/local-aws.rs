@@ -167,8 +167,89 @@ async fn demo(function: PathBuf, events: PathBuf, whole_logs: bool) -> Result<()
         }
         println!();
     }
+    readiness(&aws, &events).await?;
     print_world(&aws.world());
     let _ = child.kill().await;
+    Ok(())
+}
+
+/// Days later: replication has moved on. One extension syncs again, one stalls,
+/// and the broken one has carried its mark for 80 hours. A reconciliation of
+/// both accounts answers the question operators ask: could each be recovered now?
+async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), String> {
+    {
+        let mut world = aws.world();
+        let extended: Vec<String> = world
+            .extended()
+            .iter()
+            .map(|e| e.staging_arn.clone())
+            .filter(|arn| arn != BROKEN.0)
+            .collect();
+        if let [syncing, stalled, ..] = extended.as_slice() {
+            world.set_extension_replication(syncing, "RESCAN", Some("PT0S"));
+            world.set_extension_replication(stalled, "STALLED", Some("PT3H"));
+        }
+        let eighty_hours_ago = std::time::SystemTime::now() - Duration::from_secs(80 * 3_600);
+        let mark = local_aws::iso8601(eighty_hours_ago);
+        for server in world
+            .extended_mut()
+            .iter_mut()
+            .filter(|e| e.staging_arn == BROKEN.0)
+        {
+            server
+                .tags
+                .insert("drs-extender:error-since".into(), mark.clone());
+        }
+    }
+    let path = events.join("scheduled-reconciliation.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let payload: Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("▶ {} — days later: one extension rescanning, one stalled, the broken one marked 80 hours ago", path.display());
+    let Some(Invocation::Response(response)) = aws.invoke(payload, Duration::from_secs(60)).await
+    else {
+        return Err("the scheduled reconciliation did not answer".to_owned());
+    };
+    print_response(&response);
+    println!("\n  Readiness: could each extended server be recovered now?");
+    println!(
+        "  {:<14} {:<10} {:>8} {:>6} {:>8} {:>10}  not ready by reason",
+        "account", "region", "extended", "ready", "syncing", "not ready"
+    );
+    for scope in response["coverage"].as_array().into_iter().flatten() {
+        let reasons: Vec<String> = scope["notReadyReasons"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        println!(
+            "  {:<14} {:<10} {:>8} {:>6} {:>8} {:>10}  {}",
+            scope["stagingAccountId"].as_str().unwrap_or_default(),
+            scope["region"].as_str().unwrap_or_default(),
+            scope["extended"].as_u64().unwrap_or(0),
+            scope["ready"].as_u64().unwrap_or(0),
+            scope["syncing"].as_u64().unwrap_or(0),
+            scope["notReady"].as_u64().unwrap_or(0),
+            if reasons.is_empty() {
+                "-".to_owned()
+            } else {
+                reasons.join(", ")
+            },
+        );
+    }
+    let world = aws.world();
+    for stale in world.events().iter().filter(|e| {
+        e["DetailType"] == "Extended Source Server Unhealthy"
+            && e["Detail"].get("staleSince").is_some()
+    }) {
+        println!(
+            "  stale extension reported: {} (broken since {}; STALE_EXTENSIONS=delete would delete it)",
+            stale["Detail"]["extendedSourceServerArn"].as_str().unwrap_or_default(),
+            stale["Detail"]["staleSince"].as_str().unwrap_or_default(),
+        );
+    }
+    println!();
     Ok(())
 }
 
@@ -176,10 +257,11 @@ async fn demo(function: PathBuf, events: PathBuf, whole_logs: bool) -> Result<()
 fn folded_metrics(line: &str) -> Option<String> {
     let document: Value = serde_json::from_str(line).ok()?;
     let names = document["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array()?;
-    let region = document["Region"]
-        .as_str()
-        .map(|r| format!("{r}: "))
-        .unwrap_or_default();
+    let region = match (document["Region"].as_str(), document["Reason"].as_str()) {
+        (Some(region), Some(reason)) => format!("{region} {reason}: "),
+        (Some(region), None) => format!("{region}: "),
+        _ => String::new(),
+    };
     let values: Vec<String> = names
         .iter()
         .filter_map(|m| m["Name"].as_str())
