@@ -18,6 +18,10 @@ CUSTOM = {
                                    "s3-bucket", "no-execute-changeset", "tags", "role-arn"},
 }
 
+# Where the AWS CLI renames a parameter: its flag, and the model's member it stands for.
+CLI_ALIASES = {
+    ("sns", "subscribe"): {"notification-endpoint": "endpoint"},
+}
 session = botocore.session.get_session()
 checks = {"passed": 0, "failed": 0}
 
@@ -88,6 +92,8 @@ def main():
             shape = model.operation_model(by_cli_name[operation]).input_shape
             members = {xform_name(m).replace("_", "-") for m in (shape.members if shape else {})}
             allowed = members | {f"no-{m}" for m in members} | GLOBAL
+            aliases = CLI_ALIASES.get((service, operation), {})
+            flags = [aliases.get(f, f) for f in flags]
             unknown = [f for f in flags if f not in allowed]
             check(name, not unknown, f"unknown flags {unknown} (operation takes {sorted(members)})")
             required = {xform_name(m).replace("_", "-") for m in (shape.required_members if shape else [])}
