@@ -34,7 +34,7 @@ pub struct ExtendedRecord {
     /// What readiness is sorted from; dropped with the page.
     pub replication: Replication,
     /// The mark of a broken extension (`stale::ERROR_SINCE_KEY`), as tagged.
-    pub error_since: Option<String>,
+    pub error_since: Option<crate::domain::stale::Mark>,
 }
 
 /// A staging server that is not yet extended into the target account.
@@ -52,6 +52,23 @@ pub struct Page<T> {
     pub next_token: Option<String>,
 }
 
+/// A time as DRS writes one (`ISO8601DatetimeString`), or the function's own
+/// mark; `None` for anything that does not read as one.
+fn read_time(text: &str) -> Option<std::time::SystemTime> {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from_str(text, Format::DateTime)
+        .ok()
+        .and_then(|t| std::time::SystemTime::try_from(t).ok())
+}
+
+/// A time as the function writes its mark: RFC 3339, UTC.
+pub fn write_time(at: std::time::SystemTime) -> String {
+    use aws_smithy_types::date_time::{DateTime, Format};
+    DateTime::from(at)
+        .fmt(Format::DateTime)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
 /// What readiness needs of one `SourceServer`, as DRS spells it.
 fn replication_of(server: &aws_sdk_drs::types::SourceServer) -> Replication {
     let info = server.data_replication_info();
@@ -67,6 +84,9 @@ fn replication_of(server: &aws_sdk_drs::types::SourceServer) -> Replication {
         last_launch_at: launch
             .and_then(|l| l.api_call_date_time())
             .map(str::to_owned),
+        last_launch_time: launch
+            .and_then(|l| l.api_call_date_time())
+            .and_then(read_time),
         last_launch_type: launch
             .and_then(|l| l.r#type())
             .map(|t| t.as_str().to_owned()),
@@ -330,7 +350,10 @@ impl TargetDrs {
                     error_since: server
                         .tags()
                         .and_then(|t| t.get(crate::domain::stale::ERROR_SINCE_KEY))
-                        .cloned(),
+                        .map(|written| crate::domain::stale::Mark {
+                            at: read_time(written),
+                            written: written.clone(),
+                        }),
                 })
             })
             .collect();

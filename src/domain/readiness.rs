@@ -4,8 +4,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_smithy_types::date_time::{DateTime, Format};
-
 /// What DRS says of one extended server's replication and launches; strings as
 /// DRS spells them, read into meaning only here.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -15,8 +13,10 @@ pub struct Replication {
     pub state: Option<String>,
     /// `dataReplicationInfo.lagDuration`, an ISO 8601 duration.
     pub lag: Option<String>,
-    /// `lifeCycle.lastLaunch.initiated.apiCallDateTime`.
+    /// `lifeCycle.lastLaunch.initiated.apiCallDateTime`, as DRS wrote it.
     pub last_launch_at: Option<String>,
+    /// The same, read as a time by the adapter; `None` when it does not read.
+    pub last_launch_time: Option<SystemTime>,
     /// `lifeCycle.lastLaunch.initiated.type`: `DRILL` or `RECOVERY`.
     pub last_launch_type: Option<String>,
     pub recovery_instance_id: Option<String>,
@@ -95,16 +95,13 @@ pub fn classify(
         }
     }
     if let Some(max_age) = rules.max_drill_age {
-        let launched = replication
-            .last_launch_at
-            .as_deref()
-            .and_then(|at| DateTime::from_str(at, Format::DateTime).ok())
-            .and_then(|at| SystemTime::try_from(at).ok());
-        let recent = launched.is_some_and(|at| match now.duration_since(at) {
-            Ok(age) => age <= max_age,
-            // Launched "in the future" by the function's clock: recent.
-            Err(_) => true,
-        });
+        let recent = replication
+            .last_launch_time
+            .is_some_and(|at| match now.duration_since(at) {
+                Ok(age) => age <= max_age,
+                // Launched "in the future" by the function's clock: recent.
+                Err(_) => true,
+            });
         if !recent {
             return Readiness::NotReady(UNDRILLED.to_owned());
         }
@@ -162,14 +159,15 @@ mod tests {
         }
     }
 
-    fn at(text: &str) -> SystemTime {
-        SystemTime::try_from(DateTime::from_str(text, Format::DateTime).unwrap()).unwrap()
+    /// Seconds since the epoch: 2026-12-03T12:00:00Z is 1_796_299_200.
+    fn at(seconds: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(seconds)
     }
 
     #[test]
     fn every_reason_has_its_case() {
         let rules = ReadinessRules::default();
-        let now = at("2026-12-03T12:00:00Z");
+        let now = at(1_796_299_200);
         let sort = |error: bool, r: &Replication| classify(error, r, &rules, now);
         assert_eq!(sort(false, &continuous(Some("PT10S"))), Readiness::Ready);
         assert_eq!(sort(false, &continuous(None)), Readiness::Ready);
@@ -208,44 +206,39 @@ mod tests {
 
     #[test]
     fn drills_count_only_when_asked_for() {
-        let now = at("2026-12-03T12:00:00Z");
+        let now = at(1_796_299_200);
         let rules = ReadinessRules {
             max_drill_age: Some(Duration::from_secs(30 * 86_400)),
             ..ReadinessRules::default()
         };
-        let drilled = |when: Option<&str>| Replication {
-            last_launch_at: when.map(str::to_owned),
+        // `None`: no launch, or one whose time did not read.
+        let drilled = |when: Option<u64>| Replication {
+            last_launch_time: when.map(at),
             last_launch_type: when.map(|_| "DRILL".to_owned()),
             ..continuous(Some("PT1S"))
         };
+        let sort = |r: &Replication, rules: &ReadinessRules| classify(false, r, rules, now);
         assert_eq!(
-            classify(false, &drilled(Some("2026-11-20T08:00:00Z")), &rules, now),
-            Readiness::Ready
+            sort(&drilled(Some(1_795_161_600)), &rules),
+            Readiness::Ready,
+            "13 days ago"
         );
         assert_eq!(
-            classify(
-                false,
-                &drilled(Some("2026-09-01T08:00:00.123Z")),
-                &rules,
-                now
-            ),
+            sort(&drilled(Some(1_788_249_600)), &rules),
+            Readiness::NotReady("UNDRILLED".into()),
+            "93 days ago"
+        );
+        assert_eq!(
+            sort(&drilled(None), &rules),
             Readiness::NotReady("UNDRILLED".into())
         );
         assert_eq!(
-            classify(false, &drilled(None), &rules, now),
-            Readiness::NotReady("UNDRILLED".into())
-        );
-        assert_eq!(
-            classify(false, &drilled(Some("not a time")), &rules, now),
-            Readiness::NotReady("UNDRILLED".into())
-        );
-        assert_eq!(
-            classify(false, &drilled(Some("2026-12-04T08:00:00Z")), &rules, now),
+            sort(&drilled(Some(1_796_371_200)), &rules),
             Readiness::Ready,
             "a launch ahead of the function's clock is recent"
         );
         assert_eq!(
-            classify(false, &drilled(None), &ReadinessRules::default(), now),
+            sort(&drilled(None), &ReadinessRules::default()),
             Readiness::Ready,
             "not checked unless READINESS_MAX_DRILL_AGE_DAYS is set"
         );

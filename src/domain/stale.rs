@@ -6,8 +6,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_smithy_types::date_time::{DateTime, Format};
-
 use crate::domain::readiness::Replication;
 
 /// When the function first saw the extension in `EXTENSION_ERROR`, by its own
@@ -35,12 +33,20 @@ impl Default for StaleRules {
     }
 }
 
+/// The mark as found on a server: as written, and read as a time by the
+/// adapter (`None` when it does not read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark {
+    pub written: String,
+    pub at: Option<SystemTime>,
+}
+
 /// What to do with the mark.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MarkChange {
     /// Broken and unmarked (or marked with something that is not a time): mark
     /// it with this time.
-    Set(String),
+    Set(SystemTime),
     /// Healthy again: take the mark off.
     Clear,
     Keep,
@@ -74,13 +80,13 @@ pub struct Stale {
 /// the last launch's, and that only to keep a server.
 pub fn decide(
     extension_error: bool,
-    mark: Option<&str>,
+    mark: Option<&Mark>,
     replication: &Replication,
     rules: &StaleRules,
     dry_run: bool,
     now: SystemTime,
 ) -> (MarkChange, Option<Stale>) {
-    let marked_at = mark.and_then(parse_time);
+    let marked_at = mark.and_then(|m| m.at);
     if !extension_error {
         let change = if mark.is_some() {
             MarkChange::Clear
@@ -92,17 +98,15 @@ pub fn decide(
     let Some(since) = marked_at else {
         // The clock starts now: a server is never deleted on a mark it did not
         // carry for the whole of STALE_AFTER_HOURS.
-        return (MarkChange::Set(format_time(now)), None);
+        return (MarkChange::Set(now), None);
     };
     let age = now.duration_since(since).unwrap_or(Duration::ZERO);
     if age < rules.after {
         return (MarkChange::Keep, None);
     }
-    let since = mark.unwrap_or_default().to_owned();
+    let since = mark.map(|m| m.written.clone()).unwrap_or_default();
     let launched_recently = replication
-        .last_launch_at
-        .as_deref()
-        .and_then(parse_time)
+        .last_launch_time
         .is_some_and(|at| now.duration_since(at).map_or(true, |age| age < rules.after));
     let repair = match rules.action {
         StaleAction::Report => Repair::Report,
@@ -116,18 +120,6 @@ pub fn decide(
     (MarkChange::Keep, Some(Stale { since, repair }))
 }
 
-fn parse_time(text: &str) -> Option<SystemTime> {
-    DateTime::from_str(text, Format::DateTime)
-        .ok()
-        .and_then(|t| SystemTime::try_from(t).ok())
-}
-
-pub fn format_time(at: SystemTime) -> String {
-    DateTime::from(at)
-        .fmt(Format::DateTime)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,11 +127,15 @@ mod tests {
     const HOUR: Duration = Duration::from_secs(3_600);
 
     fn now() -> SystemTime {
-        parse_time("2026-12-03T12:00:00Z").unwrap()
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_299_200)
     }
 
-    fn ago(hours: u64) -> String {
-        format_time(now() - HOUR * hours as u32)
+    /// A mark written `hours` before now.
+    fn ago(hours: u64) -> Mark {
+        Mark {
+            written: format!("{hours} hours ago"),
+            at: Some(now() - HOUR * hours as u32),
+        }
     }
 
     fn delete() -> StaleRules {
@@ -151,10 +147,14 @@ mod tests {
 
     #[test]
     fn the_mark_is_set_kept_and_cleared() {
+        let unreadable = Mark {
+            written: "yesterday".into(),
+            at: None,
+        };
         let r = Replication::default();
         let rules = StaleRules::default();
         let (change, stale) = decide(true, None, &r, &rules, false, now());
-        assert_eq!(change, MarkChange::Set("2026-12-03T12:00:00Z".into()));
+        assert_eq!(change, MarkChange::Set(now()));
         assert!(stale.is_none());
         let (change, stale) = decide(true, Some(&ago(10)), &r, &rules, false, now());
         assert_eq!((change, stale), (MarkChange::Keep, None));
@@ -168,7 +168,7 @@ mod tests {
         );
         assert!(
             matches!(
-                decide(true, Some("yesterday"), &r, &rules, false, now()).0,
+                decide(true, Some(&unreadable), &r, &rules, false, now()).0,
                 MarkChange::Set(_)
             ),
             "a mark that is not a time starts the clock again"
@@ -183,7 +183,7 @@ mod tests {
         assert_eq!(
             stale,
             Some(Stale {
-                since: mark.clone(),
+                since: mark.written.clone(),
                 repair: Repair::Report
             })
         );
@@ -205,13 +205,13 @@ mod tests {
         let (_, stale) = decide(true, Some(&mark), &recovering, &delete(), false, now());
         assert_eq!(stale.unwrap().repair, Repair::Kept(HAS_RECOVERY_INSTANCE));
         let drilled = Replication {
-            last_launch_at: Some(ago(5)),
+            last_launch_time: ago(5).at,
             ..Replication::default()
         };
         let (_, stale) = decide(true, Some(&mark), &drilled, &delete(), false, now());
         assert_eq!(stale.unwrap().repair, Repair::Kept(RECENT_LAUNCH));
         let long_ago = Replication {
-            last_launch_at: Some(ago(500)),
+            last_launch_time: ago(500).at,
             ..Replication::default()
         };
         let (_, stale) = decide(true, Some(&mark), &long_ago, &delete(), false, now());

@@ -160,7 +160,7 @@ pub async fn read(
                     );
                     let (mark, stale) = stale::decide(
                         record.extension_error.is_some(),
-                        record.error_since.as_deref(),
+                        record.error_since.as_ref(),
                         &record.replication,
                         &rules.stale,
                         rules.dry_run,
@@ -169,7 +169,8 @@ pub async fn read(
                     if !rules.dry_run {
                         let marked = match &mark {
                             MarkChange::Set(at) => {
-                                drs.tag(&record.arn, ERROR_SINCE_KEY, at, &deadline).await
+                                let at = crate::aws::drs::write_time(*at);
+                                drs.tag(&record.arn, ERROR_SINCE_KEY, &at, &deadline).await
                             }
                             MarkChange::Clear => {
                                 drs.untag(&record.arn, ERROR_SINCE_KEY, &deadline).await
