@@ -194,22 +194,29 @@ pub async fn read(
                     if record.extension_error.is_some() {
                         entry.extension_errors += 1;
                         let mut delete_failed = None;
+                        // A delete, like a create, stops once an outcome event was given
+                        // up: no server disappears without its event.
                         if let Some(Stale {
                             since,
                             repair: Repair::Delete,
                         }) = &stale
                         {
-                            match drs.delete_extended(&record.id, &deadline).await {
-                                Ok(()) => {
-                                    stale_deleted += 1;
-                                    reporter
-                                        .send(deleted_event(&record, region, since, reporter))
-                                        .await;
-                                    continue;
-                                }
-                                Err(error) => {
-                                    tracing::warn!(%region, %error, "could not delete a stale extension");
-                                    delete_failed = Some(error.code);
+                            if reporter.events_given_up() {
+                                delete_failed =
+                                    Some(crate::run::summary::EVENTS_UNDELIVERED.to_owned());
+                            } else {
+                                match drs.delete_extended(&record.id, &deadline).await {
+                                    Ok(()) => {
+                                        stale_deleted += 1;
+                                        reporter
+                                            .send(deleted_event(&record, region, since, reporter))
+                                            .await;
+                                        continue;
+                                    }
+                                    Err(error) => {
+                                        tracing::warn!(%region, %error, "could not delete a stale extension");
+                                        delete_failed = Some(error.code);
+                                    }
                                 }
                             }
                         }
