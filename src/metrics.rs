@@ -40,6 +40,17 @@ pub struct InvocationMetrics {
     /// what the not-ready alarm watches.
     pub not_ready: Option<usize>,
     pub regions: Vec<RegionCoverage>,
+    /// The source-server quota per region, when the invocation watched it.
+    pub quotas: Vec<RegionQuotaUse>,
+}
+
+/// One region's quota use, as its own EMF line with a `Region` dimension.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RegionQuotaUse {
+    pub region: String,
+    pub source_servers: u64,
+    pub quota: u64,
+    pub used_percent: f64,
 }
 
 /// One region's coverage, as its own EMF line with a `Region` dimension.
@@ -94,7 +105,17 @@ impl InvocationMetrics {
             extension_errors: count("extensionErrors"),
             not_ready: count("notReady"),
             regions: per_region(response),
+            quotas: quota_use(response),
         }
+    }
+
+    /// The highest share of a region's quota used: what the quota alarm
+    /// watches, with one metric however many regions are served.
+    pub fn quota_used_percent(&self) -> Option<f64> {
+        self.quotas
+            .iter()
+            .map(|q| q.used_percent)
+            .reduce(f64::max)
     }
 
     /// The EMF document for these metrics.
@@ -131,6 +152,9 @@ impl InvocationMetrics {
         }
         if let Some(n) = self.not_ready {
             add("NotReady", "Count", json!(n));
+        }
+        if let Some(percent) = self.quota_used_percent() {
+            add("QuotaUsedPercent", "Percent", json!(percent));
         }
         let mut document = Map::new();
         document.insert(
@@ -202,6 +226,27 @@ impl InvocationMetrics {
                 })
             })
             .chain(by_reason)
+            .chain(self.quotas.iter().map(|q| {
+                json!({
+                    "_aws": {
+                        "Timestamp": timestamp_ms,
+                        "CloudWatchMetrics": [{
+                            "Namespace": NAMESPACE,
+                            "Dimensions": [["FunctionName", "Region"]],
+                            "Metrics": [
+                                {"Name": "SourceServers", "Unit": "Count"},
+                                {"Name": "SourceServerQuota", "Unit": "Count"},
+                                {"Name": "QuotaUsedPercent", "Unit": "Percent"},
+                            ],
+                        }],
+                    },
+                    "FunctionName": function_name,
+                    "Region": q.region,
+                    "SourceServers": q.source_servers,
+                    "SourceServerQuota": q.quota,
+                    "QuotaUsedPercent": q.used_percent,
+                })
+            }))
             .collect()
     }
 
@@ -219,6 +264,27 @@ impl InvocationMetrics {
             let _ = writeln!(stdout, "{document}");
         }
     }
+}
+
+/// The summary's quota entries, as metrics.
+fn quota_use(response: &Response) -> Vec<RegionQuotaUse> {
+    let entries = response
+        .reconciliation
+        .as_ref()
+        .and_then(|r| r.get("quota"))
+        .and_then(Value::as_array);
+    entries
+        .into_iter()
+        .flatten()
+        .filter_map(|q| {
+            Some(RegionQuotaUse {
+                region: q.get("region")?.as_str()?.to_owned(),
+                source_servers: q.get("sourceServers")?.as_u64()?,
+                quota: q.get("quota")?.as_u64()?,
+                used_percent: q.get("usedPercent")?.as_f64()?,
+            })
+        })
+        .collect()
 }
 
 /// The response's per-account coverage, summed by region.
@@ -341,6 +407,33 @@ mod tests {
             ),
             (Some("eu-west-1"), Some(1))
         );
+    }
+
+    #[test]
+    fn quota_use_goes_out_per_region_and_its_highest_share_in_all() {
+        let response = Response {
+            reconciliation: Some(json!({
+                "quota": [
+                    {"region": "us-east-1", "sourceServers": 3300, "quota": 4000, "usedPercent": 82.5},
+                    {"region": "eu-west-1", "sourceServers": 10, "quota": 4000, "usedPercent": 0.3}
+                ]
+            })),
+            ..Response::default()
+        };
+        let metrics = InvocationMetrics::from_response(&response);
+        assert_eq!(metrics.document("f", 0)["QuotaUsedPercent"], 82.5);
+        let regional = metrics.region_documents("f", 0);
+        assert_eq!(regional.len(), 2);
+        assert_eq!(regional[1]["Region"], "eu-west-1");
+        assert_eq!(regional[1]["SourceServers"], 10);
+        assert_eq!(regional[0]["SourceServerQuota"], 4000);
+        assert_eq!(
+            regional[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][2]["Unit"],
+            "Percent"
+        );
+        // Without a watch, no quota metric (an alarm treats it as missing).
+        let none = InvocationMetrics::from_response(&Response::default());
+        assert!(none.document("f", 0).get("QuotaUsedPercent").is_none());
     }
 
     #[test]

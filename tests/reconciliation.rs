@@ -402,6 +402,10 @@ async fn a_run_too_large_for_one_invocation_fans_out_once() {
         summary[0]["Detail"]["complete"], true,
         "every account handed on"
     );
+    assert_eq!(
+        summary[0]["Detail"]["quota"][0]["region"], REGION,
+        "the run that fans out watches the quota"
+    );
 
     // Each request, as the bus delivers it back, works its account and never fans out again.
     let request = &requests[0];
@@ -427,6 +431,11 @@ async fn a_run_too_large_for_one_invocation_fans_out_once() {
         11,
         "no further fan-out"
     );
+    assert!(
+        response["reconciliation"].get("quota").is_none(),
+        "a fanned-out run leaves the quota to the run that fanned out"
+    );
+    assert_eq!(h.aws.world().calls_of("GetServiceQuota").len(), 1);
 }
 
 /// A region whose staging accounts cannot be listed leaves the run incomplete,

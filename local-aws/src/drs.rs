@@ -365,7 +365,7 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
     }
     if world
         .extended_quota
-        .is_some_and(|quota| world.extended_in(account, region) >= quota)
+        .is_some_and(|quota| world.source_servers_in(account, region) >= quota)
     {
         return Reply::rest_json_error(
             402,
@@ -427,6 +427,26 @@ const INITIATION_STEPS: [&str; 11] = [
     "CONNECT_AGENT_TO_REPLICATION_SERVER",
     "START_DATA_TRANSFER",
 ];
+
+/// A server `DescribeSourceServers` lists.
+enum Listed<'a> {
+    Extended(&'a crate::world::ExtendedServer),
+    Own(&'a crate::world::OwnServer),
+}
+
+/// A server the account replicates itself, as `DescribeSourceServers` lists it:
+/// no staging account behind it.
+fn own_json(o: &crate::world::OwnServer) -> Value {
+    json!({
+        "sourceServerID": o.id,
+        "arn": o.arn,
+        "tags": {},
+        "stagingArea": {"status": "NOT_EXTENDED"},
+        "replicationDirection": "FAILOVER",
+        "dataReplicationInfo": {"dataReplicationState": "CONTINUOUS", "lagDuration": "PT1M"},
+        "lifeCycle": {"addedToServiceDateTime": "2026-10-01T08:00:00Z"},
+    })
+}
 
 /// An extended source server as `DescribeSourceServers` returns it: the whole
 /// `SourceServer` of the service model (source properties with disks and network
@@ -549,7 +569,9 @@ fn describe(world: &World, account: &str, region: &str, body: &Value) -> Reply {
         Some(_) => return Reply::validation("filters.stagingAccountIDs", "must be a list"),
     };
     // Paged on keys first, then only the page is rendered: records are a few KB.
-    let items: Vec<(String, &crate::world::ExtendedServer)> = world
+    // The account's own servers have no staging account: a filter by staging
+    // account leaves them out.
+    let mut items: Vec<(String, Listed<'_>)> = world
         .extended
         .iter()
         .filter(|e| e.account == account && e.region == region)
@@ -558,10 +580,25 @@ fn describe(world: &World, account: &str, region: &str, body: &Value) -> Reply {
                 .as_ref()
                 .is_none_or(|ids| ids.contains(&e.staging_account))
         })
-        .map(|e| (e.arn.clone(), e))
+        .map(|e| (e.arn.clone(), Listed::Extended(e)))
         .collect();
+    if staging_accounts.is_none() {
+        items.extend(
+            world
+                .own
+                .iter()
+                .filter(|o| o.account == account && o.region == region)
+                .map(|o| (o.arn.clone(), Listed::Own(o))),
+        );
+    }
     let (page, next) = paginate(items, limit, after, &Paging::of(world));
-    let page: Vec<Value> = page.into_iter().map(|e| extended_json(world, e)).collect();
+    let page: Vec<Value> = page
+        .into_iter()
+        .map(|listed| match listed {
+            Listed::Extended(e) => extended_json(world, e),
+            Listed::Own(o) => own_json(o),
+        })
+        .collect();
     Reply::json(200, &json!({"items": page, "nextToken": next}))
 }
 

@@ -1,5 +1,6 @@
 //! A local AWS on loopback for drs-extender's tests and demo: DRS (rest-json),
-//! EventBridge `PutEvents` (awsJson1.1), STS `AssumeRole` (awsQuery) and the Lambda
+//! EventBridge `PutEvents` and Service Quotas `GetServiceQuota` (awsJson1.1),
+//! STS `AssumeRole` (awsQuery) and the Lambda
 //! Runtime API, all on one port, answering as the real services do, with faults
 //! to inject. It runs in-process (tests) or as the `local-aws` binary.
 
@@ -7,6 +8,7 @@ mod drs;
 mod eventbridge;
 mod reply;
 mod runtime_api;
+mod service_quotas;
 mod sts;
 mod world;
 
@@ -30,7 +32,8 @@ pub use reply::{Delivery, Reply};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
 pub use world::{
     Call, DuplicateCreate, EntriesReply, ExtendedServer, ExtensionClock, ExtensionReplication,
-    Fault, Landing, Limiter, PageTokens, Replication, StagingServer, World, FUNCTION_KEY,
+    Fault, Landing, Limiter, OwnServer, PageTokens, Replication, SourceServerQuota, StagingServer,
+    World, FUNCTION_KEY,
 };
 
 /// The target account the demo and tests use unless told otherwise.
@@ -255,6 +258,8 @@ async fn aws(
             .unwrap_or_default()
     } else if let Some(op) = target.strip_prefix("AWSEvents.") {
         op.to_owned()
+    } else if let Some(op) = target.strip_prefix("ServiceQuotasV20190624.") {
+        op.to_owned()
     } else if service == "drs" && path.starts_with("/tags/") {
         match parts.method.as_str() {
             "POST" => "TagResource",
@@ -331,7 +336,7 @@ async fn aws(
             retry_after,
         }) => {
             return match service.as_str() {
-                "events" => Reply::aws_json_error(status, &code, &message),
+                "events" | "servicequotas" => Reply::aws_json_error(status, &code, &message),
                 "sts" => Reply::query_error(status, &code, &message),
                 _ => Reply::rest_json_error(status, &code, &message, retry_after),
             }
@@ -398,7 +403,9 @@ fn answer(world: &mut World, asked: &Asked<'_>) -> Reply {
     let Some(account) = world.account_of_key(key) else {
         let message = "The security token included in the request is invalid.";
         return match service {
-            "events" => Reply::aws_json_error(403, "UnrecognizedClientException", message),
+            "events" | "servicequotas" => {
+                Reply::aws_json_error(403, "UnrecognizedClientException", message)
+            }
             "sts" => Reply::query_error(403, "InvalidClientTokenId", message),
             _ => Reply::rest_json_error(403, "UnrecognizedClientException", message, None),
         };
@@ -411,6 +418,7 @@ fn answer(world: &mut World, asked: &Asked<'_>) -> Reply {
             "UnknownOperationException",
             "only PutEvents is served here",
         ),
+        "servicequotas" => service_quotas::handle(world, operation, &account, region, json),
         "drs" => {
             if world.over_rate_limit(region) {
                 return Reply::rest_json_error(

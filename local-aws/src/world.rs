@@ -83,12 +83,44 @@ pub struct ExtendedServer {
     pub recovery_instance_id: Option<String>,
 }
 
+/// A source server the target account replicates itself (not an extension):
+/// listed by an unfiltered `DescribeSourceServers`, and counted in the quota.
+#[derive(Clone, Debug)]
+pub struct OwnServer {
+    pub id: String,
+    pub arn: String,
+    pub account: String,
+    pub region: String,
+}
+
+/// What Service Quotas answers for DRS's source-server quota (`L-E28BE5E0`).
+/// Its documentation allows each: the applied value, a refusal, a quota whose
+/// applied value is not available ("the quota is not retrieved"), an answer
+/// without a value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum SourceServerQuota {
+    /// The applied value.
+    Applied(f64),
+    /// 400 `AccessDeniedException`: the role may not read quotas.
+    Refused,
+    /// 400 `NoSuchResourceException`.
+    Absent,
+    /// 200 with the quota but no `Value`.
+    NoValue,
+}
+
+impl Default for SourceServerQuota {
+    fn default() -> Self {
+        SourceServerQuota::Applied(4_000.0)
+    }
+}
+
 /// One request as received, after its signature's scope was read.
 #[derive(Clone, Debug)]
 pub struct Call {
     /// When the request arrived.
     pub at: Instant,
-    /// The signing name: `drs`, `events` or `sts`.
+    /// The signing name: `drs`, `events`, `servicequotas` or `sts`.
     pub service: String,
     pub operation: String,
     pub region: String,
@@ -247,6 +279,7 @@ pub struct World {
     pub(crate) external_ids: HashMap<String, String>,
     pub(crate) staging: Vec<StagingServer>,
     pub(crate) extended: Vec<ExtendedServer>,
+    pub(crate) own: Vec<OwnServer>,
     /// (target account, staging ARN) of every extension, and staging servers by
     /// ARN: lookups stay cheap with tens of thousands of servers.
     extended_index: HashSet<(String, String)>,
@@ -271,10 +304,12 @@ pub struct World {
     pub drs_retry_after: Option<u32>,
     pub page_tokens: PageTokens,
     pub duplicate_create: DuplicateCreate,
-    /// Extended servers a target account may hold in a region; past it a create
-    /// is refused `ServiceQuotaExceededException` (402), as DRS's source server
-    /// quota does.
+    /// Source servers (its own and extended) a target account may hold in a
+    /// region; past it a create is refused `ServiceQuotaExceededException`
+    /// (402), as DRS's source server quota does.
     pub extended_quota: Option<usize>,
+    /// What Service Quotas says that quota is.
+    pub source_server_quota: SourceServerQuota,
     /// PutEvents answers this much later: a slow bus.
     pub put_events_latency: Duration,
     /// Whether a slow PutEvents lands its entries before it answers, or only
@@ -318,6 +353,7 @@ impl World {
             external_ids: HashMap::new(),
             staging: Vec::new(),
             extended: Vec::new(),
+            own: Vec::new(),
             extended_index: HashSet::new(),
             staging_index: HashMap::new(),
             untrusted: BTreeSet::new(),
@@ -333,6 +369,7 @@ impl World {
             page_tokens: PageTokens::Cursor,
             duplicate_create: DuplicateCreate::Validation,
             extended_quota: None,
+            source_server_quota: SourceServerQuota::default(),
             put_events_latency: Duration::ZERO,
             put_events_landing: Landing::OnArrival,
             put_events_entries: EntriesReply::Full,
@@ -621,11 +658,37 @@ impl World {
     }
 
     /// Extended servers a target account holds in a region.
-    pub(crate) fn extended_in(&self, target_account: &str, region: &str) -> usize {
-        self.extended
+    /// Source servers the target account holds in the region: what DRS's quota
+    /// counts.
+    pub(crate) fn source_servers_in(&self, target_account: &str, region: &str) -> usize {
+        let extended = self
+            .extended
             .iter()
             .filter(|e| e.account == target_account && e.region == region)
-            .count()
+            .count();
+        let own = self
+            .own
+            .iter()
+            .filter(|o| o.account == target_account && o.region == region)
+            .count();
+        extended + own
+    }
+
+    /// Adds `count` source servers the target account replicates itself.
+    pub fn add_own_servers(&mut self, target_account: &str, region: &str, count: usize) {
+        for _ in 0..count {
+            let id = self.new_id("s-", 17);
+            let arn = format!(
+                "arn:{}:drs:{region}:{target_account}:source-server/{id}",
+                Self::partition(region)
+            );
+            self.own.push(OwnServer {
+                id,
+                arn,
+                account: target_account.to_owned(),
+                region: region.to_owned(),
+            });
+        }
     }
 
     /// Deletes an extension: its staging server is extensible again.

@@ -1,6 +1,8 @@
 //! AWS clients, built once at start from one `SdkConfig` and kept: DRS clients for
-//! the target account (one per served region, made on first use, each paced), the
-//! EventBridge client for outcome events with the function's own credentials.
+//! the target account (one per served region, made on first use, each paced),
+//! Service Quotas for the target account (one per served region, made on first
+//! use), the EventBridge client for outcome events with the function's own
+//! credentials.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::aws::drs::TargetDrs;
 use crate::aws::pace::Pace;
+use crate::aws::quotas::TargetQuotas;
 use crate::aws::paced_http;
 use crate::aws::retry_after::RetryAfterClassifier;
 use crate::domain::arn::{AccountId, Region};
@@ -97,6 +100,7 @@ pub struct Clients {
     regions: Vec<Region>,
     http: SharedHttpClient,
     drs: Mutex<HashMap<Region, TargetDrs>>,
+    quotas: Mutex<HashMap<Region, TargetQuotas>>,
     eventbridge: aws_sdk_eventbridge::Client,
     fan_out_eventbridge: aws_sdk_eventbridge::Client,
     /// The function's own credentials, for the account they belong to.
@@ -135,6 +139,7 @@ impl Clients {
             regions: config.reconcile_regions.clone(),
             http,
             drs: Mutex::new(HashMap::new()),
+            quotas: Mutex::new(HashMap::new()),
             eventbridge,
             fan_out_eventbridge,
             sts,
@@ -200,7 +205,34 @@ impl Clients {
         Some(drs.clone())
     }
 
-    /// EventBridge in the result bus's region.
+    /// The target account's Service Quotas in `region`, if this function serves
+    /// it. Not paced: one call a region and run, and not DRS's rate.
+    pub fn quotas(&self, region: &Region) -> Option<TargetQuotas> {
+        if !self.regions.contains(region) {
+            return None;
+        }
+        let mut clients = self
+            .quotas
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let quotas = clients.entry(region.clone()).or_insert_with(|| {
+            let config = aws_sdk_servicequotas::config::Builder::from(&self.target)
+                .region(aws_sdk_servicequotas::config::Region::new(
+                    region.to_string(),
+                ))
+                .retry_config(self.policy.retry_config())
+                .retry_partition(CallPolicy::retry_partition(format!(
+                    "drs-extender-{}-servicequotas-{region}",
+                    self.set
+                )))
+                .timeout_config(self.policy.timeout_config())
+                .retry_classifier(RetryAfterClassifier)
+                .build();
+            TargetQuotas::new(aws_sdk_servicequotas::Client::from_conf(config))
+        });
+        Some(quotas.clone())
+    }
+
     /// How hard and how long each call may try.
     pub fn policy(&self) -> &CallPolicy {
         &self.policy

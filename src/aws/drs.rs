@@ -363,6 +363,37 @@ impl TargetDrs {
         })
     }
 
+    /// One page of every source server the target account holds in the region
+    /// (its own and every extended one, from any staging account), each named by
+    /// its ARN (or id, where DRS gives no ARN): what counts against the quota.
+    pub async fn source_server_page(
+        &self,
+        next_token: Option<String>,
+        page_size: i32,
+        deadline: &Deadline,
+    ) -> Result<Page<String>, DrsError> {
+        let page = self
+            .read(deadline, || {
+                self.client
+                    .describe_source_servers()
+                    .max_results(page_size)
+                    .set_next_token(next_token.clone())
+                    .send()
+                    .map_err_into()
+            })
+            .await?;
+        let items = page
+            .items()
+            .iter()
+            .filter_map(|server| server.arn().or(server.source_server_id()))
+            .map(str::to_owned)
+            .collect();
+        Ok(Page {
+            items,
+            next_token: next_page(page.next_token()),
+        })
+    }
+
     /// The extended server made from this staging server, if there is one.
     pub async fn find_extended(
         &self,

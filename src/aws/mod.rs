@@ -7,5 +7,6 @@ pub mod drs;
 pub mod event_bus;
 pub mod pace;
 pub mod paced_http;
+pub mod quotas;
 pub mod retry_after;
 pub mod sdk_error;

@@ -34,6 +34,9 @@ pub struct Config {
     pub readiness: crate::domain::readiness::ReadinessRules,
     /// `STALE_EXTENSIONS` and `STALE_AFTER_HOURS`.
     pub stale: crate::domain::stale::StaleRules,
+    /// `QUOTA_WARN_PERCENT`: the share of the source-server quota past which a
+    /// reconciliation warns.
+    pub quota_warn_percent: u8,
 }
 
 impl Config {
@@ -162,6 +165,13 @@ impl Config {
                         )?,
                 ),
             },
+            quota_warn_percent: parse_bounded(
+                "QUOTA_WARN_PERCENT",
+                get("QUOTA_WARN_PERCENT"),
+                80u8,
+                1,
+                100,
+            )?,
         })
     }
 
@@ -376,8 +386,10 @@ mod tests {
             ("READINESS_MAX_DRILL_AGE_DAYS", "30"),
             ("STALE_EXTENSIONS", "delete"),
             ("STALE_AFTER_HOURS", "24"),
+            ("QUOTA_WARN_PERCENT", "90"),
         ])
         .unwrap();
+        assert_eq!(c.quota_warn_percent, 90);
         assert_eq!(c.stale.action, crate::domain::stale::StaleAction::Delete);
         assert_eq!(c.stale.after.as_secs(), 24 * 3_600);
         assert_eq!(c.readiness.max_lag.as_secs(), 60);
@@ -421,6 +433,9 @@ mod tests {
             ("READINESS_MAX_DRILL_AGE_DAYS", "forever"),
             ("STALE_EXTENSIONS", "remove"),
             ("STALE_AFTER_HOURS", "0"),
+            ("QUOTA_WARN_PERCENT", "0"),
+            ("QUOTA_WARN_PERCENT", "101"),
+            ("QUOTA_WARN_PERCENT", "80%"),
         ];
         for (variable, value) in cases {
             let mut vars = vec![("AWS_REGION", "us-east-1"), (*variable, *value)];

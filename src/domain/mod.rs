@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod failure;
 pub mod hint;
 pub mod outcome;
+pub mod quota;
 pub mod readiness;
 pub mod rejection;
 pub mod scope;

@@ -262,6 +262,7 @@ impl App {
             unfinished,
             fan_out_failed,
             coverage,
+            quota,
         }) = reconciled
         {
             closed.close(&tally, unfinished, started.elapsed().as_millis() as u64);
@@ -271,6 +272,7 @@ impl App {
             closed.not_ready_unsent = coverage.not_ready_unsent;
             closed.stale_deleted = coverage.stale_deleted;
             closed.coverage_unread = coverage.unread;
+            closed.quota = quota;
             per_scope = coverage.scopes;
             for scope in &mut per_scope {
                 let key = (scope.staging_account_id.clone(), scope.region.clone());

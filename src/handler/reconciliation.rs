@@ -11,8 +11,10 @@ use crate::domain::rejection::Rejection;
 use crate::domain::scope::{Scope, Unfinished};
 use crate::inbound::authorize::{authorize, serves, Trusted};
 use crate::inbound::classify::ReconcileRequest;
+use crate::domain::quota::RegionQuota;
 use crate::run::coverage::{self, CoverageReport};
 use crate::run::extend::ExtendSettings;
+use crate::run::quota;
 use crate::run::reconcile;
 use crate::run::reporter::Reporter;
 use crate::run::summary::{self, Summary};
@@ -27,6 +29,7 @@ pub(super) struct Reconciled {
     pub(super) unfinished: Vec<Unfinished>,
     pub(super) fan_out_failed: Option<PublishError>,
     pub(super) coverage: CoverageReport,
+    pub(super) quota: Vec<RegionQuota>,
 }
 
 /// The accounts and regions a reconciliation covers.
@@ -199,11 +202,13 @@ impl App {
                 .map(|s| s.scope.clone())
                 .collect();
             let coverage = coverage::read(&self.clients, &kept, deadline, reporter, &rules).await;
+            let quota = self.watch_quota(&regions, deadline).await;
             return Reconciled {
                 summary,
                 unfinished,
                 fan_out_failed,
                 coverage,
+                quota,
             };
         }
         let worked: Vec<Scope> = surveyed.iter().map(|s| s.scope.clone()).collect();
@@ -220,11 +225,28 @@ impl App {
         unfinished.extend(report.unfinished);
         // After the work, so what this run extended counts as covered.
         let coverage = coverage::read(&self.clients, &worked, deadline, reporter, &rules).await;
+        let quota = if fanned_out {
+            Vec::new()
+        } else {
+            self.watch_quota(&regions, deadline).await
+        };
         Reconciled {
             summary,
             unfinished,
             fan_out_failed: None,
             coverage,
+            quota,
         }
+    }
+
+    /// The quota of every region the run covers, after what it extended.
+    async fn watch_quota(&self, regions: &[Region], deadline: Deadline) -> Vec<RegionQuota> {
+        quota::watch(
+            &self.clients,
+            regions,
+            deadline,
+            self.config.quota_warn_percent,
+        )
+        .await
     }
 }

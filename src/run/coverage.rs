@@ -264,7 +264,7 @@ pub async fn read(
     }
 }
 
-fn hash_of(arn: &str) -> u64 {
+pub(crate) fn hash_of(arn: &str) -> u64 {
     static HASHER: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
     HASHER.get_or_init(RandomState::new).hash_one(arn)
 }

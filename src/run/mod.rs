@@ -4,6 +4,7 @@
 
 pub mod coverage;
 pub mod extend;
+pub mod quota;
 pub mod reconcile;
 pub mod reporter;
 pub mod summary;

@@ -22,7 +22,7 @@ pub const EVENTS_UNDELIVERED: &str = "EVENTS_UNDELIVERED";
 pub const FAN_OUT_UNDELIVERED: &str = "FAN_OUT_UNDELIVERED";
 
 /// The `Reconciliation Completed` detail.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     pub staging_account_ids: Vec<AccountId>,
@@ -56,6 +56,10 @@ pub struct Summary {
     /// Where coverage could not be read (those counts are then short).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub coverage_unread: Vec<crate::domain::scope::Unread>,
+    /// The target account's source-server quota, per region (absent in the run
+    /// of a fan-out request: the run that fanned out reports it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quota: Vec<crate::domain::quota::RegionQuota>,
     /// Why the run covered no staging account at all, when it did not: `complete`
     /// then means "covered what was known to exist", which was nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +97,7 @@ impl Summary {
             not_ready_unsent: 0,
             stale_deleted: 0,
             coverage_unread: Vec::new(),
+            quota: Vec::new(),
             nothing_to_cover: None,
         }
     }

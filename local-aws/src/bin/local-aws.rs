@@ -174,11 +174,16 @@ async fn demo(function: PathBuf, events: PathBuf, whole_logs: bool) -> Result<()
 }
 
 /// Days later: replication has moved on. One extension syncs again, one stalls,
-/// and the broken one has carried its mark for 80 hours. A reconciliation of
-/// both accounts answers the question operators ask: could each be recovered now?
+/// and the broken one has carried its mark for 80 hours; the target account also
+/// replicates six servers of its own, against a quota raised to only 12. A
+/// reconciliation of both accounts answers the questions operators ask: could
+/// each be recovered now, and how much room is left?
 async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), String> {
     {
         let mut world = aws.world();
+        let target = world.default_account.clone();
+        world.add_own_servers(&target, "us-east-1", 6);
+        world.source_server_quota = local_aws::SourceServerQuota::Applied(12.0);
         let extended: Vec<String> = world
             .extended()
             .iter()
@@ -235,6 +240,25 @@ async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), Strin
                 "-".to_owned()
             } else {
                 reasons.join(", ")
+            },
+        );
+    }
+    let quotas = response["reconciliation"]["quota"].as_array();
+    for quota in quotas.into_iter().flatten() {
+        println!(
+            "\n  Quota: {} holds {} source servers of {} ({}, {}){}",
+            quota["region"].as_str().unwrap_or_default(),
+            quota["sourceServers"],
+            quota["quota"],
+            format_args!("{} % used", quota["usedPercent"]),
+            match quota["quotaSource"].as_str() {
+                Some("SERVICE_QUOTAS") => "Service Quotas",
+                _ => "the documented default: Service Quotas could not be read",
+            },
+            if quota["warning"] == true {
+                " — past QUOTA_WARN_PERCENT: raise it before it stops extensions"
+            } else {
+                ""
             },
         );
     }

@@ -1,0 +1,46 @@
+//! Service Quotas in one region of the target account: the applied value of
+//! DRS's source-server quota. One call a region and run; what it cannot read is
+//! said, and the caller judges by the documented default instead.
+
+use crate::domain::deadline::Deadline;
+use crate::domain::failure::DrsError;
+use crate::domain::quota::{read_quota, SERVICE_CODE, SOURCE_SERVER_QUOTA_CODE};
+
+#[derive(Clone, Debug)]
+pub struct TargetQuotas {
+    client: aws_sdk_servicequotas::Client,
+}
+
+impl TargetQuotas {
+    pub fn new(client: aws_sdk_servicequotas::Client) -> Self {
+        Self { client }
+    }
+
+    /// The applied source-server quota, or why it cannot be judged by: Service
+    /// Quotas' error code, a value that is no count, or the deadline. The SDK's
+    /// own timeouts bound the call; the deadline cuts it sooner.
+    pub async fn source_server_quota(&self, deadline: &Deadline) -> Result<u64, String> {
+        let call = self
+            .client
+            .get_service_quota()
+            .service_code(SERVICE_CODE)
+            .quota_code(SOURCE_SERVER_QUOTA_CODE)
+            .send();
+        let answered = match deadline.calls_by() {
+            Some(by) => match tokio::time::timeout_at(by, call).await {
+                Ok(answered) => answered,
+                Err(_) => return Err(crate::domain::failure::DEADLINE_REACHED.to_owned()),
+            },
+            None => call.await,
+        };
+        match answered {
+            Ok(output) => read_quota(output.quota().and_then(|q| q.value()))
+                .map_err(str::to_owned),
+            Err(error) => {
+                let error = DrsError::from_sdk(error);
+                tracing::warn!(%error, "could not read the source-server quota");
+                Err(error.code)
+            }
+        }
+    }
+}

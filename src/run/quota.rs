@@ -1,0 +1,85 @@
+//! The quota watch: per region, every source server the target account holds,
+//! counted from DRS, against the quota Service Quotas applies. Runs once per
+//! reconciliation that is not itself a fan-out (each of those would read the same
+//! regions again), after coverage, within the deadline.
+
+use std::collections::HashSet;
+
+use crate::aws::clients::Clients;
+use crate::aws::drs::{Following, Pages, TargetDrs};
+use crate::domain::arn::Region;
+use crate::domain::deadline::Deadline;
+use crate::domain::quota::{judge, QuotaReading, RegionQuota};
+use crate::run::coverage::hash_of;
+
+/// Records a page, as coverage reads them: a page stays near a megabyte.
+const PAGE_SIZE: i32 = 200;
+
+/// Each served region's quota, judged against `warn_percent`.
+pub async fn watch(
+    clients: &Clients,
+    regions: &[Region],
+    deadline: Deadline,
+    warn_percent: u8,
+) -> Vec<RegionQuota> {
+    let mut judged = Vec::new();
+    for region in regions {
+        let (Some(drs), Some(quotas)) = (clients.drs(region), clients.quotas(region)) else {
+            continue;
+        };
+        let ((source_servers, count_error), quota) = tokio::join!(
+            count_source_servers(&drs, &deadline),
+            quotas.source_server_quota(&deadline),
+        );
+        let region_quota = judge(
+            region.clone(),
+            QuotaReading {
+                source_servers,
+                count_error,
+                quota,
+            },
+            warn_percent,
+        );
+        if region_quota.warning {
+            tracing::warn!(
+                %region,
+                source_servers = region_quota.source_servers,
+                quota = region_quota.quota,
+                used_percent = region_quota.used_percent,
+                "the source-server quota is nearly spent"
+            );
+        }
+        judged.push(region_quota);
+    }
+    judged
+}
+
+/// How many source servers DRS lists in the region, and why the count stopped
+/// short if it did (it is then as many as were seen). A page handed out twice is
+/// counted once: each server is remembered by a hash of its ARN.
+async fn count_source_servers(drs: &TargetDrs, deadline: &Deadline) -> (u64, Option<String>) {
+    let mut seen: HashSet<u64> = HashSet::new();
+    let mut pages = Pages::default();
+    let mut next_token = None;
+    loop {
+        if deadline.reached() {
+            return (
+                seen.len() as u64,
+                Some(crate::domain::failure::DEADLINE_REACHED.to_owned()),
+            );
+        }
+        let page = match drs.source_server_page(next_token, PAGE_SIZE, deadline).await {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::warn!(%error, "could not count the source servers");
+                return (seen.len() as u64, Some(error.code));
+            }
+        };
+        seen.extend(page.items.iter().map(|id| hash_of(id)));
+        match pages.follow(page.next_token) {
+            Following::Next(token) => next_token = Some(token),
+            Following::Done => return (seen.len() as u64, None),
+            Following::Stopped(reason) => return (seen.len() as u64, Some(reason.to_owned())),
+        }
+    }
+}
