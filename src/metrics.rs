@@ -112,10 +112,7 @@ impl InvocationMetrics {
     /// The highest share of a region's quota used: what the quota alarm
     /// watches, with one metric however many regions are served.
     pub fn quota_used_percent(&self) -> Option<f64> {
-        self.quotas
-            .iter()
-            .map(|q| q.used_percent)
-            .reduce(f64::max)
+        self.quotas.iter().map(|q| q.used_percent).reduce(f64::max)
     }
 
     /// The EMF document for these metrics.

@@ -413,15 +413,19 @@ async fn tag_values_never_reach_the_logs_at_debug_or_trace() {
 /// Readiness through the real binary: the reconciliation's response, its
 /// not-ready events, and the EMF lines per region and per reason.
 #[tokio::test]
-async fn the_built_function_reports_readiness_as_metrics_and_events() {
+async fn the_built_function_reports_readiness_and_the_quota_as_metrics_and_events() {
     let mut world = World::new(local_aws::TARGET_ACCOUNT);
+    // Three extended and five of its own, against a quota of ten: 80 %, not past
+    // the default line; QUOTA_WARN_PERCENT=75 makes it a warning.
+    world.add_own_servers(local_aws::TARGET_ACCOUNT, REGION, 5);
+    world.source_server_quota = local_aws::SourceServerQuota::Applied(10.0);
     let servers = world.seed(STAGING_A, REGION, 3);
     for (staging, state) in servers.iter().zip(["CONTINUOUS", "STALLED", "RESCAN"]) {
         world.extend_directly(local_aws::TARGET_ACCOUNT, staging);
         world.set_extension_replication(staging, state, Some("PT1S"));
     }
     let aws = LocalAws::start(world).await.unwrap();
-    let child = spawn(&aws, &[]);
+    let child = spawn(&aws, &[("QUOTA_WARN_PERCENT", "75")]);
     let mut request = event("reconciliation-requested");
     request["detail"] = serde_json::json!({"stagingAccountIds": [STAGING_A], "regions": [REGION]});
     let answered = aws.invoke(request, Duration::from_secs(60)).await;
@@ -429,6 +433,11 @@ async fn the_built_function_reports_readiness_as_metrics_and_events() {
         panic!("{answered:?}")
     };
     let summary = &response["reconciliation"];
+    assert_eq!(
+        summary["quota"],
+        serde_json::json!([{"region": REGION, "sourceServers": 8, "counted": true, "quota": 10,
+                            "quotaSource": "SERVICE_QUOTAS", "usedPercent": 80.0, "warning": true}])
+    );
     assert_eq!(
         (&summary["ready"], &summary["syncing"], &summary["notReady"]),
         (
@@ -463,4 +472,14 @@ async fn the_built_function_reports_readiness_as_metrics_and_events() {
     assert!(metrics
         .iter()
         .any(|m| m["Reason"] == "STALLED" && m["NotReady"] == 1));
+    assert!(metrics
+        .iter()
+        .any(|m| m["QuotaUsedPercent"] == 80.0 && m.get("Region").is_none()));
+    assert!(metrics
+        .iter()
+        .any(|m| m["Region"] == REGION && m["SourceServers"] == 8 && m["SourceServerQuota"] == 10));
+    assert!(
+        logs.lines().any(|l| l.contains("quota is nearly spent")),
+        "a warning is logged"
+    );
 }

@@ -48,7 +48,10 @@ async fn every_source_server_counts_and_a_share_past_the_percent_warns() {
                 "quotaSource": "SERVICE_QUOTAS", "usedPercent": 90.0, "warning": true})
     );
     let summary = &h.events_of("Reconciliation Completed")[0]["Detail"];
-    assert_eq!(&summary["quota"][0], quota, "the event says what the answer says");
+    assert_eq!(
+        &summary["quota"][0], quota,
+        "the event says what the answer says"
+    );
     let asked = h.aws.world().calls_of("GetServiceQuota")[0].body.clone();
     assert_eq!(
         asked,
@@ -58,7 +61,10 @@ async fn every_source_server_counts_and_a_share_past_the_percent_warns() {
     // The same servers under a quota with room, and under a line set higher.
     let roomy = Harness::start(nine_servers(SourceServerQuota::Applied(4_000.0)), &[]).await;
     let quota = quota_of(&roomy.ok(reconcile(STAGING_A)).await).clone();
-    assert_eq!((quota["usedPercent"].as_f64(), &quota["warning"]), (Some(0.2), &json!(false)));
+    assert_eq!(
+        (quota["usedPercent"].as_f64(), &quota["warning"]),
+        (Some(0.2), &json!(false))
+    );
     let higher = Harness::start(
         nine_servers(SourceServerQuota::Applied(10.0)),
         &[("QUOTA_WARN_PERCENT", "90")],
@@ -77,7 +83,11 @@ async fn an_unreadable_quota_is_judged_by_the_documented_default_and_says_why() 
         (SourceServerQuota::Refused, None, "AccessDeniedException"),
         (SourceServerQuota::Absent, None, "NoSuchResourceException"),
         (SourceServerQuota::NoValue, None, "NO_QUOTA_VALUE"),
-        (SourceServerQuota::Applied(0.5), None, "QUOTA_VALUE_UNUSABLE"),
+        (
+            SourceServerQuota::Applied(0.5),
+            None,
+            "QUOTA_VALUE_UNUSABLE",
+        ),
         (
             SourceServerQuota::default(),
             Some(Fault::error(400, "TooManyRequestsException")),
@@ -95,7 +105,10 @@ async fn an_unreadable_quota_is_judged_by_the_documented_default_and_says_why() 
         assert_eq!(quota["quota"], 4_000, "{error}: {quota}");
         assert_eq!(quota["quotaSource"], "DOCUMENTED_DEFAULT", "{error}");
         assert_eq!(quota["quotaError"], error);
-        assert_eq!((&quota["sourceServers"], &quota["warning"]), (&json!(9), &json!(false)));
+        assert_eq!(
+            (&quota["sourceServers"], &quota["warning"]),
+            (&json!(9), &json!(false))
+        );
         assert_eq!(
             response["reconciliation"]["complete"], true,
             "{error}: an unread quota is reported, not a failed run"
@@ -111,7 +124,11 @@ async fn the_count_is_right_whatever_page_tokens_mean_and_a_short_one_says_so() 
         world.page_tokens = tokens;
         let h = Harness::start(world, &[]).await;
         let quota = quota_of(&h.ok(reconcile(STAGING_A)).await).clone();
-        assert_eq!((&quota["sourceServers"], &quota["counted"]), (&json!(459), &json!(true)), "{tokens:?}");
+        assert_eq!(
+            (&quota["sourceServers"], &quota["counted"]),
+            (&json!(459), &json!(true)),
+            "{tokens:?}"
+        );
     }
     for (tokens, why) in [
         (PageTokens::Repeating, "PAGE_TOKEN_REPEATED"),
@@ -125,7 +142,10 @@ async fn the_count_is_right_whatever_page_tokens_mean_and_a_short_one_says_so() 
         let quota = quota_of(&h.ok(reconcile(STAGING_A)).await).clone();
         assert_eq!(quota["counted"], false, "{tokens:?}: {quota}");
         assert_eq!(quota["countError"], why);
-        assert_eq!(quota["sourceServers"], 200, "{tokens:?}: one page, counted once");
+        assert_eq!(
+            quota["sourceServers"], 200,
+            "{tokens:?}: one page, counted once"
+        );
     }
 
     // A count DRS stops answering part-way: as many as it saw, and why.
@@ -141,7 +161,11 @@ async fn the_count_is_right_whatever_page_tokens_mean_and_a_short_one_says_so() 
     let h = Harness::start(world, &[]).await;
     let quota = quota_of(&h.ok(reconcile(STAGING_A)).await).clone();
     assert_eq!(
-        (&quota["sourceServers"], &quota["counted"], &quota["countError"]),
+        (
+            &quota["sourceServers"],
+            &quota["counted"],
+            &quota["countError"]
+        ),
         (&json!(200), &json!(false), &json!("AccessDeniedException"))
     );
 }
@@ -149,7 +173,11 @@ async fn the_count_is_right_whatever_page_tokens_mean_and_a_short_one_says_so() 
 #[tokio::test]
 async fn a_service_quotas_that_never_answers_cannot_hold_the_run_past_its_deadline() {
     let mut world = nine_servers(SourceServerQuota::default());
-    world.inject("GetServiceQuota", 10, Fault::Delay(Duration::from_secs(120)));
+    world.inject(
+        "GetServiceQuota",
+        10,
+        Fault::Delay(Duration::from_secs(120)),
+    );
     // The SDK's own timeouts are longer than the invocation: only the deadline
     // can cut the call.
     let patient = drs_extender::aws::clients::CallPolicy {
@@ -164,10 +192,17 @@ async fn a_service_quotas_that_never_answers_cannot_hold_the_run_past_its_deadli
         .handle(lambda_event(reconcile(STAGING_A), Duration::from_secs(12)))
         .await;
     let response = serde_json::to_value(result.unwrap()).unwrap();
-    assert!(started.elapsed() < Duration::from_secs(12), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
     let quota = quota_of(&response);
     assert_eq!(quota["quotaError"], "DeadlineReached", "{quota}");
-    assert_eq!(quota["sourceServers"], 9, "the count was finished all the same");
+    assert_eq!(
+        quota["sourceServers"], 9,
+        "the count was finished all the same"
+    );
     assert_eq!(
         h.events_of("Reconciliation Completed").len(),
         1,

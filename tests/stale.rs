@@ -198,3 +198,51 @@ async fn a_dry_run_marks_and_deletes_nothing_and_says_what_it_would_delete() {
     assert_eq!(would.len(), 1);
     assert_eq!(would[0]["stagingSourceServerArn"], stale.as_str());
 }
+
+/// Deleting is a change made to a server, like creating: while the bus is slow
+/// and then refuses, at most `RECONCILE_CONCURRENCY` plus one batch (10) of
+/// stale extensions are deleted before their events are known lost; the rest are
+/// kept and reported `deleteFailed` `EVENTS_UNDELIVERED`, so none disappears
+/// beyond that bound without its `Deleted` event.
+#[tokio::test]
+async fn deletes_stop_within_the_event_bound_once_events_are_lost() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    for _ in 0..40 {
+        broken(&mut world, Some(100));
+    }
+    world.put_events_latency = Duration::from_secs(2);
+    world.bus_refuses = true;
+    let h = Harness::start(
+        world,
+        &[
+            ("STALE_EXTENSIONS", "delete"),
+            ("RECONCILE_CONCURRENCY", "1"),
+            ("DRS_MAX_RPS", "1000"),
+        ],
+    )
+    .await;
+    let result = h.invoke(reconcile(false)).await;
+    assert!(result.is_err(), "events were lost: the invocation says so");
+    let deleted = 40 - h.aws.world().extended().len();
+    assert!(
+        deleted >= 1,
+        "deletes went ahead while nothing was known lost"
+    );
+    assert!(
+        deleted <= 1 + 10,
+        "{deleted} stale extensions deleted after their events could not go out"
+    );
+    let withheld = h
+        .aws
+        .world()
+        .calls_of("PutEvents")
+        .iter()
+        .flat_map(|c| c.body["Entries"].as_array().cloned().unwrap_or_default())
+        .filter(|e| {
+            e["Detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("EVENTS_UNDELIVERED"))
+        })
+        .count();
+    assert!(withheld > 0, "the kept ones were reported as withheld");
+}

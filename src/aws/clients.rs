@@ -16,8 +16,8 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::aws::drs::TargetDrs;
 use crate::aws::pace::Pace;
-use crate::aws::quotas::TargetQuotas;
 use crate::aws::paced_http;
+use crate::aws::quotas::TargetQuotas;
 use crate::aws::retry_after::RetryAfterClassifier;
 use crate::domain::arn::{AccountId, Region};
 use crate::domain::config::{Config, TargetRole};

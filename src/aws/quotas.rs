@@ -34,8 +34,7 @@ impl TargetQuotas {
             None => call.await,
         };
         match answered {
-            Ok(output) => read_quota(output.quota().and_then(|q| q.value()))
-                .map_err(str::to_owned),
+            Ok(output) => read_quota(output.quota().and_then(|q| q.value())).map_err(str::to_owned),
             Err(error) => {
                 let error = DrsError::from_sdk(error);
                 tracing::warn!(%error, "could not read the source-server quota");

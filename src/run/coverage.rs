@@ -201,7 +201,21 @@ pub async fn read(
                             repair: Repair::Delete,
                         }) = &stale
                         {
-                            if reporter.events_given_up() {
+                            // A deletion holds a place under the run's bound on
+                            // servers changed without a published event, as a
+                            // create does; a place freed by an event given up
+                            // finds the flag already set.
+                            let held = match deadline.calls_by() {
+                                Some(by) => tokio::time::timeout_at(by, reporter.reserve())
+                                    .await
+                                    .ok()
+                                    .flatten(),
+                                None => reporter.reserve().await,
+                            };
+                            if held.is_none() {
+                                delete_failed =
+                                    Some(crate::domain::failure::DEADLINE_REACHED.to_owned());
+                            } else if reporter.events_given_up() {
                                 delete_failed =
                                     Some(crate::run::summary::EVENTS_UNDELIVERED.to_owned());
                             } else {
@@ -209,7 +223,10 @@ pub async fn read(
                                     Ok(()) => {
                                         stale_deleted += 1;
                                         reporter
-                                            .send(deleted_event(&record, region, since, reporter))
+                                            .send_held(
+                                                deleted_event(&record, region, since, reporter),
+                                                held,
+                                            )
                                             .await;
                                         continue;
                                     }

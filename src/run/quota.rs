@@ -68,7 +68,10 @@ async fn count_source_servers(drs: &TargetDrs, deadline: &Deadline) -> (u64, Opt
                 Some(crate::domain::failure::DEADLINE_REACHED.to_owned()),
             );
         }
-        let page = match drs.source_server_page(next_token, PAGE_SIZE, deadline).await {
+        let page = match drs
+            .source_server_page(next_token, PAGE_SIZE, deadline)
+            .await
+        {
             Ok(page) => page,
             Err(error) => {
                 tracing::warn!(%error, "could not count the source servers");

@@ -156,6 +156,12 @@ impl Reporter {
         let _ = self.events.send(event.into()).await;
     }
 
+    /// Sends an event that is not an outcome but tells of a change made to a
+    /// server (a deletion), holding `held` until it is out, as an outcome would.
+    pub async fn send_held(&self, event: OutboundEvent, held: Option<OwnedSemaphorePermit>) {
+        let _ = self.events.send(Queued { event, held }).await;
+    }
+
     /// The inbound event, as every emitted event cites it.
     pub fn trigger(&self) -> &Trigger {
         &self.trigger

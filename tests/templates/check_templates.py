@@ -84,6 +84,8 @@ for metric in [
     ("drs-extender", "QuotaExceeded"),
     ("drs-extender", "RegionNotServed"),
     ("drs-extender", "UnfinishedScopes"),
+    ("drs-extender", "NotReady"),
+    ("drs-extender", "QuotaUsedPercent"),
 ]:
     check(f"an alarm on {metric[0]} {metric[1]}", metric in watched)
 queue_alarm = [a for a in alarms.values() if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"]
@@ -147,6 +149,23 @@ check(
     delete_statements,
 )
 check("StaleExtensions defaults to report", params["StaleExtensions"]["Default"] == "report")
+quota_statements = [
+    node for _, node in walk(role.get("Policies"))
+    if isinstance(node, dict) and node.get("Action") == "servicequotas:GetServiceQuota"
+]
+check(
+    "servicequotas:GetServiceQuota where DRS is called (no resource type in the Service Authorization Reference)",
+    len(quota_statements) == 1 and quota_statements[0].get("Resource") == "*",
+    quota_statements,
+)
+quota_alarm = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "QuotaUsedPercent"]
+check(
+    "the quota alarm fires past QuotaWarnPercent, the line the function warns at",
+    quota_alarm and quota_alarm[0]["Threshold"] == {"Ref": "QuotaWarnPercent"}
+    and quota_alarm[0]["ComparisonOperator"] == "GreaterThanThreshold",
+    quota_alarm,
+)
+check("QuotaWarnPercent defaults to 80, as QUOTA_WARN_PERCENT does", params["QuotaWarnPercent"]["Default"] == 80)
 check("sts:AssumeRole only with a target role", "AssumesRole" in policy_text and "sts:AssumeRole" in policy_text)
 
 function = res["ExtenderFunction"]["Properties"]
@@ -163,13 +182,17 @@ dashboards = of_type(res, "AWS::CloudWatch::Dashboard")
 check("a dashboard", len(dashboards) == 1)
 for dashboard in dashboards.values():
     body, values = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
-    filled = re.sub(r"\$\{[^}]+\}", "x", body)
+    # A placeholder standing as a JSON value is a number (a Number parameter); inside
+    # a string, any text.
+    filled = re.sub(r"(:\s*)\$\{[^}]+\}", r"\g<1>1", body)
+    filled = re.sub(r"\$\{[^}]+\}", "x", filled)
     try:
         widgets = json.loads(filled)["widgets"]
         titles = " ".join(w["properties"]["title"] for w in widgets)
         check("dashboard body is JSON once substituted", True)
         for word in ["created", "duration", "Dead-letter", "errors", "Cold starts", "could not deliver",
-                     "extended servers, by region", "extension errors", "not extended"]:
+                     "extended servers, by region", "extension errors", "not extended",
+                     "source-server quota used"]:
             check(f"dashboard shows {word}", word.lower() in titles.lower(), titles)
     except (ValueError, KeyError) as error:
         check("dashboard body is JSON once substituted", False, error)

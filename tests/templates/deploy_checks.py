@@ -320,6 +320,39 @@ def tagging_by_resource(stack):
                 check(f"{stack.label} {logical_id}: drs:TagResource not conditioned on drs:CreateAction", "drs:CreateAction" not in json.dumps(node.get("Condition", {})))
 
 
+def granted_actions(stack, role_id):
+    """The drs: and servicequotas: actions a role's inline policies grant, Fn::If taken to
+    the branch the stack's conditions pick."""
+    def taken(value):
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            cond, yes, no = value["Fn::If"]
+            return taken(yes if stack.condition(cond) else no)
+        if isinstance(value, dict) and value.get("Ref") == "AWS::NoValue":
+            return []
+        if isinstance(value, list):
+            return [item for v in value for item in taken(v)]
+        return [value]
+
+    actions = set()
+    for policy in stack.resources[role_id]["Properties"].get("Policies", []):
+        for statement in taken(policy["PolicyDocument"]["Statement"]):
+            action = statement.get("Action", [])
+            for name in [action] if isinstance(action, str) else action:
+                if name.startswith(("drs:", "servicequotas:")):
+                    actions.add(name)
+    return actions
+
+
+def assumed_role_grants_what_the_function_does(target, target_role):
+    """With TARGET_ROLE_ARN set, every DRS and Service Quotas call goes through the assumed
+    role: it must grant what the function's own role grants when it calls them itself."""
+    for stale in ["report", "delete"]:
+        own = Stack("target", target, REGIONS[0], {"SenderAccountIds": "222233334444", "StaleExtensions": stale})
+        role = Stack("target-role", target_role, REGIONS[0], {"ExtenderRoleArn": f"arn:aws:iam::{ACCOUNT}:role/r", "StaleExtensions": stale})
+        mine, theirs = granted_actions(own, "ExtenderFunctionRole"), granted_actions(role, "TargetRole")
+        check(f"target-role grants what the function grants itself (StaleExtensions={stale})", mine == theirs and "servicequotas:GetServiceQuota" in mine, sorted(mine ^ theirs))
+
+
 def branches(stack, value):
     """A list property rendered, Fn::If taken to the branch the stack's conditions pick."""
     if isinstance(value, dict) and set(value) == {"Fn::If"}:
@@ -409,6 +442,7 @@ def run(root):
         alarm_periods(stack)
         tagging_by_resource(stack)
         dead_letter_queue_sources(stack)
+    assumed_role_grants_what_the_function_does(target, target_role)
     # Notification in every region a StackSet (or a second target stack) places a stack,
     # the parameters the same everywhere.
     topic = {
