@@ -228,3 +228,99 @@ async fn not_ready_events_stop_at_a_hundred_and_the_rest_are_counted() {
     assert_eq!(response["reconciliation"]["notReady"], 130);
     assert_eq!(response["reconciliation"]["notReadyUnsent"], 30);
 }
+
+/// DRS does not say what deleting a staging server does to its extension. Under
+/// each answer the extension is never counted ready, and what DRS shows of it
+/// is reported: broken (`Unhealthy`, and stale later), gone (no longer
+/// counted, and not extended again: there is nothing to extend), or
+/// disconnected (`Not Ready`, `DISCONNECTED`).
+#[tokio::test]
+async fn a_deleted_staging_server_is_never_counted_ready_whatever_becomes_of_its_extension() {
+    use local_aws::StagingDeletion;
+    for deletion in [
+        StagingDeletion::ExtensionError,
+        StagingDeletion::ExtensionRemoved,
+        StagingDeletion::ExtensionDisconnected,
+    ] {
+        let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+        let kept = world.add_staging_server(STAGING_A, REGION, &[]);
+        let deleted = world.add_staging_server(STAGING_A, REGION, &[]);
+        for staging in [&kept, &deleted] {
+            world.extend_directly(local_aws::TARGET_ACCOUNT, staging);
+            world.set_extension_replication(staging, "CONTINUOUS", Some("PT1S"));
+        }
+        world.staging_deletion = deletion;
+        world.delete_staging_server(&deleted);
+        let h = Harness::start(world, &[]).await;
+        let response = h.ok(reconcile(STAGING_A)).await;
+        let scope = scope_of(&response, STAGING_A).clone();
+        assert_eq!(scope["ready"], 1, "{deletion:?}: {scope}");
+        assert_eq!(
+            response["created"], 0,
+            "{deletion:?}: nothing to extend again"
+        );
+        assert_eq!(response["reconciliation"]["complete"], true, "{deletion:?}");
+        let unhealthy = h.events_of("Extended Source Server Unhealthy");
+        let not_ready = h.events_of("Extended Source Server Not Ready");
+        match deletion {
+            StagingDeletion::ExtensionError => {
+                assert_eq!(scope["notReadyReasons"], json!({"EXTENSION_ERROR": 1}));
+                assert_eq!(unhealthy.len(), 1);
+                assert_eq!(unhealthy[0]["Detail"]["stagingSourceServerArn"], deleted);
+            }
+            StagingDeletion::ExtensionRemoved => {
+                assert_eq!(
+                    (&scope["extended"], &scope["notReady"]),
+                    (&json!(1), &json!(0))
+                );
+                assert!(unhealthy.is_empty() && not_ready.is_empty());
+            }
+            StagingDeletion::ExtensionDisconnected => {
+                assert_eq!(scope["notReadyReasons"], json!({"DISCONNECTED": 1}));
+                assert_eq!(not_ready.len(), 1);
+                assert_eq!(not_ready[0]["Detail"]["stagingSourceServerArn"], deleted);
+            }
+        }
+    }
+}
+
+/// DRS does not say how soon an extension shows a change in its staging
+/// server's replication. Each run judges by what DRS shows at that read and
+/// keeps nothing between runs: a late mirror is reported late by exactly as
+/// much as DRS is late, never later.
+#[tokio::test]
+async fn an_extension_that_mirrors_late_is_judged_by_what_drs_shows_at_each_run() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    let staging = world.add_staging_server(STAGING_A, REGION, &[]);
+    world.extend_directly(local_aws::TARGET_ACCOUNT, &staging);
+    world.extension_replication = ExtensionReplication::MirrorsStagingLate;
+    world.set_staging_replication(&staging, "STALLED", Some("PT3H"));
+    let h = Harness::start(world, &[]).await;
+    let reasons = |response: &Value| scope_of(response, STAGING_A)["notReadyReasons"].clone();
+
+    let before = h.ok(reconcile(STAGING_A)).await;
+    assert_eq!(
+        scope_of(&before, STAGING_A)["ready"],
+        1,
+        "DRS does not show it yet"
+    );
+    h.aws.world().catch_up_mirrors();
+    let after = h.ok(reconcile(STAGING_A)).await;
+    assert_eq!(
+        reasons(&after),
+        json!({"STALLED": 1}),
+        "shown: reported at once"
+    );
+    h.aws
+        .world()
+        .set_staging_replication(&staging, "CONTINUOUS", Some("PT1S"));
+    let still = h.ok(reconcile(STAGING_A)).await;
+    assert_eq!(
+        reasons(&still),
+        json!({"STALLED": 1}),
+        "DRS still shows it stalled"
+    );
+    h.aws.world().catch_up_mirrors();
+    let healed = h.ok(reconcile(STAGING_A)).await;
+    assert_eq!(scope_of(&healed, STAGING_A)["ready"], 1);
+}

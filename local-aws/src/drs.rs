@@ -454,11 +454,16 @@ fn own_json(o: &crate::world::OwnServer) -> Value {
 fn extended_json(world: &World, e: &crate::world::ExtendedServer) -> Value {
     let replication = match world.extension_replication {
         ExtensionReplication::Own | ExtensionReplication::Absent => e.replication.clone(),
-        ExtensionReplication::MirrorsStaging => {
+        ExtensionReplication::MirrorsStaging | ExtensionReplication::MirrorsStagingLate => {
             let mut mirrored = e.replication.clone();
             if let Some(staging) = world.staging_server(&e.staging_arn) {
-                mirrored.state = staging.replication.state.clone();
-                mirrored.lag = staging.replication.lag.clone();
+                let shown = if world.extension_replication == ExtensionReplication::MirrorsStaging {
+                    &staging.replication
+                } else {
+                    &staging.mirrored
+                };
+                mirrored.state = shown.state.clone();
+                mirrored.lag = shown.lag.clone();
             }
             mirrored
         }

@@ -32,8 +32,8 @@ pub use reply::{Delivery, Reply};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
 pub use world::{
     Call, DuplicateCreate, EntriesReply, ExtendedServer, ExtensionClock, ExtensionReplication,
-    Fault, Landing, Limiter, OwnServer, PageTokens, Replication, SourceServerQuota, StagingServer,
-    World, FUNCTION_KEY,
+    Fault, Landing, Limiter, OwnServer, PageTokens, Replication, SourceServerQuota,
+    StagingDeletion, StagingServer, World, FUNCTION_KEY,
 };
 
 /// The target account the demo and tests use unless told otherwise.

@@ -27,6 +27,9 @@ pub struct StagingServer {
     pub added_at: SystemTime,
     /// Its replication as its own account's DRS shows it.
     pub replication: Replication,
+    /// What its extensions show of it under `ExtensionReplication::MirrorsStagingLate`:
+    /// its replication as it was before its last change, until DRS catches up.
+    pub mirrored: Replication,
 }
 
 /// `dataReplicationInfo` and `lifeCycle.lastLaunch`, as DRS spells them.
@@ -60,6 +63,9 @@ pub enum ExtensionReplication {
     Own,
     /// Its staging server's state and lag, as they are now.
     MirrorsStaging,
+    /// Its staging server's state and lag, late: as they were before their last
+    /// change, until `World::catch_up_mirrors`.
+    MirrorsStagingLate,
     /// No `dataReplicationInfo` at all.
     Absent,
 }
@@ -81,6 +87,19 @@ pub struct ExtendedServer {
     /// Its own replication record (see `ExtensionReplication`), and launches.
     pub replication: Replication,
     pub recovery_instance_id: Option<String>,
+}
+
+/// What deleting a staging server does to its extension in the target account.
+/// DRS does not document it, so the function is tested under each.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StagingDeletion {
+    /// The extension stays, in `EXTENSION_ERROR`.
+    #[default]
+    ExtensionError,
+    /// The extension goes with it.
+    ExtensionRemoved,
+    /// The extension stays `EXTENDED`, its replication `DISCONNECTED`.
+    ExtensionDisconnected,
 }
 
 /// A source server the target account replicates itself (not an extension):
@@ -325,6 +344,8 @@ pub struct World {
     pub create_reply_omits_tags: bool,
     /// What extended servers show of replication.
     pub extension_replication: ExtensionReplication,
+    /// What deleting a staging server does to its extensions.
+    pub staging_deletion: StagingDeletion,
     /// Tokens older than this are refused (`ValidationException`), as a service
     /// whose tokens expire would.
     pub token_ttl: Option<Duration>,
@@ -377,6 +398,7 @@ impl World {
             extension_clock: ExtensionClock::Now,
             create_reply_omits_tags: false,
             extension_replication: ExtensionReplication::Own,
+            staging_deletion: StagingDeletion::ExtensionError,
             token_ttl: None,
             epoch: Instant::now(),
             buses: ["default".to_owned()].into_iter().collect(),
@@ -469,6 +491,7 @@ impl World {
             default_ebs_key: false,
             added_at: SystemTime::now() - Duration::from_secs(30 * 86_400),
             replication: Replication::default(),
+            mirrored: Replication::default(),
         });
         arn
     }
@@ -759,6 +782,50 @@ impl World {
         };
         self.staging[index].replication.state = state.to_owned();
         self.staging[index].replication.lag = lag.map(str::to_owned);
+        true
+    }
+
+    /// DRS catches up: extensions that mirror their staging servers late now
+    /// show them as they are.
+    pub fn catch_up_mirrors(&mut self) {
+        for staging in &mut self.staging {
+            staging.mirrored = staging.replication.clone();
+        }
+    }
+
+    /// Deletes a staging server in its own account; what becomes of its
+    /// extensions is the world's `staging_deletion`. Answers whether it existed.
+    pub fn delete_staging_server(&mut self, staging_arn: &str) -> bool {
+        let Some(index) = self.staging.iter().position(|s| s.arn == staging_arn) else {
+            return false;
+        };
+        self.staging.remove(index);
+        self.staging_index = self
+            .staging
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.arn.clone(), i))
+            .collect();
+        match self.staging_deletion {
+            StagingDeletion::ExtensionError => {
+                self.break_extension(
+                    staging_arn,
+                    "Staging source server was not found. It may have been deleted.",
+                );
+            }
+            StagingDeletion::ExtensionRemoved => {
+                while let Some(i) = self
+                    .extended
+                    .iter()
+                    .position(|e| e.staging_arn == staging_arn)
+                {
+                    self.remove_extension(i);
+                }
+            }
+            StagingDeletion::ExtensionDisconnected => {
+                self.set_extension_replication(staging_arn, "DISCONNECTED", None);
+            }
+        }
         true
     }
 
