@@ -1,7 +1,8 @@
 """The documented local path, as docs/configuration.md gives it: `cargo run -p local-aws --
 serve`, `cargo lambda watch` with the variables it prints, `cargo lambda invoke` of every
 sample under events/, and the state page with an unsigned curl-like GET. Each response is
-checked against what the sample's name says. Run from the repository root with cargo-lambda
+checked against what the sample's name says. Then the README's `./scripts/demo`, and what it
+shows at its end. Run from the repository root with cargo-lambda
 on PATH: `python3 tests/local_path.py`. Ends with `N passed, N failed`."""
 import json
 import os
@@ -108,6 +109,17 @@ def main():
                 os.killpg(process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+    # The README's quick start, exactly as written: the demo's story ends with the
+    # readiness table, the quota and the stale extension.
+    demo = subprocess.run(["./scripts/demo"], capture_output=True, text=True, timeout=900)
+    check("./scripts/demo runs", demo.returncode == 0, demo.stderr[-600:])
+    for line in [
+        "111122223333   us-east-1         4      2        1          1  STALLED 1",
+        "222233334444   us-east-1         4      3        0          1  EXTENSION_ERROR 1",
+        "Quota: us-east-1 holds 14 source servers of 16 (87.5 % used, Service Quotas)",
+        "stale extension reported: arn:aws:drs:us-east-1:444455556666:source-server/",
+    ]:
+        check(f"the demo shows: {line}", line in demo.stdout, demo.stdout[-1500:])
     print(f"local path: {checks['passed']} passed, {checks['failed']} failed")
     sys.exit(1 if checks["failed"] else 0)
 

@@ -175,7 +175,7 @@ async fn demo(function: PathBuf, events: PathBuf, whole_logs: bool) -> Result<()
 
 /// Days later: replication has moved on. One extension syncs again, one stalls,
 /// and the broken one has carried its mark for 80 hours; the target account also
-/// replicates six servers of its own, against a quota raised to only 12. A
+/// replicates six servers of its own, against a quota of only 16. A
 /// reconciliation of both accounts answers the questions operators ask: could
 /// each be recovered now, and how much room is left?
 async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), String> {
@@ -183,7 +183,7 @@ async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), Strin
         let mut world = aws.world();
         let target = world.default_account.clone();
         world.add_own_servers(&target, "us-east-1", 6);
-        world.source_server_quota = local_aws::SourceServerQuota::Applied(12.0);
+        world.source_server_quota = local_aws::SourceServerQuota::Applied(16.0);
         let extended: Vec<String> = world
             .extended()
             .iter()

@@ -120,6 +120,8 @@ async fn run() -> Result<(), String> {
             };
             world.set_extension_replication(arn, state, lag);
         }
+        // A target account of 15,000 servers has had its quota raised.
+        world.source_server_quota = local_aws::SourceServerQuota::Applied(20_000.0);
     }
     world.latency = latency;
     world.drs_rate_limit = limit;
@@ -187,12 +189,20 @@ async fn run() -> Result<(), String> {
         wall.as_secs_f64(),
         accepted as f64 / wall.as_secs_f64()
     );
-    let reads = world.calls_of("DescribeSourceServers");
-    if let (Some(first), Some(last)) = (reads.first(), reads.last()) {
+    // Coverage reads by staging account; the quota's count reads everything.
+    let (reads, counts): (Vec<&local_aws::Call>, Vec<&local_aws::Call>) = world
+        .calls_of("DescribeSourceServers")
+        .into_iter()
+        .partition(|c| c.body.get("filters").is_some());
+    let span = |calls: &[&local_aws::Call]| match (calls.first(), calls.last()) {
+        (Some(first), Some(last)) => last.at.duration_since(first.at).as_secs_f64(),
+        _ => 0.0,
+    };
+    if !reads.is_empty() {
         println!(
             "  coverage read: {} DescribeSourceServers calls over {:.1} s; extended {}, extension errors {}",
             reads.len(),
-            last.at.duration_since(first.at).as_secs_f64(),
+            span(&reads),
             response["reconciliation"]["extended"],
             response["reconciliation"]["extensionErrors"],
         );
@@ -202,6 +212,17 @@ async fn run() -> Result<(), String> {
             response["reconciliation"]["syncing"],
             response["reconciliation"]["notReady"],
             response["reconciliation"]["notReadyUnsent"].as_u64().unwrap_or(0),
+        );
+    }
+    for quota in response["reconciliation"]["quota"].as_array().into_iter().flatten() {
+        println!(
+            "  quota watch: {} unfiltered DescribeSourceServers calls over {:.1} s and {} GetServiceQuota; {} source servers of {} ({} %)",
+            counts.len(),
+            span(&counts),
+            world.calls_of("GetServiceQuota").len(),
+            quota["sourceServers"],
+            quota["quota"],
+            quota["usedPercent"],
         );
     }
     if let (Some(limit), true) = (limit, steps.is_empty()) {
