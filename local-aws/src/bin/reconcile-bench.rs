@@ -120,9 +120,9 @@ async fn run() -> Result<(), String> {
             };
             world.set_extension_replication(arn, state, lag);
         }
-        // A target account of 15,000 servers has had its quota raised.
-        world.source_server_quota = local_aws::SourceServerQuota::Applied(20_000.0);
     }
+    // A target account of 15,000 servers has had its quota raised.
+    world.source_server_quota = local_aws::SourceServerQuota::Applied(20_000.0);
     world.latency = latency;
     world.drs_rate_limit = limit;
     world.drs_rate_burst = burst;
@@ -214,7 +214,11 @@ async fn run() -> Result<(), String> {
             response["reconciliation"]["notReadyUnsent"].as_u64().unwrap_or(0),
         );
     }
-    for quota in response["reconciliation"]["quota"].as_array().into_iter().flatten() {
+    for quota in response["reconciliation"]["quota"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         println!(
             "  quota watch: {} unfiltered DescribeSourceServers calls over {:.1} s and {} GetServiceQuota; {} source servers of {} ({} %)",
             counts.len(),
