@@ -172,79 +172,45 @@ impl InvocationMetrics {
 
     /// One EMF document per region with coverage: `Extended`, `ExtensionErrors`,
     /// `NotExtended`, `Ready`, `Syncing` and `NotReady` with the dimensions
-    /// `FunctionName` and `Region`; and one per region and not-ready reason,
-    /// `NotReady` with `Reason` as well.
+    /// `FunctionName` and `Region`; one per region and not-ready reason,
+    /// `NotReady` with `Reason` as well; and one per region whose quota was
+    /// watched: `SourceServers`, `SourceServerQuota` and `QuotaUsedPercent`.
     pub fn region_documents(&self, function_name: &str, timestamp_ms: u64) -> Vec<Value> {
+        let document = |dimensions: &[(&str, &str)], metrics: &[(&str, &str, Value)]| {
+            dimensional(function_name, timestamp_ms, dimensions, metrics)
+        };
+        let coverage = self.regions.iter().map(|r| {
+            document(
+                &[("Region", &r.region)],
+                &[
+                    ("Extended", "Count", json!(r.extended)),
+                    ("ExtensionErrors", "Count", json!(r.extension_errors)),
+                    ("NotExtended", "Count", json!(r.not_extended)),
+                    ("Ready", "Count", json!(r.ready)),
+                    ("Syncing", "Count", json!(r.syncing)),
+                    ("NotReady", "Count", json!(r.not_ready)),
+                ],
+            )
+        });
         let by_reason = self.regions.iter().flat_map(|r| {
             r.not_ready_reasons.iter().map(move |(reason, n)| {
-                json!({
-                    "_aws": {
-                        "Timestamp": timestamp_ms,
-                        "CloudWatchMetrics": [{
-                            "Namespace": NAMESPACE,
-                            "Dimensions": [["FunctionName", "Region", "Reason"]],
-                            "Metrics": [{"Name": "NotReady", "Unit": "Count"}],
-                        }],
-                    },
-                    "FunctionName": function_name,
-                    "Region": r.region,
-                    "Reason": reason,
-                    "NotReady": n,
-                })
+                document(
+                    &[("Region", &r.region), ("Reason", reason)],
+                    &[("NotReady", "Count", json!(n))],
+                )
             })
         });
-        self.regions
-            .iter()
-            .map(|r| {
-                json!({
-                    "_aws": {
-                        "Timestamp": timestamp_ms,
-                        "CloudWatchMetrics": [{
-                            "Namespace": NAMESPACE,
-                            "Dimensions": [["FunctionName", "Region"]],
-                            "Metrics": [
-                                {"Name": "Extended", "Unit": "Count"},
-                                {"Name": "ExtensionErrors", "Unit": "Count"},
-                                {"Name": "NotExtended", "Unit": "Count"},
-                                {"Name": "Ready", "Unit": "Count"},
-                                {"Name": "Syncing", "Unit": "Count"},
-                                {"Name": "NotReady", "Unit": "Count"},
-                            ],
-                        }],
-                    },
-                    "FunctionName": function_name,
-                    "Region": r.region,
-                    "Extended": r.extended,
-                    "ExtensionErrors": r.extension_errors,
-                    "NotExtended": r.not_extended,
-                    "Ready": r.ready,
-                    "Syncing": r.syncing,
-                    "NotReady": r.not_ready,
-                })
-            })
-            .chain(by_reason)
-            .chain(self.quotas.iter().map(|q| {
-                json!({
-                    "_aws": {
-                        "Timestamp": timestamp_ms,
-                        "CloudWatchMetrics": [{
-                            "Namespace": NAMESPACE,
-                            "Dimensions": [["FunctionName", "Region"]],
-                            "Metrics": [
-                                {"Name": "SourceServers", "Unit": "Count"},
-                                {"Name": "SourceServerQuota", "Unit": "Count"},
-                                {"Name": "QuotaUsedPercent", "Unit": "Percent"},
-                            ],
-                        }],
-                    },
-                    "FunctionName": function_name,
-                    "Region": q.region,
-                    "SourceServers": q.source_servers,
-                    "SourceServerQuota": q.quota,
-                    "QuotaUsedPercent": q.used_percent,
-                })
-            }))
-            .collect()
+        let quotas = self.quotas.iter().map(|q| {
+            document(
+                &[("Region", &q.region)],
+                &[
+                    ("SourceServers", "Count", json!(q.source_servers)),
+                    ("SourceServerQuota", "Count", json!(q.quota)),
+                    ("QuotaUsedPercent", "Percent", json!(q.used_percent)),
+                ],
+            )
+        });
+        coverage.chain(by_reason).chain(quotas).collect()
     }
 
     /// Writes the documents, one line each, on stdout, where Lambda collects them.
@@ -261,6 +227,39 @@ impl InvocationMetrics {
             let _ = writeln!(stdout, "{document}");
         }
     }
+}
+
+/// One EMF document: `metrics` (name, unit, value) under `FunctionName` and
+/// `dimensions`, all in one dimension set.
+fn dimensional(
+    function_name: &str,
+    timestamp_ms: u64,
+    dimensions: &[(&str, &str)],
+    metrics: &[(&str, &str, Value)],
+) -> Value {
+    let names: Vec<&str> = std::iter::once("FunctionName")
+        .chain(dimensions.iter().map(|(name, _)| *name))
+        .collect();
+    let mut document = Map::new();
+    document.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [names],
+                "Metrics": metrics.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    document.insert("FunctionName".into(), json!(function_name));
+    for (name, value) in dimensions {
+        document.insert((*name).into(), json!(value));
+    }
+    for (name, _, value) in metrics {
+        document.insert((*name).into(), value.clone());
+    }
+    Value::Object(document)
 }
 
 /// The summary's quota entries, as metrics.

@@ -303,6 +303,29 @@ impl TargetDrs {
         Ok(found)
     }
 
+    /// One `DescribeSourceServers` page, read again when garbled or cut off.
+    async fn describe_page(
+        &self,
+        filters: Option<DescribeSourceServersRequestFilters>,
+        next_token: Option<String>,
+        page_size: i32,
+        deadline: &Deadline,
+    ) -> Result<
+        aws_sdk_drs::operation::describe_source_servers::DescribeSourceServersOutput,
+        DrsError,
+    > {
+        self.read(deadline, || {
+            self.client
+                .describe_source_servers()
+                .set_filters(filters.clone())
+                .max_results(page_size)
+                .set_next_token(next_token.clone())
+                .send()
+                .map_err_into()
+        })
+        .await
+    }
+
     /// One page of the target account's extended servers made from these staging
     /// accounts' servers (at most 200 a call, as `DescribeSourceServers` takes
     /// them), each reduced to what coverage needs as soon as it is read.
@@ -319,15 +342,7 @@ impl TargetDrs {
             ))
             .build();
         let page = self
-            .read(deadline, || {
-                self.client
-                    .describe_source_servers()
-                    .filters(filters.clone())
-                    .max_results(page_size)
-                    .set_next_token(next_token.clone())
-                    .send()
-                    .map_err_into()
-            })
+            .describe_page(Some(filters), next_token, page_size, deadline)
             .await?;
         let items = page
             .items()
@@ -373,14 +388,7 @@ impl TargetDrs {
         deadline: &Deadline,
     ) -> Result<Page<String>, DrsError> {
         let page = self
-            .read(deadline, || {
-                self.client
-                    .describe_source_servers()
-                    .max_results(page_size)
-                    .set_next_token(next_token.clone())
-                    .send()
-                    .map_err_into()
-            })
+            .describe_page(None, next_token, page_size, deadline)
             .await?;
         let items = page
             .items()
