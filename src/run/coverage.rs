@@ -194,6 +194,10 @@ pub async fn read(
                     if record.extension_error.is_some() {
                         entry.extension_errors += 1;
                         let mut delete_failed = None;
+                        // Kept until this server's event is out: a delete that failed
+                        // may still have taken effect (no answer), and its
+                        // `Unhealthy` event is then all that tells of it.
+                        let mut held = None;
                         // A delete, like a create, stops once an outcome event was given
                         // up: no server disappears without its event.
                         if let Some(Stale {
@@ -205,7 +209,7 @@ pub async fn read(
                             // servers changed without a published event, as a
                             // create does; a place freed by an event given up
                             // finds the flag already set.
-                            let held = match deadline.calls_by() {
+                            held = match deadline.calls_by() {
                                 Some(by) => tokio::time::timeout_at(by, reporter.reserve())
                                     .await
                                     .ok()
@@ -225,7 +229,7 @@ pub async fn read(
                                         reporter
                                             .send_held(
                                                 deleted_event(&record, region, since, reporter),
-                                                held,
+                                                held.take(),
                                             )
                                             .await;
                                         continue;
@@ -238,13 +242,16 @@ pub async fn read(
                             }
                         }
                         reporter
-                            .send(unhealthy_event(
-                                &record,
-                                region,
-                                stale.as_ref(),
-                                delete_failed,
-                                reporter,
-                            ))
+                            .send_held(
+                                unhealthy_event(
+                                    &record,
+                                    region,
+                                    stale.as_ref(),
+                                    delete_failed,
+                                    reporter,
+                                ),
+                                held,
+                            )
                             .await;
                     } else if let Readiness::NotReady(reason) = readiness {
                         if not_ready_sent < MAX_NOT_READY_EVENTS {
