@@ -2,7 +2,8 @@
 //! under random fault schedules across DRS and EventBridge (latency, throttles,
 //! 5xx, replies lost after effect, cut-short bodies, refused entries, a slow bus
 //! landing events on arrival or only when it answers, a bus that refuses or answers
-//! short, a quota, expiring, offset, repeating or endless page tokens, what DRS's
+//! short, a quota, a Service Quotas that refuses or never answers, expiring,
+//! offset, repeating or endless page tokens, what DRS's
 //! timestamps and duplicate creates mean, a random deadline, a kill at a random
 //! moment), checking the contract's invariants after each: on events too, for
 //! invocations that fail or are killed.
@@ -43,6 +44,15 @@ struct Schedule {
     bus: Bus,
     clock: ExtensionClock,
     duplicate: DuplicateCreate,
+    quotas: Quotas,
+}
+
+/// What Service Quotas does when the run watches the quota.
+#[derive(Clone, Copy, Debug)]
+enum Quotas {
+    Answers,
+    Refuses,
+    NeverAnswers,
 }
 
 /// What the bus does besides being slow.
@@ -91,6 +101,11 @@ fn schedules() -> impl Strategy<Value = Schedule> {
                 1 => Just(PageTokens::Repeating),
                 1 => Just(PageTokens::Endless),
             ],
+            prop_oneof![
+                4 => Just(Quotas::Answers),
+                1 => Just(Quotas::Refuses),
+                1 => Just(Quotas::NeverAnswers),
+            ],
         ),
     )
         .prop_map(
@@ -99,7 +114,7 @@ fn schedules() -> impl Strategy<Value = Schedule> {
                 (throttles, server_errors, lost_replies, cut_short_reads, refused_entries),
                 (bus_latency_ms, quota, _, token_ttl_ms),
                 (deadline_s, kill_after),
-                (bus, clock, duplicate, tokens),
+                (bus, clock, duplicate, tokens, quotas),
             )| Schedule {
                 accounts,
                 servers,
@@ -118,6 +133,7 @@ fn schedules() -> impl Strategy<Value = Schedule> {
                 bus,
                 clock,
                 duplicate,
+                quotas,
             },
         )
 }
@@ -157,6 +173,15 @@ fn world_of(schedule: &Schedule) -> World {
         Fault::CutShort,
     );
     world.refuse_event_entries(schedule.refused_entries);
+    match schedule.quotas {
+        Quotas::Answers => {}
+        Quotas::Refuses => world.source_server_quota = local_aws::SourceServerQuota::Refused,
+        Quotas::NeverAnswers => world.inject(
+            "GetServiceQuota",
+            1_000,
+            Fault::Delay(Duration::from_secs(3_600)),
+        ),
+    }
     world
 }
 
@@ -341,6 +366,14 @@ fn check_response(
         }
     }
     let summary = &response["reconciliation"];
+    // The quota is watched, whatever Service Quotas does: reported, not waited for.
+    let quota_regions: Vec<&Value> = summary["quota"]
+        .as_array()
+        .map(|q| q.iter().map(|e| &e["region"]).collect())
+        .unwrap_or_default();
+    if quota_regions != [&Value::from(REGION)] {
+        broken.push(format!("quota {}", summary["quota"]));
+    }
     for status in ["created", "skipped", "failed"] {
         if summary[status] != response[status] {
             broken.push(format!(
