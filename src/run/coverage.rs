@@ -8,8 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::aws::clients::Clients;
-use crate::aws::drs::{ExtendedRecord, Following, Pages};
+use crate::aws::drs::{ExtendedRecord, Following, Pages, TargetDrs};
 use crate::domain::arn::{AccountId, Region};
 use crate::domain::deadline::Deadline;
 use crate::domain::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
@@ -193,51 +195,25 @@ pub async fn read(
                     }
                     if record.extension_error.is_some() {
                         entry.extension_errors += 1;
-                        let mut delete_failed = None;
-                        // Kept until this server's event is out: a delete that failed
-                        // may still have taken effect (no answer), and its
+                        // A place kept until this server's event is out: a delete
+                        // that failed may still have taken effect (no answer), and its
                         // `Unhealthy` event is then all that tells of it.
-                        let mut held = None;
-                        // A delete, like a create, stops once an outcome event was given
-                        // up: no server disappears without its event.
+                        let (mut delete_failed, mut held) = (None, None);
                         if let Some(Stale {
                             since,
                             repair: Repair::Delete,
                         }) = &stale
                         {
-                            // A deletion holds a place under the run's bound on
-                            // servers changed without a published event, as a
-                            // create does; a place freed by an event given up
-                            // finds the flag already set.
-                            held = match deadline.calls_by() {
-                                Some(by) => tokio::time::timeout_at(by, reporter.reserve())
-                                    .await
-                                    .ok()
-                                    .flatten(),
-                                None => reporter.reserve().await,
-                            };
-                            if held.is_none() {
-                                delete_failed =
-                                    Some(crate::domain::failure::DEADLINE_REACHED.to_owned());
-                            } else if reporter.events_given_up() {
-                                delete_failed =
-                                    Some(crate::run::summary::EVENTS_UNDELIVERED.to_owned());
-                            } else {
-                                match drs.delete_extended(&record.id, &deadline).await {
-                                    Ok(()) => {
-                                        stale_deleted += 1;
-                                        reporter
-                                            .send_held(
-                                                deleted_event(&record, region, since, reporter),
-                                                held.take(),
-                                            )
-                                            .await;
-                                        continue;
-                                    }
-                                    Err(error) => {
-                                        tracing::warn!(%region, %error, "could not delete a stale extension");
-                                        delete_failed = Some(error.code);
-                                    }
+                            match delete_stale(&drs, &record.id, &deadline, reporter).await {
+                                Ok(place) => {
+                                    stale_deleted += 1;
+                                    let deleted = deleted_event(&record, region, since, reporter);
+                                    reporter.send_held(deleted, place).await;
+                                    continue;
+                                }
+                                Err((why, place)) => {
+                                    tracing::warn!(%region, why, "a stale extension was kept");
+                                    (delete_failed, held) = (Some(why), place);
                                 }
                             }
                         }
@@ -285,6 +261,36 @@ pub async fn read(
         unread,
         not_ready_unsent,
         stale_deleted,
+    }
+}
+
+/// Deletes a stale extension the way a create is made: first a place under the
+/// run's bound on servers changed without a published event (a slow bus makes
+/// this wait), then, after that wait, no delete past the deadline or once an
+/// event was given up. Answers the place, for the event that tells of it, and on
+/// failure why the extension was kept (`deleteFailed`).
+async fn delete_stale(
+    drs: &TargetDrs,
+    id: &str,
+    deadline: &Deadline,
+    reporter: &Reporter,
+) -> Result<Option<OwnedSemaphorePermit>, (String, Option<OwnedSemaphorePermit>)> {
+    let place = reporter.reserve().await;
+    let withheld = if place.is_none() {
+        Some(crate::run::summary::TASK_ENDED)
+    } else if deadline.reached() {
+        Some(crate::run::summary::DEADLINE)
+    } else if reporter.events_given_up() {
+        Some(crate::run::summary::EVENTS_UNDELIVERED)
+    } else {
+        None
+    };
+    if let Some(why) = withheld {
+        return Err((why.to_owned(), place));
+    }
+    match drs.delete_extended(id, deadline).await {
+        Ok(()) => Ok(place),
+        Err(error) => Err((error.code, place)),
     }
 }
 
