@@ -117,6 +117,26 @@ async fn an_unreadable_quota_is_judged_by_the_documented_default_and_says_why() 
 }
 
 #[tokio::test]
+async fn a_garbled_or_lost_service_quotas_answer_is_judged_by_the_documented_default() {
+    for fault in [Fault::CutShort, Fault::LostReply] {
+        let mut world = nine_servers(SourceServerQuota::Applied(10.0));
+        world.inject("GetServiceQuota", 10, fault.clone());
+        let h = Harness::start(world, &[]).await;
+        let response = h.ok(reconcile(STAGING_A)).await;
+        let quota = quota_of(&response);
+        assert_eq!(
+            quota["quotaSource"], "DOCUMENTED_DEFAULT",
+            "{fault:?}: {quota}"
+        );
+        assert!(
+            quota["quotaError"].as_str().is_some_and(|e| !e.is_empty()),
+            "{fault:?}: {quota}"
+        );
+        assert_eq!(response["reconciliation"]["complete"], true);
+    }
+}
+
+#[tokio::test]
 async fn the_count_is_right_whatever_page_tokens_mean_and_a_short_one_says_so() {
     for tokens in [PageTokens::Cursor, PageTokens::Offset] {
         let mut world = nine_servers(SourceServerQuota::default());
