@@ -130,12 +130,21 @@ async fn the_event_path_stops_at_its_deadline_and_refuses_what_it_does_not_read(
     );
 }
 
+/// The source-server quota, met (its `quotaCode` said, or none given: the quota a
+/// create counts against), stops the creating in the region.
 #[tokio::test]
 async fn a_quota_that_ran_out_stops_the_creating_in_that_region() {
+    for quota_code in [Some("L-E28BE5E0"), None] {
+        the_source_server_quota_stops_the_region(quota_code).await;
+    }
+}
+
+async fn the_source_server_quota_stops_the_region(quota_code: Option<&str>) {
     let mut world = World::new(TARGET_ACCOUNT);
     world.seed(STAGING_A, REGION, 150);
     world.seed(STAGING_B, REGION, 150);
     world.extended_quota = Some(40);
+    world.quota_exceeded_code = quota_code.map(str::to_owned);
     let h = Harness::start(
         world,
         &[
@@ -160,6 +169,7 @@ async fn a_quota_that_ran_out_stops_the_creating_in_that_region() {
     assert!(failed.iter().all(
         |f| f["Detail"]["errorCode"] == "ServiceQuotaExceededException"
             && f["Detail"]["retryable"] == false
+            && f["Detail"]["quotaCode"].as_str() == quota_code
     ));
     let summary = summary(&h);
     assert_eq!(summary["complete"], false);
@@ -168,6 +178,37 @@ async fn a_quota_that_ran_out_stops_the_creating_in_that_region() {
             .iter()
             .all(|r| r == "SERVICE_QUOTA_EXCEEDED"),
         "{summary}"
+    );
+}
+
+/// Another quota met (DRS names it in `quotaCode`) is not taken for the
+/// region's: its reach is not documented, so it fails the server that met it,
+/// and every other server is still tried.
+#[tokio::test]
+async fn another_quota_met_fails_only_the_server_that_met_it() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 30);
+    world.extended_quota = Some(10);
+    world.quota_exceeded_code = Some("L-0123ABCD".to_owned());
+    let h = Harness::start(
+        world,
+        &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "1000")],
+    )
+    .await;
+    let response = h.invoke(event("scheduled-reconciliation")).await;
+    let response = serde_json::to_value(response.expect("no retryable failure")).unwrap();
+    assert_eq!(
+        (&response["created"], &response["failed"]),
+        (&json!(10), &json!(20))
+    );
+    let failed = h.events_of("Extended Source Server Failed");
+    assert_eq!(failed.len(), 20);
+    assert!(failed
+        .iter()
+        .all(|f| f["Detail"]["quotaCode"] == "L-0123ABCD" && f["Detail"]["retryable"] == false));
+    assert!(
+        reasons(&summary(&h)).is_empty(),
+        "nothing left unfinished for the region's quota"
     );
 }
 

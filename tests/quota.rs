@@ -77,9 +77,12 @@ async fn every_source_server_counts_and_a_share_past_the_percent_warns() {
     );
 }
 
+/// An applied value that cannot be read is judged by Service Quotas' AWS default
+/// for the quota (a value unlike the documented one, so the two cannot be told
+/// apart by luck), and, when that cannot be read either, by the documented one.
 #[tokio::test]
-async fn an_unreadable_quota_is_judged_by_the_documented_default_and_says_why() {
-    let cases: [(SourceServerQuota, Option<Fault>, &str); 5] = [
+async fn an_unreadable_quota_is_judged_by_the_aws_default_then_the_documented_one() {
+    let cases: [(SourceServerQuota, Option<Fault>, &str); 7] = [
         (SourceServerQuota::Refused, None, "AccessDeniedException"),
         (SourceServerQuota::Absent, None, "NoSuchResourceException"),
         (SourceServerQuota::NoValue, None, "NO_QUOTA_VALUE"),
@@ -93,47 +96,64 @@ async fn an_unreadable_quota_is_judged_by_the_documented_default_and_says_why() 
             Some(Fault::error(400, "TooManyRequestsException")),
             "TooManyRequestsException",
         ),
+        (
+            SourceServerQuota::Applied(10.0),
+            Some(Fault::CutShort),
+            "InvalidResponse",
+        ),
+        (SourceServerQuota::Applied(10.0), Some(Fault::LostReply), ""),
     ];
-    for (answer, fault, error) in cases {
-        let mut world = nine_servers(answer);
-        if let Some(fault) = fault {
-            world.inject("GetServiceQuota", 10, fault);
+    for aws_default in [Some(5_000.0), None] {
+        for (answer, fault, error) in &cases {
+            let mut world = nine_servers(*answer);
+            world.source_server_quota_default = aws_default;
+            if let Some(fault) = fault {
+                world.inject("GetServiceQuota", 10, fault.clone());
+            }
+            let h = Harness::start(world, &[]).await;
+            let response = h.ok(reconcile(STAGING_A)).await;
+            let quota = quota_of(&response);
+            let (value, source) = match aws_default {
+                Some(_) => (5_000, "AWS_DEFAULT"),
+                None => (4_000, "DOCUMENTED_DEFAULT"),
+            };
+            assert_eq!(quota["quota"], value, "{error}: {quota}");
+            assert_eq!(quota["quotaSource"], source, "{error}");
+            let said = quota["quotaError"].as_str().unwrap_or_default();
+            assert!(
+                !said.is_empty() && said.starts_with(error),
+                "{error}: {quota}"
+            );
+            assert_eq!(
+                (&quota["sourceServers"], &quota["warning"]),
+                (&json!(9), &json!(false))
+            );
+            assert_eq!(
+                response["reconciliation"]["complete"], true,
+                "{error}: an unread quota is reported, not a failed run"
+            );
+            let asked: Vec<Value> = h
+                .aws
+                .world()
+                .calls_of("GetAWSDefaultServiceQuota")
+                .iter()
+                .map(|call| call.body.clone())
+                .collect();
+            assert_eq!(
+                asked,
+                [json!({"ServiceCode": "drs", "QuotaCode": "L-E28BE5E0"})],
+                "{error}: asked once"
+            );
         }
-        let h = Harness::start(world, &[]).await;
-        let response = h.ok(reconcile(STAGING_A)).await;
-        let quota = quota_of(&response);
-        assert_eq!(quota["quota"], 4_000, "{error}: {quota}");
-        assert_eq!(quota["quotaSource"], "DOCUMENTED_DEFAULT", "{error}");
-        assert_eq!(quota["quotaError"], error);
-        assert_eq!(
-            (&quota["sourceServers"], &quota["warning"]),
-            (&json!(9), &json!(false))
-        );
-        assert_eq!(
-            response["reconciliation"]["complete"], true,
-            "{error}: an unread quota is reported, not a failed run"
-        );
     }
-}
-
-#[tokio::test]
-async fn a_garbled_or_lost_service_quotas_answer_is_judged_by_the_documented_default() {
-    for fault in [Fault::CutShort, Fault::LostReply] {
-        let mut world = nine_servers(SourceServerQuota::Applied(10.0));
-        world.inject("GetServiceQuota", 10, fault.clone());
-        let h = Harness::start(world, &[]).await;
-        let response = h.ok(reconcile(STAGING_A)).await;
-        let quota = quota_of(&response);
-        assert_eq!(
-            quota["quotaSource"], "DOCUMENTED_DEFAULT",
-            "{fault:?}: {quota}"
-        );
-        assert!(
-            quota["quotaError"].as_str().is_some_and(|e| !e.is_empty()),
-            "{fault:?}: {quota}"
-        );
-        assert_eq!(response["reconciliation"]["complete"], true);
-    }
+    // An applied value read is judged by alone: the default is not asked.
+    let h = Harness::start(nine_servers(SourceServerQuota::Applied(10.0)), &[]).await;
+    h.ok(reconcile(STAGING_A)).await;
+    assert!(h
+        .aws
+        .world()
+        .calls_of("GetAWSDefaultServiceQuota")
+        .is_empty());
 }
 
 #[tokio::test]

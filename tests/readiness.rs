@@ -324,3 +324,135 @@ async fn an_extension_that_mirrors_late_is_judged_by_what_drs_shows_at_each_run(
     let healed = h.ok(reconcile(STAGING_A)).await;
     assert_eq!(scope_of(&healed, STAGING_A)["ready"], 1);
 }
+
+/// DRS's own definitions, under every reading local-aws offers of what DRS leaves
+/// open: whether a server catching up shows its lag, and which of the two
+/// launch-result fields it fills. Lag counts in every state after the initial
+/// sync; a failed last launch is never ready; only a launch DRS shows as
+/// succeeded is a drill; DRS's replication error goes into the event.
+#[tokio::test]
+async fn lag_launch_results_and_replication_errors_follow_drs_definitions_under_every_switch() {
+    use local_aws::{BacklogLag, LaunchResultFields};
+    for backlog_lag in [BacklogLag::Reported, BacklogLag::Omitted] {
+        for fields in [
+            LaunchResultFields::Both,
+            LaunchResultFields::ResultOnly,
+            LaunchResultFields::LifeCycleOnly,
+        ] {
+            let case = format!("{backlog_lag:?}, {fields:?}");
+            let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+            world.backlog_lag = backlog_lag;
+            world.launch_result_fields = fields;
+            let mut add = |state: &str,
+                           lag: Option<&str>,
+                           status: &str,
+                           result: &str,
+                           error: Option<&str>| {
+                let staging = world.add_staging_server(STAGING_A, REGION, &[]);
+                world.extend_directly(local_aws::TARGET_ACCOUNT, &staging);
+                world.set_extension_replication(&staging, state, lag);
+                let at = days_ago(3);
+                world.set_launch(&staging, Some((at.as_str(), "DRILL")), None);
+                world.change_extension_replication(&staging, |r| {
+                    r.last_launch_status = status.to_owned();
+                    r.last_launch_result = result.to_owned();
+                    r.error = error.map(str::to_owned);
+                });
+                staging
+            };
+            let rescan_behind = add("RESCAN", Some("PT5H"), "LAUNCHED", "SUCCEEDED", None);
+            let backlog_close = add("BACKLOG", Some("PT5M"), "LAUNCHED", "SUCCEEDED", None);
+            let failed = add("CONTINUOUS", Some("PT1S"), "FAILED", "FAILED", None);
+            let drilled = add("CONTINUOUS", Some("PT1S"), "LAUNCHED", "SUCCEEDED", None);
+            let launching = add("CONTINUOUS", Some("PT1S"), "IN_PROGRESS", "PENDING", None);
+            let stalled = add(
+                "STALLED",
+                None,
+                "LAUNCHED",
+                "SUCCEEDED",
+                Some("AGENT_NOT_SEEN"),
+            );
+            let h = Harness::start(world, &[("READINESS_MAX_DRILL_AGE_DAYS", "30")]).await;
+            let response = h.ok(reconcile(STAGING_A)).await;
+            let scope = scope_of(&response, STAGING_A);
+            let (rescan_reason, syncing) = match backlog_lag {
+                BacklogLag::Reported => (Some("LAGGING"), 1),
+                BacklogLag::Omitted => (None, 2),
+            };
+            assert_eq!(
+                (&scope["ready"], &scope["syncing"]),
+                (&json!(1), &json!(syncing)),
+                "{case}: {scope}"
+            );
+            let events: Vec<Value> = h
+                .events_of("Extended Source Server Not Ready")
+                .into_iter()
+                .map(|e| e["Detail"].clone())
+                .collect();
+            let reason_of = |arn: &str| {
+                events
+                    .iter()
+                    .find(|d| d["stagingSourceServerArn"] == arn)
+                    .map(|d| d["reason"].as_str().unwrap_or_default().to_owned())
+            };
+            assert_eq!(
+                reason_of(&rescan_behind).as_deref(),
+                rescan_reason,
+                "{case}"
+            );
+            assert_eq!(reason_of(&backlog_close), None, "{case}");
+            assert_eq!(reason_of(&drilled), None, "{case}");
+            assert_eq!(
+                reason_of(&failed).as_deref(),
+                Some("LAST_LAUNCH_FAILED"),
+                "{case}"
+            );
+            assert_eq!(
+                reason_of(&launching).as_deref(),
+                Some("UNDRILLED"),
+                "{case}: a launch under way is no drill yet"
+            );
+            assert_eq!(reason_of(&stalled).as_deref(), Some("STALLED"), "{case}");
+            let detail_of = |arn: &str| {
+                events
+                    .iter()
+                    .find(|d| d["stagingSourceServerArn"] == arn)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            assert_eq!(
+                detail_of(&stalled)["replicationError"],
+                "AGENT_NOT_SEEN",
+                "{case}"
+            );
+            let failed = detail_of(&failed);
+            match fields {
+                LaunchResultFields::Both => {
+                    assert_eq!(
+                        (&failed["lastLaunchResult"], &failed["lastLaunch"]["status"]),
+                        (&json!("FAILED"), &json!("FAILED")),
+                        "{case}"
+                    );
+                }
+                LaunchResultFields::ResultOnly => {
+                    assert_eq!(
+                        (&failed["lastLaunchResult"], &failed["lastLaunch"]["status"]),
+                        (&json!("FAILED"), &Value::Null),
+                        "{case}"
+                    );
+                }
+                LaunchResultFields::LifeCycleOnly => {
+                    assert_eq!(
+                        (&failed["lastLaunchResult"], &failed["lastLaunch"]["status"]),
+                        (&Value::Null, &json!("FAILED")),
+                        "{case}"
+                    );
+                }
+            }
+            if backlog_lag == BacklogLag::Reported {
+                assert_eq!(detail_of(&rescan_behind)["lagSeconds"], 18_000, "{case}");
+                assert_eq!(detail_of(&rescan_behind)["dataReplicationState"], "RESCAN");
+            }
+        }
+    }
+}

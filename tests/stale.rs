@@ -246,3 +246,83 @@ async fn deletes_stop_within_the_event_bound_once_events_are_lost() {
         .count();
     assert!(withheld > 0, "the kept ones were reported as withheld");
 }
+
+/// A delete cut short after its disconnect (its delete refused, or timed out) is
+/// finished by the next run, whatever DRS answers a second disconnect and
+/// whatever state the extension shows: a server DRS shows disconnected is not
+/// disconnected again, a refusal to disconnect again does not stop the delete,
+/// and its `Deleted` event goes out once.
+#[tokio::test]
+async fn a_delete_cut_short_after_its_disconnect_is_finished_by_the_next_run() {
+    use local_aws::{ExtensionReplication, RepeatDisconnect};
+    let cut_short = [
+        Fault::error(500, "InternalServerException"),
+        Fault::Delay(Duration::from_secs(30)),
+    ];
+    for fault in cut_short {
+        for repeat in [RepeatDisconnect::Conflict, RepeatDisconnect::Accepted] {
+            for shown in [
+                ExtensionReplication::Own,
+                ExtensionReplication::MirrorsStaging,
+            ] {
+                let case = format!("{fault:?}, {repeat:?}, {shown:?}");
+                let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+                let staging = broken(&mut world, Some(80));
+                world.repeat_disconnect = repeat;
+                world.extension_replication = shown;
+                // Every attempt of the first run's delete, and none after.
+                world.inject("DeleteSourceServer", 3, fault.clone());
+                let h = Harness::start(world, &[("STALE_EXTENSIONS", "delete")]).await;
+
+                let first = h.ok(reconcile(false)).await;
+                assert_eq!(
+                    first["reconciliation"]["staleDeleted"], 0,
+                    "{case}: {first}"
+                );
+                assert!(
+                    h.aws
+                        .world()
+                        .is_extended(local_aws::TARGET_ACCOUNT, &staging),
+                    "{case}: kept"
+                );
+                let kept = unhealthy(&h);
+                assert_eq!(kept.len(), 1, "{case}");
+                assert!(kept[0]["deleteFailed"].is_string(), "{case}: {}", kept[0]);
+
+                let second = h.ok(reconcile(false)).await;
+                assert_eq!(
+                    second["reconciliation"]["staleDeleted"], 1,
+                    "{case}: {second}"
+                );
+                assert!(
+                    !h.aws
+                        .world()
+                        .is_extended(local_aws::TARGET_ACCOUNT, &staging),
+                    "{case}: the delete was finished"
+                );
+                let deleted = h.events_of("Extended Source Server Deleted");
+                assert_eq!(deleted.len(), 1, "{case}: one Deleted event");
+                assert_eq!(
+                    deleted[0]["Detail"]["stagingSourceServerArn"],
+                    staging.as_str()
+                );
+                // Shown DISCONNECTED (its own record): not disconnected again.
+                // Shown its staging server's state: asked again, and a refusal
+                // does not stop the delete.
+                let disconnects = h.aws.world().calls_of("DisconnectSourceServer").len();
+                let expected = match shown {
+                    ExtensionReplication::Own => 1,
+                    _ => 2,
+                };
+                assert_eq!(disconnects, expected, "{case}");
+
+                let third = h.ok(reconcile(false)).await;
+                assert_eq!(
+                    h.events_of("Extended Source Server Deleted").len(),
+                    1,
+                    "{case}: no second Deleted event ({third})"
+                );
+            }
+        }
+    }
+}

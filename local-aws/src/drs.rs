@@ -4,7 +4,10 @@
 use serde_json::{json, Value};
 
 use crate::reply::Reply;
-use crate::world::{DuplicateCreate, ExtensionReplication, PageTokens, Tags, World};
+use crate::world::{
+    BacklogLag, DuplicateCreate, ExtensionReplication, LaunchResultFields, PageTokens,
+    RepeatDisconnect, Tags, World,
+};
 
 /// Where a page starts, as a token said it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,7 +140,16 @@ fn disconnect(world: &mut World, account: &str, region: &str, body: &Value) -> R
         Ok(index) => index,
         Err(not_found) => return not_found,
     };
+    let repeat = world.repeat_disconnect;
     let server = &mut world.extended[index];
+    if server.replication.state == "DISCONNECTED" && repeat == RepeatDisconnect::Conflict {
+        return Reply::rest_json_error(
+            409,
+            "ConflictException",
+            "Source server is already disconnected",
+            None,
+        );
+    }
     if server.recovery_instance_id.is_some() {
         return Reply::rest_json_error(
             409,
@@ -367,12 +379,21 @@ fn create_extended(world: &mut World, account: &str, region: &str, body: &Value)
         .extended_quota
         .is_some_and(|quota| world.source_servers_in(account, region) >= quota)
     {
-        return Reply::rest_json_error(
-            402,
-            "ServiceQuotaExceededException",
-            "Service quota exceeded: source servers in this account and region",
-            None,
-        );
+        let mut body = json!({
+            "message": "Service quota exceeded",
+            "code": "ServiceQuotaExceededException",
+            "serviceCode": "drs",
+            "resourceType": "SOURCE_SERVER",
+        });
+        if let Some(quota_code) = &world.quota_exceeded_code {
+            body["quotaCode"] = json!(quota_code);
+        }
+        let mut reply = Reply::json(402, &body);
+        reply.headers.push((
+            "x-amzn-errortype",
+            "ServiceQuotaExceededException".to_owned(),
+        ));
+        return reply;
     }
     if staging.default_ebs_key {
         return Reply::validation(
@@ -464,6 +485,7 @@ fn extended_json(world: &World, e: &crate::world::ExtendedServer) -> Value {
                 };
                 mirrored.state = shown.state.clone();
                 mirrored.lag = shown.lag.clone();
+                mirrored.error = shown.error.clone();
             }
             mirrored
         }
@@ -490,7 +512,11 @@ fn extended_json(world: &World, e: &crate::world::ExtendedServer) -> Value {
         "recoveryInstanceId": e.recovery_instance_id,
         "replicationDirection": "FAILOVER",
         "agentVersion": "4.12.0.1234",
-        "lastLaunchResult": "NOT_STARTED",
+        "lastLaunchResult": if replication.last_launch.is_some() {
+            replication.last_launch_result.as_str()
+        } else {
+            "NOT_STARTED"
+        },
         "sourceProperties": {
             "lastUpdatedDateTime": "2026-11-26T09:00:00Z",
             "recommendedInstanceType": "m5.xlarge",
@@ -530,7 +556,7 @@ fn extended_json(world: &World, e: &crate::world::ExtendedServer) -> Value {
             "lastSeenByServiceDateTime": "2026-11-26T09:00:00Z",
             "lastLaunch": replication.last_launch.as_ref().map(|(at, kind)| json!({
                 "initiated": {"apiCallDateTime": at, "jobID": "drsjob-0123456789abcdef0", "type": kind},
-                "status": "LAUNCHED",
+                "status": replication.last_launch_status,
             })),
         },
         "sourceCloudProperties": {
@@ -539,6 +565,33 @@ fn extended_json(world: &World, e: &crate::world::ExtendedServer) -> Value {
             "originAvailabilityZone": format!("{}b", e.region),
         },
     });
+    let catching_up =
+        ["BACKLOG", "RESCAN", "CREATING_SNAPSHOT"].contains(&replication.state.as_str());
+    if let Some(info) = server.get_mut("dataReplicationInfo") {
+        if let Some(error) = &replication.error {
+            info["dataReplicationError"] =
+                json!({"error": error, "rawError": format!("replication error {error}")});
+        }
+        if catching_up && world.backlog_lag == BacklogLag::Omitted {
+            info["lagDuration"] = Value::Null;
+        }
+    }
+    match world.launch_result_fields {
+        LaunchResultFields::Both => {}
+        LaunchResultFields::ResultOnly => {
+            if let Some(launch) = server
+                .pointer_mut("/lifeCycle/lastLaunch")
+                .and_then(Value::as_object_mut)
+            {
+                launch.remove("status");
+            }
+        }
+        LaunchResultFields::LifeCycleOnly => {
+            if let Some(fields) = server.as_object_mut() {
+                fields.remove("lastLaunchResult");
+            }
+        }
+    }
     if world.extension_replication == ExtensionReplication::Absent {
         if let Some(fields) = server.as_object_mut() {
             fields.remove("dataReplicationInfo");

@@ -1,5 +1,5 @@
 //! A local AWS on loopback for drs-extender's tests and demo: DRS (rest-json),
-//! EventBridge `PutEvents` and Service Quotas `GetServiceQuota` (awsJson1.1),
+//! EventBridge `PutEvents` and Service Quotas `GetServiceQuota` and `GetAWSDefaultServiceQuota` (awsJson1.1),
 //! STS `AssumeRole` (awsQuery) and the Lambda
 //! Runtime API, all on one port, answering as the real services do, with faults
 //! to inject. It runs in-process (tests) or as the `local-aws` binary.
@@ -31,9 +31,10 @@ pub use drs::iso8601;
 pub use reply::{Delivery, Reply};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
 pub use world::{
-    Call, DuplicateCreate, EntriesReply, ExtendedServer, ExtensionClock, ExtensionReplication,
-    Fault, Landing, Limiter, OwnServer, PageTokens, Replication, SourceServerQuota,
-    StagingDeletion, StagingServer, World, FUNCTION_KEY,
+    BacklogLag, Call, DuplicateCreate, EntriesReply, ExtendedServer, ExtensionClock,
+    ExtensionReplication, Fault, Landing, LaunchResultFields, Limiter, OwnServer, PageTokens,
+    RepeatDisconnect, Replication, SourceServerQuota, StagingDeletion, StagingServer, World,
+    FUNCTION_KEY,
 };
 
 /// The target account the demo and tests use unless told otherwise.

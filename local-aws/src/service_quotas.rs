@@ -1,6 +1,7 @@
-//! Service Quotas (awsJson1.1), `GetServiceQuota` only: DRS's source-server
-//! quota of the calling account in the region, answered as the world's switch
-//! says. Any other quota does not exist here.
+//! Service Quotas (awsJson1.1), `GetServiceQuota` and `GetAWSDefaultServiceQuota`
+//! only: DRS's source-server quota of the calling account in the region, applied
+//! and default, answered as the world's switches say. Any other quota does not
+//! exist here.
 
 use serde_json::{json, Value};
 
@@ -10,11 +11,11 @@ use crate::world::{SourceServerQuota, World};
 pub const SOURCE_SERVER_QUOTA_CODE: &str = "L-E28BE5E0";
 
 pub fn handle(world: &World, operation: &str, account: &str, region: &str, body: &Value) -> Reply {
-    if operation != "GetServiceQuota" {
+    if operation != "GetServiceQuota" && operation != "GetAWSDefaultServiceQuota" {
         return Reply::aws_json_error(
             400,
             "UnknownOperationException",
-            "only GetServiceQuota is served here",
+            "only GetServiceQuota and GetAWSDefaultServiceQuota are served here",
         );
     }
     let (Some(service), Some(code)) = (
@@ -34,7 +35,15 @@ pub fn handle(world: &World, operation: &str, account: &str, region: &str, body:
             "The request failed because the specified service quota does not exist.",
         );
     }
-    let value = match world.source_server_quota {
+    let applied = if operation == "GetServiceQuota" {
+        world.source_server_quota
+    } else {
+        match world.source_server_quota_default {
+            Some(value) => SourceServerQuota::Applied(value),
+            None => SourceServerQuota::Refused,
+        }
+    };
+    let value = match applied {
         SourceServerQuota::Refused => {
             return Reply::aws_json_error(
                 400,

@@ -32,14 +32,22 @@ pub struct StagingServer {
     pub mirrored: Replication,
 }
 
-/// `dataReplicationInfo` and `lifeCycle.lastLaunch`, as DRS spells them.
+/// `dataReplicationInfo`, `lifeCycle.lastLaunch` and `lastLaunchResult`, as DRS
+/// spells them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replication {
     pub state: String,
     /// `lagDuration` (ISO 8601); absent when DRS leaves it out.
     pub lag: Option<String>,
+    /// `dataReplicationError.error` (`AGENT_NOT_SEEN`, `SNAPSHOTS_FAILURE`, ...).
+    pub error: Option<String>,
     /// `lastLaunch.initiated`: when (`apiCallDateTime`) and `DRILL` or `RECOVERY`.
     pub last_launch: Option<(String, String)>,
+    /// `lastLaunch.status` of that launch (`LAUNCHED`, `FAILED`, ...).
+    pub last_launch_status: String,
+    /// `lastLaunchResult` (`SUCCEEDED`, `FAILED`, ...); `NOT_STARTED` is sent
+    /// when there was no launch.
+    pub last_launch_result: String,
 }
 
 impl Default for Replication {
@@ -47,9 +55,50 @@ impl Default for Replication {
         Self {
             state: "CONTINUOUS".into(),
             lag: Some("PT2M".into()),
+            error: None,
             last_launch: Some(("2026-11-01T10:00:00Z".into(), "DRILL".into())),
+            last_launch_status: "LAUNCHED".into(),
+            last_launch_result: "SUCCEEDED".into(),
         }
     }
+}
+
+/// Whether DRS gives `lagDuration` while a server catches up (`BACKLOG`,
+/// `RESCAN`, `CREATING_SNAPSHOT`). Its replication FAQ defines lag as the time
+/// since the server was last in continuous replication, which grows then, but
+/// the API reference does not say the field is filled in those states.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BacklogLag {
+    /// The lag as set, growing while the server is behind.
+    #[default]
+    Reported,
+    /// No `lagDuration` outside continuous replication.
+    Omitted,
+}
+
+/// Which of the two fields that tell a launch's result DRS fills: the service
+/// model has both (`lastLaunchResult`, `lifeCycle.lastLaunch.status`) and does
+/// not say they agree or are both present.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LaunchResultFields {
+    #[default]
+    Both,
+    /// `lastLaunchResult` only; the life cycle's launch has no `status`.
+    ResultOnly,
+    /// `lifeCycle.lastLaunch.status` only; no `lastLaunchResult`.
+    LifeCycleOnly,
+}
+
+/// What `DisconnectSourceServer` answers for a server already disconnected. The
+/// API reference lists `ConflictException` among its errors without saying
+/// when; a delete cut short after its disconnect meets this on the next run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RepeatDisconnect {
+    /// 409 `ConflictException`.
+    #[default]
+    Conflict,
+    /// 200 with the server, as an idempotent call would.
+    Accepted,
 }
 
 /// What an extended server shows of replication. DRS does not document whether
@@ -327,8 +376,15 @@ pub struct World {
     /// region; past it a create is refused `ServiceQuotaExceededException`
     /// (402), as DRS's source server quota does.
     pub extended_quota: Option<usize>,
+    /// The `quotaCode` that refusal carries: DRS's source-server quota by
+    /// default; another quota's code, or none, as the model allows (the member is
+    /// optional and its documentation says only "Quota code").
+    pub quota_exceeded_code: Option<String>,
     /// What Service Quotas says that quota is.
     pub source_server_quota: SourceServerQuota,
+    /// What Service Quotas' `GetAWSDefaultServiceQuota` says of it: the AWS
+    /// default, or `None` for a refusal (`AccessDeniedException`).
+    pub source_server_quota_default: Option<f64>,
     /// PutEvents answers this much later: a slow bus.
     pub put_events_latency: Duration,
     /// Whether a slow PutEvents lands its entries before it answers, or only
@@ -346,6 +402,12 @@ pub struct World {
     pub extension_replication: ExtensionReplication,
     /// What deleting a staging server does to its extensions.
     pub staging_deletion: StagingDeletion,
+    /// Whether extensions show a lag while catching up.
+    pub backlog_lag: BacklogLag,
+    /// Which launch-result fields DRS fills.
+    pub launch_result_fields: LaunchResultFields,
+    /// What a second disconnect of one server gets.
+    pub repeat_disconnect: RepeatDisconnect,
     /// Tokens older than this are refused (`ValidationException`), as a service
     /// whose tokens expire would.
     pub token_ttl: Option<Duration>,
@@ -390,7 +452,9 @@ impl World {
             page_tokens: PageTokens::Cursor,
             duplicate_create: DuplicateCreate::Validation,
             extended_quota: None,
+            quota_exceeded_code: Some("L-E28BE5E0".to_owned()),
             source_server_quota: SourceServerQuota::default(),
+            source_server_quota_default: Some(4_000.0),
             put_events_latency: Duration::ZERO,
             put_events_landing: Landing::OnArrival,
             put_events_entries: EntriesReply::Full,
@@ -399,6 +463,9 @@ impl World {
             create_reply_omits_tags: false,
             extension_replication: ExtensionReplication::Own,
             staging_deletion: StagingDeletion::ExtensionError,
+            backlog_lag: BacklogLag::Reported,
+            launch_result_fields: LaunchResultFields::Both,
+            repeat_disconnect: RepeatDisconnect::Conflict,
             token_ttl: None,
             epoch: Instant::now(),
             buses: ["default".to_owned()].into_iter().collect(),
@@ -783,6 +850,16 @@ impl World {
         self.staging[index].replication.state = state.to_owned();
         self.staging[index].replication.lag = lag.map(str::to_owned);
         true
+    }
+
+    /// Changes the replication record the extension of `staging_arn` shows of
+    /// itself: its error, its last launch's status and result.
+    pub fn change_extension_replication(
+        &mut self,
+        staging_arn: &str,
+        mut change: impl FnMut(&mut Replication),
+    ) -> bool {
+        self.change_extensions(staging_arn, |extended| change(&mut extended.replication))
     }
 
     /// DRS catches up: extensions that mirror their staging servers late now

@@ -72,15 +72,21 @@ pub fn write_time(at: std::time::SystemTime) -> String {
 /// What readiness needs of one `SourceServer`, as DRS spells it.
 fn replication_of(server: &aws_sdk_drs::types::SourceServer) -> Replication {
     let info = server.data_replication_info();
-    let launch = server
-        .life_cycle()
-        .and_then(|l| l.last_launch())
-        .and_then(|l| l.initiated());
+    let last_launch = server.life_cycle().and_then(|l| l.last_launch());
+    let launch = last_launch.and_then(|l| l.initiated());
     Replication {
         state: info
             .and_then(|i| i.data_replication_state())
             .map(|s| s.as_str().to_owned()),
         lag: info.and_then(|i| i.lag_duration()).map(str::to_owned),
+        error: info
+            .and_then(|i| i.data_replication_error())
+            .and_then(|e| e.error())
+            .map(|e| e.as_str().to_owned()),
+        last_launch_status: last_launch
+            .and_then(|l| l.status())
+            .map(|s| s.as_str().to_owned()),
+        last_launch_result: server.last_launch_result().map(|r| r.as_str().to_owned()),
         last_launch_at: launch
             .and_then(|l| l.api_call_date_time())
             .map(str::to_owned),
@@ -93,6 +99,25 @@ fn replication_of(server: &aws_sdk_drs::types::SourceServer) -> Replication {
         recovery_instance_id: server.recovery_instance_id().map(str::to_owned),
     }
 }
+
+/// Which quota a create's `ServiceQuotaExceededException` met, where DRS says.
+fn quota_code_of<R>(
+    error: &aws_sdk_drs::error::SdkError<
+        aws_sdk_drs::operation::create_extended_source_server::CreateExtendedSourceServerError,
+        R,
+    >,
+) -> Option<String> {
+    use aws_sdk_drs::operation::create_extended_source_server::CreateExtendedSourceServerError;
+    match error.as_service_error()? {
+        CreateExtendedSourceServerError::ServiceQuotaExceededException(met) => {
+            met.quota_code().map(str::to_owned)
+        }
+        _ => None,
+    }
+}
+
+/// DRS's refusal of a call that conflicts with the server's state.
+const CONFLICT: &str = "ConflictException";
 
 /// `ListExtensibleSourceServers` answers at most 300 a page.
 pub const EXTENSIBLE_PAGE_SIZE: i32 = 300;
@@ -423,12 +448,21 @@ impl TargetDrs {
             .call(
                 deadline,
                 &scope,
-                self.client
-                    .create_extended_source_server()
-                    .source_server_arn(staging.to_string())
-                    .set_tags((!tags.is_empty()).then(|| tags.clone().into_iter().collect()))
-                    .send()
-                    .map_err_into(),
+                Box::pin(async move {
+                    self.client
+                        .create_extended_source_server()
+                        .source_server_arn(staging.to_string())
+                        .set_tags((!tags.is_empty()).then(|| tags.clone().into_iter().collect()))
+                        .send()
+                        .await
+                        .map_err(|error| {
+                            let quota_code = quota_code_of(&error);
+                            DrsError {
+                                quota_code,
+                                ..DrsError::from_sdk(error)
+                            }
+                        })
+                }),
             )
             .await;
         let output = sent.map_err(|error| CreateFailed {
@@ -500,18 +534,39 @@ impl TargetDrs {
     /// Deletes an extended server: disconnected first, as DRS's
     /// `DeleteSourceServer` requires ("The Source Server must be disconnected
     /// first"). A server already disconnected is disconnected again harmlessly.
-    pub async fn delete_extended(&self, id: &str, deadline: &Deadline) -> Result<(), DrsError> {
-        let scope = CallScope::until(deadline.calls_by());
-        self.call(
-            deadline,
-            &scope,
-            self.client
-                .disconnect_source_server()
-                .source_server_id(id)
-                .send()
-                .map_err_into(),
-        )
-        .await?;
+    /// Deletes an extended server: "The Source Server must be disconnected first"
+    /// (DRS API Reference, `DeleteSourceServer`). A delete cut short after its
+    /// disconnect is finished by a later run: a server DRS already shows
+    /// `DISCONNECTED` is not disconnected again, and DRS's refusal to disconnect
+    /// one again (`ConflictException`, undocumented) does not stop the delete,
+    /// which is then DRS's to refuse if the server is not disconnected after all.
+    pub async fn delete_extended(
+        &self,
+        id: &str,
+        shown_disconnected: bool,
+        deadline: &Deadline,
+    ) -> Result<(), DrsError> {
+        if !shown_disconnected {
+            let scope = CallScope::until(deadline.calls_by());
+            let disconnected = self
+                .call(
+                    deadline,
+                    &scope,
+                    self.client
+                        .disconnect_source_server()
+                        .source_server_id(id)
+                        .send()
+                        .map_err_into(),
+                )
+                .await;
+            match disconnected {
+                Ok(_) => {}
+                Err(error) if error.code == CONFLICT => {
+                    tracing::info!(%error, "disconnect refused; deleting all the same");
+                }
+                Err(error) => return Err(error),
+            }
+        }
         let scope = CallScope::until(deadline.calls_by());
         self.call(
             deadline,

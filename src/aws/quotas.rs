@@ -1,6 +1,7 @@
 //! Service Quotas in one region of the target account: the applied value of
-//! DRS's source-server quota. One call a region and run; what it cannot read is
-//! said, and the caller judges by the documented default instead.
+//! DRS's source-server quota, and its AWS default where none is applied. At most
+//! two calls a region and run; what it cannot read is said, and the caller judges
+//! by the documented default as the last resort.
 
 use crate::domain::deadline::Deadline;
 use crate::domain::failure::DrsError;
@@ -26,20 +27,43 @@ impl TargetQuotas {
             .service_code(SERVICE_CODE)
             .quota_code(SOURCE_SERVER_QUOTA_CODE)
             .send();
-        let answered = match deadline.calls_by() {
-            Some(by) => match tokio::time::timeout_at(by, call).await {
-                Ok(answered) => answered,
-                Err(_) => return Err(crate::domain::failure::DEADLINE_REACHED.to_owned()),
-            },
-            None => call.await,
-        };
-        match answered {
+        match within(deadline, call).await? {
             Ok(output) => read_quota(output.quota().and_then(|q| q.value())).map_err(str::to_owned),
             Err(error) => {
                 let error = DrsError::from_sdk(error);
-                tracing::warn!(%error, "could not read the source-server quota");
+                tracing::warn!(%error, "could not read the applied source-server quota");
                 Err(error.code)
             }
         }
+    }
+
+    /// The quota's AWS default (`GetAWSDefaultServiceQuota`): what applies where
+    /// no value was applied ("the quota is not retrieved" for an account that
+    /// never changed it). `None` when it cannot be read either.
+    pub async fn aws_default_source_server_quota(&self, deadline: &Deadline) -> Option<u64> {
+        let call = self
+            .client
+            .get_aws_default_service_quota()
+            .service_code(SERVICE_CODE)
+            .quota_code(SOURCE_SERVER_QUOTA_CODE)
+            .send();
+        match within(deadline, call).await.ok()? {
+            Ok(output) => read_quota(output.quota().and_then(|q| q.value())).ok(),
+            Err(error) => {
+                let error = DrsError::from_sdk(error);
+                tracing::warn!(%error, "could not read the source-server quota's AWS default");
+                None
+            }
+        }
+    }
+}
+
+/// A Service Quotas call, cut at the invocation's `calls_by`.
+async fn within<F: std::future::Future>(deadline: &Deadline, call: F) -> Result<F::Output, String> {
+    match deadline.calls_by() {
+        Some(by) => tokio::time::timeout_at(by, call)
+            .await
+            .map_err(|_| crate::domain::failure::DEADLINE_REACHED.to_owned()),
+        None => Ok(call.await),
     }
 }

@@ -3,6 +3,7 @@
 //! fails. Read from the SDK's errors in `aws::sdk_error`.
 
 use crate::domain::arn::{AccountId, Region, SourceServerArn};
+use crate::domain::quota::SOURCE_SERVER_QUOTA_CODE;
 
 /// A DRS call that did not succeed, as DRS (or the network) put it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -11,11 +12,19 @@ pub struct DrsError {
     pub code: String,
     pub message: String,
     pub retryable: bool,
+    /// The `quotaCode` of a `ServiceQuotaExceededException`: which quota was met.
+    pub quota_code: Option<String>,
 }
 
-/// DRS's answer when the target account holds as many source servers as its
-/// quota allows.
+/// DRS's answer when a quota is met; its `quotaCode` says which.
 pub const QUOTA_EXCEEDED: &str = "ServiceQuotaExceededException";
+
+/// Whether a refusal met the target account's source-server quota. A
+/// `ServiceQuotaExceededException` without a `quotaCode` is taken for it (it is
+/// the quota a create counts against); one naming another quota is not.
+pub fn is_source_server_quota(code: &str, quota_code: Option<&str>) -> bool {
+    code == QUOTA_EXCEEDED && quota_code.is_none_or(|q| q == SOURCE_SERVER_QUOTA_CODE)
+}
 
 /// How far a refusal that no retry changes reaches for the rest of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,8 +40,10 @@ pub enum Refusal {
 impl Refusal {
     /// Whether DRS's `code`, met on a create, holds for the rest of the run, and
     /// how far; the reason is what `unfinished` says.
-    pub fn of(code: &str) -> Option<Self> {
+    pub fn of(code: &str, quota_code: Option<&str>) -> Option<Self> {
         match code {
+            // Another quota's reach is not documented: it fails its server alone.
+            QUOTA_EXCEEDED if !is_source_server_quota(code, quota_code) => None,
             QUOTA_EXCEEDED => Some(Self::Region("SERVICE_QUOTA_EXCEEDED")),
             "UninitializedAccountException" => Some(Self::Region("UNINITIALIZED_ACCOUNT")),
             "AccessDeniedException" => Some(Self::StagingAccount("ACCESS_DENIED")),
@@ -75,6 +86,7 @@ impl DrsError {
             code: code.into(),
             message: message.into(),
             retryable,
+            quota_code: None,
         }
     }
 }

@@ -113,6 +113,9 @@ pub enum Outcome {
         /// A known cause, where DRS's answer shows it (`domain::hint`).
         #[serde(skip_serializing_if = "Option::is_none")]
         hint: Option<&'static str>,
+        /// Which quota a `ServiceQuotaExceededException` met, where DRS said.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        quota_code: Option<String>,
     },
     Rejected {
         #[serde(flatten)]
@@ -160,6 +163,7 @@ impl Outcome {
             error_code: bounded(error.code, 128),
             error_message: bounded(error.message, MAX_ERROR_MESSAGE),
             retryable: error.retryable,
+            quota_code: error.quota_code.map(|q| bounded(q, 128)),
         }
     }
 

@@ -19,8 +19,11 @@ pub const DOCUMENTED_DEFAULT: u64 = 4_000;
 pub enum QuotaSource {
     /// Service Quotas' applied value for the account and region.
     ServiceQuotas,
-    /// Service Quotas could not be read: AWS's documented default, which a raised
-    /// quota exceeds (the share used is then overstated, never understated).
+    /// Service Quotas has no applied value: its AWS default for the quota
+    /// (`GetAWSDefaultServiceQuota`), which is what applies until one is raised.
+    AwsDefault,
+    /// Neither could be read: AWS's documented default, the last resort, which a
+    /// raised quota exceeds (the share used is then overstated, never understated).
     DocumentedDefault,
 }
 
@@ -68,6 +71,9 @@ pub struct QuotaReading {
     pub count_error: Option<String>,
     /// The applied quota, or why it could not be read.
     pub quota: Result<u64, String>,
+    /// Service Quotas' AWS default for the quota, asked for only when the applied
+    /// value could not be read; `None` when it could not be read either.
+    pub aws_default: Option<u64>,
 }
 
 /// Judges a region's reading against `warn_percent`. A count that stopped short
@@ -75,11 +81,14 @@ pub struct QuotaReading {
 pub fn judge(region: Region, reading: QuotaReading, warn_percent: u8) -> RegionQuota {
     let (quota, quota_source, quota_error) = match reading.quota {
         Ok(quota) => (quota, QuotaSource::ServiceQuotas, None),
-        Err(why) => (
-            DOCUMENTED_DEFAULT,
-            QuotaSource::DocumentedDefault,
-            Some(why),
-        ),
+        Err(why) => match reading.aws_default {
+            Some(quota) => (quota, QuotaSource::AwsDefault, Some(why)),
+            None => (
+                DOCUMENTED_DEFAULT,
+                QuotaSource::DocumentedDefault,
+                Some(why),
+            ),
+        },
     };
     let quota = quota.max(1);
     let used = reading.source_servers as f64 * 100.0 / quota as f64;
@@ -111,6 +120,7 @@ mod tests {
             source_servers: servers,
             count_error: None,
             quota,
+            aws_default: None,
         }
     }
 
@@ -142,6 +152,27 @@ mod tests {
     }
 
     #[test]
+    fn no_applied_value_is_judged_by_the_aws_default_before_the_documented_one() {
+        let judged = judge(
+            region(),
+            QuotaReading {
+                aws_default: Some(5_000),
+                ..reading(4_100, Err("NoSuchResourceException".into()))
+            },
+            80,
+        );
+        assert_eq!(judged.quota, 5_000);
+        assert_eq!(judged.quota_source, QuotaSource::AwsDefault);
+        assert_eq!(
+            judged.quota_error.as_deref(),
+            Some("NoSuchResourceException")
+        );
+        assert!(judged.warning, "82 % of 5,000");
+        let json = serde_json::to_value(&judged).unwrap();
+        assert_eq!(json["quotaSource"], "AWS_DEFAULT");
+    }
+
+    #[test]
     fn a_short_count_is_a_lower_bound() {
         let judged = judge(
             region(),
@@ -149,6 +180,7 @@ mod tests {
                 source_servers: 3_500,
                 count_error: Some("DEADLINE_REACHED".into()),
                 quota: Ok(4_000),
+                aws_default: None,
             },
             80,
         );

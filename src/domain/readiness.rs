@@ -1,6 +1,8 @@
 //! Readiness: could this extended server be recovered right now? Sorted from what
-//! `DescribeSourceServers` says of it, the way DRS's console decides "Ready for
-//! recovery" (docs/readiness.md cites the pages).
+//! `DescribeSourceServers` says of it, by DRS's own definitions where it gives one
+//! (the service model's fields, the replication FAQ's lag); docs/readiness.md
+//! cites the pages. DRS does not document what its console calls "Ready for
+//! recovery", so nothing here claims more than "recovery at risk".
 
 use std::time::{Duration, SystemTime};
 
@@ -13,13 +15,40 @@ pub struct Replication {
     pub state: Option<String>,
     /// `dataReplicationInfo.lagDuration`, an ISO 8601 duration.
     pub lag: Option<String>,
+    /// `dataReplicationInfo.dataReplicationError.error`: why DRS says replication
+    /// is broken (`AGENT_NOT_SEEN`, `SNAPSHOTS_FAILURE`, ...).
+    pub error: Option<String>,
     /// `lifeCycle.lastLaunch.initiated.apiCallDateTime`, as DRS wrote it.
     pub last_launch_at: Option<String>,
     /// The same, read as a time by the adapter; `None` when it does not read.
     pub last_launch_time: Option<SystemTime>,
     /// `lifeCycle.lastLaunch.initiated.type`: `DRILL` or `RECOVERY`.
     pub last_launch_type: Option<String>,
+    /// `lifeCycle.lastLaunch.status`: `PENDING`, `IN_PROGRESS`, `LAUNCHED`,
+    /// `FAILED` or `TERMINATED`.
+    pub last_launch_status: Option<String>,
+    /// `lastLaunchResult`: `NOT_STARTED`, `PENDING`, `SUCCEEDED` or `FAILED`.
+    pub last_launch_result: Option<String>,
     pub recovery_instance_id: Option<String>,
+}
+
+impl Replication {
+    /// DRS shows the last launch (drill or recovery) as failed, in either of the
+    /// two fields that say so: it may fill one, the other or both.
+    pub fn last_launch_failed(&self) -> bool {
+        self.last_launch_result.as_deref() == Some("FAILED")
+            || self.last_launch_status.as_deref() == Some("FAILED")
+    }
+
+    /// DRS shows the last launch as succeeded: `lastLaunchResult` `SUCCEEDED`, or,
+    /// where only the life cycle says, `LAUNCHED`. A `TERMINATED` launch counts
+    /// only with `SUCCEEDED` beside it: alone it does not tell a drill cleaned up
+    /// after it worked from one stopped before it did.
+    pub fn last_launch_succeeded(&self) -> bool {
+        !self.last_launch_failed()
+            && (self.last_launch_result.as_deref() == Some("SUCCEEDED")
+                || self.last_launch_status.as_deref() == Some("LAUNCHED"))
+    }
 }
 
 /// The thresholds the operator set.
@@ -48,24 +77,26 @@ pub enum Readiness {
 
 pub const EXTENSION_ERROR: &str = "EXTENSION_ERROR";
 pub const LAGGING: &str = "LAGGING";
+pub const LAST_LAUNCH_FAILED: &str = "LAST_LAUNCH_FAILED";
 pub const UNDRILLED: &str = "UNDRILLED";
 /// DRS gave no replication state for the extension: nothing shows it could be
 /// recovered, so it is not counted ready.
 pub const NO_REPLICATION_STATE: &str = "NO_REPLICATION_STATE";
 
-/// DRS's states on the way to continuous replication (DRS User Guide, "Source
-/// server information": "Initiating", "Initial sync", "Backlog", "Rescan",
-/// "Creating snapshot").
-const SYNCING: [&str; 5] = [
-    "INITIATING",
-    "INITIAL_SYNC",
-    "BACKLOG",
-    "RESCAN",
-    "CREATING_SNAPSHOT",
-];
+/// DRS's states before the first full copy (DRS User Guide, "Source server
+/// information": "Initiating", "Initial sync"): no lag is defined yet, since the
+/// server has never been in continuous replication.
+const FIRST_SYNC: [&str; 2] = ["INITIATING", "INITIAL_SYNC"];
+/// States after the initial sync on the way back to continuous replication:
+/// syncing only while the lag, the time since the server was last in continuous
+/// data protection (DRS's replication FAQ), is within the bound.
+const CATCHING_UP: [&str; 3] = ["BACKLOG", "RESCAN", "CREATING_SNAPSHOT"];
 
 /// Sorts one extended server. `now` is the function's clock, used only against
 /// `READINESS_MAX_DRILL_AGE_DAYS`, whose unit (days) no clock skew can matter to.
+/// The order of the checks is the order of the reasons' weight: a server that
+/// cannot reach its staging server, or does not replicate, is reported as that
+/// before anything about its lag or launches.
 pub fn classify(
     extension_error: bool,
     replication: &Replication,
@@ -78,30 +109,39 @@ pub fn classify(
     let Some(state) = replication.state.as_deref() else {
         return Readiness::NotReady(NO_REPLICATION_STATE.to_owned());
     };
-    if SYNCING.contains(&state) {
-        return Readiness::Syncing;
-    }
-    if state != "CONTINUOUS" {
+    let first_sync = FIRST_SYNC.contains(&state);
+    if !first_sync && state != "CONTINUOUS" && !CATCHING_UP.contains(&state) {
         // STALLED, DISCONNECTED, PAUSED, STOPPED and any state DRS adds later, as
         // DRS spells it.
         return Readiness::NotReady(state.to_owned());
     }
-    // An absent lag is DRS saying nothing is behind; one that does not read as
-    // a duration cannot show it is within the bound.
-    if let Some(lag) = replication.lag.as_deref() {
-        match lag_seconds(lag) {
-            Some(seconds) if Duration::from_secs(seconds) <= rules.max_lag => {}
-            _ => return Readiness::NotReady(LAGGING.to_owned()),
+    // Lag is the time since the server was last continuous, so it holds in every
+    // state after the initial sync. An absent lag is DRS saying nothing is behind
+    // (or giving no figure); one that does not read as a duration cannot show it
+    // is within the bound.
+    if !first_sync {
+        if let Some(lag) = replication.lag.as_deref() {
+            match lag_seconds(lag) {
+                Some(seconds) if Duration::from_secs(seconds) <= rules.max_lag => {}
+                _ => return Readiness::NotReady(LAGGING.to_owned()),
+            }
         }
     }
+    if replication.last_launch_failed() {
+        return Readiness::NotReady(LAST_LAUNCH_FAILED.to_owned());
+    }
+    if state != "CONTINUOUS" {
+        return Readiness::Syncing;
+    }
     if let Some(max_age) = rules.max_drill_age {
-        let recent = replication
-            .last_launch_time
-            .is_some_and(|at| match now.duration_since(at) {
-                Ok(age) => age <= max_age,
-                // Launched "in the future" by the function's clock: recent.
-                Err(_) => true,
-            });
+        let recent = replication.last_launch_succeeded()
+            && replication
+                .last_launch_time
+                .is_some_and(|at| match now.duration_since(at) {
+                    Ok(age) => age <= max_age,
+                    // Launched "in the future" by the function's clock: recent.
+                    Err(_) => true,
+                });
         if !recent {
             return Readiness::NotReady(UNDRILLED.to_owned());
         }
@@ -152,8 +192,12 @@ mod tests {
     use super::*;
 
     fn continuous(lag: Option<&str>) -> Replication {
+        in_state("CONTINUOUS", lag)
+    }
+
+    fn in_state(state: &str, lag: Option<&str>) -> Replication {
         Replication {
-            state: Some("CONTINUOUS".into()),
+            state: Some(state.into()),
             lag: lag.map(str::to_owned),
             ..Replication::default()
         }
@@ -184,9 +228,9 @@ mod tests {
             Readiness::NotReady("LAGGING".into()),
             "a lag that does not read cannot show it is within the bound"
         );
-        for state in SYNCING {
+        for state in FIRST_SYNC.iter().chain(&CATCHING_UP) {
             let r = Replication {
-                state: Some(state.into()),
+                state: Some((*state).into()),
                 ..Replication::default()
             };
             assert_eq!(sort(false, &r), Readiness::Syncing, "{state}");
@@ -205,6 +249,119 @@ mod tests {
     }
 
     #[test]
+    fn lag_is_judged_in_every_state_after_the_initial_sync() {
+        let rules = ReadinessRules::default();
+        let now = at(1_796_299_200);
+        let sort = |r: &Replication| classify(false, r, &rules, now);
+        for state in CATCHING_UP {
+            assert_eq!(
+                sort(&in_state(state, Some("PT5H"))),
+                Readiness::NotReady("LAGGING".into()),
+                "five hours behind in {state} is not syncing"
+            );
+            assert_eq!(sort(&in_state(state, Some("PT14M"))), Readiness::Syncing);
+            assert_eq!(
+                sort(&in_state(state, None)),
+                Readiness::Syncing,
+                "{state} with no lag given"
+            );
+            assert_eq!(
+                sort(&in_state(state, Some("later"))),
+                Readiness::NotReady("LAGGING".into())
+            );
+        }
+        for state in FIRST_SYNC {
+            assert_eq!(
+                sort(&in_state(state, Some("PT50H"))),
+                Readiness::Syncing,
+                "no lag is defined before the first continuous replication ({state})"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_last_launch_is_not_ready_in_every_state() {
+        let now = at(1_796_299_200);
+        let failed_by = |result: Option<&str>, status: Option<&str>, state: &str| Replication {
+            last_launch_result: result.map(str::to_owned),
+            last_launch_status: status.map(str::to_owned),
+            last_launch_time: Some(at(1_796_200_000)),
+            ..in_state(state, Some("PT1S"))
+        };
+        for rules in [
+            ReadinessRules::default(),
+            ReadinessRules {
+                max_drill_age: Some(Duration::from_secs(30 * 86_400)),
+                ..ReadinessRules::default()
+            },
+        ] {
+            for state in ["CONTINUOUS", "BACKLOG", "INITIAL_SYNC"] {
+                for (result, status) in [
+                    (Some("FAILED"), None),
+                    (None, Some("FAILED")),
+                    (Some("FAILED"), Some("FAILED")),
+                    (Some("SUCCEEDED"), Some("FAILED")),
+                    (Some("FAILED"), Some("LAUNCHED")),
+                ] {
+                    assert_eq!(
+                        classify(false, &failed_by(result, status, state), &rules, now),
+                        Readiness::NotReady("LAST_LAUNCH_FAILED".into()),
+                        "{state} {result:?} {status:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            classify(
+                false,
+                &failed_by(Some("FAILED"), None, "STALLED"),
+                &ReadinessRules::default(),
+                now
+            ),
+            Readiness::NotReady("STALLED".into()),
+            "a server that does not replicate is reported as that first"
+        );
+    }
+
+    #[test]
+    fn only_a_launch_drs_shows_as_succeeded_is_a_drill() {
+        let now = at(1_796_299_200);
+        let rules = ReadinessRules {
+            max_drill_age: Some(Duration::from_secs(30 * 86_400)),
+            ..ReadinessRules::default()
+        };
+        let launched = |result: Option<&str>, status: Option<&str>| Replication {
+            last_launch_result: result.map(str::to_owned),
+            last_launch_status: status.map(str::to_owned),
+            last_launch_time: Some(at(1_796_200_000)),
+            last_launch_type: Some("DRILL".into()),
+            ..continuous(Some("PT1S"))
+        };
+        for (result, status, drilled) in [
+            (Some("SUCCEEDED"), Some("LAUNCHED"), true),
+            (Some("SUCCEEDED"), None, true),
+            (None, Some("LAUNCHED"), true),
+            (Some("SUCCEEDED"), Some("TERMINATED"), true),
+            (None, Some("TERMINATED"), false),
+            (Some("PENDING"), Some("IN_PROGRESS"), false),
+            (Some("NOT_STARTED"), None, false),
+            (None, Some("PENDING"), false),
+            (None, None, false),
+        ] {
+            let expected = if drilled {
+                Readiness::Ready
+            } else {
+                Readiness::NotReady("UNDRILLED".into())
+            };
+            assert_eq!(
+                classify(false, &launched(result, status), &rules, now),
+                expected,
+                "{result:?} {status:?}"
+            );
+        }
+    }
+
+    #[test]
     fn drills_count_only_when_asked_for() {
         let now = at(1_796_299_200);
         let rules = ReadinessRules {
@@ -215,6 +372,7 @@ mod tests {
         let drilled = |when: Option<u64>| Replication {
             last_launch_time: when.map(at),
             last_launch_type: when.map(|_| "DRILL".to_owned()),
+            last_launch_result: when.map(|_| "SUCCEEDED".to_owned()),
             ..continuous(Some("PT1S"))
         };
         let sort = |r: &Replication, rules: &ReadinessRules| classify(false, r, rules, now);

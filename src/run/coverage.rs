@@ -204,7 +204,7 @@ pub async fn read(
                             repair: Repair::Delete,
                         }) = &stale
                         {
-                            match delete_stale(&drs, &record.id, &deadline, reporter).await {
+                            match delete_stale(&drs, &record, &deadline, reporter).await {
                                 Ok(place) => {
                                     stale_deleted += 1;
                                     let deleted = deleted_event(&record, region, since, reporter);
@@ -271,7 +271,7 @@ pub async fn read(
 /// failure why the extension was kept (`deleteFailed`).
 async fn delete_stale(
     drs: &TargetDrs,
-    id: &str,
+    record: &ExtendedRecord,
     deadline: &Deadline,
     reporter: &Reporter,
 ) -> Result<Option<OwnedSemaphorePermit>, (String, Option<OwnedSemaphorePermit>)> {
@@ -288,7 +288,11 @@ async fn delete_stale(
     if let Some(why) = withheld {
         return Err((why.to_owned(), place));
     }
-    match drs.delete_extended(id, deadline).await {
+    let shown_disconnected = record.replication.state.as_deref() == Some("DISCONNECTED");
+    match drs
+        .delete_extended(&record.id, shown_disconnected, deadline)
+        .await
+    {
         Ok(()) => Ok(place),
         Err(error) => Err((error.code, place)),
     }
@@ -386,11 +390,22 @@ fn not_ready_event(
     if let Some(seconds) = replication.lag.as_deref().and_then(lag_seconds) {
         detail["lagSeconds"] = seconds.into();
     }
-    if let Some(at) = &replication.last_launch_at {
-        detail["lastLaunch"] = serde_json::json!({
-            "apiCallDateTime": at,
-            "type": replication.last_launch_type,
-        });
+    let launch: serde_json::Map<String, serde_json::Value> = [
+        ("apiCallDateTime", &replication.last_launch_at),
+        ("type", &replication.last_launch_type),
+        ("status", &replication.last_launch_status),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some((key.to_owned(), value.clone()?.into())))
+    .collect();
+    if !launch.is_empty() {
+        detail["lastLaunch"] = launch.into();
+    }
+    if let Some(result) = &replication.last_launch_result {
+        detail["lastLaunchResult"] = result.clone().into();
+    }
+    if let Some(error) = &replication.error {
+        detail["replicationError"] = error.clone().into();
     }
     OutboundEvent {
         detail_type: NOT_READY_DETAIL_TYPE,

@@ -47,10 +47,15 @@ pub struct Met {
 impl Refusals {
     /// Keeps the refusal an outcome reports, if it is one no retry changes.
     pub fn note(&self, server: &SourceServerArn, outcome: &Outcome) {
-        let Outcome::Failed { error_code, .. } = outcome else {
+        let Outcome::Failed {
+            error_code,
+            quota_code,
+            ..
+        } = outcome
+        else {
             return;
         };
-        if let Some(refusal) = Refusal::of(error_code) {
+        if let Some(refusal) = Refusal::of(error_code, quota_code.as_deref()) {
             self.0.lock().unwrap_or_else(|p| p.into_inner()).push(Met {
                 refusal,
                 code: error_code.clone(),
@@ -85,7 +90,8 @@ pub enum Known {
 /// `unfinished`, never `failed`: the next run takes it up.
 #[derive(Debug)]
 pub enum Extension {
-    Done(Outcome),
+    /// Boxed: an outcome is a few hundred bytes, and most tasks end in one.
+    Done(Box<Outcome>),
     NotReached,
 }
 
@@ -100,15 +106,17 @@ pub async fn extend(
     if known == Known::Unknown && settings.dry_run {
         match drs.find_extended(staging, deadline).await {
             Ok(Some(extended)) => {
-                return Extension::Done(Outcome::already_extended(staging, extended))
+                return Extension::Done(Box::new(Outcome::already_extended(staging, extended)))
             }
             Ok(None) => {}
             Err(error) if error.is_deadline() => return Extension::NotReached,
-            Err(error) => return Extension::Done(Outcome::failed(Subject::server(staging), error)),
+            Err(error) => {
+                return Extension::Done(Box::new(Outcome::failed(Subject::server(staging), error)))
+            }
         }
     }
     if settings.dry_run {
-        return Extension::Done(Outcome::dry_run(staging));
+        return Extension::Done(Box::new(Outcome::dry_run(staging)));
     }
     let copied = staging_tags.filter(|_| settings.copy_staging_tags);
     let (mut tags, dropped) = tags::for_extension(&settings.configured_tags, copied);
@@ -134,7 +142,7 @@ pub async fn extend(
                     },
                     _ => extended,
                 };
-                return Extension::Done(labelled(settings, staging, extended, dropped));
+                return Extension::Done(Box::new(labelled(settings, staging, extended, dropped)));
             }
             Err(CreateFailed {
                 error,
@@ -167,7 +175,7 @@ pub async fn extend(
             tokio::time::sleep_until(pause).await;
         }
         if let Ok(Some(extended)) = drs.find_extended(staging, deadline).await {
-            return Extension::Done(labelled(settings, staging, extended, dropped));
+            return Extension::Done(Box::new(labelled(settings, staging, extended, dropped)));
         }
     }
     let waited_its_turn =
@@ -175,7 +183,7 @@ pub async fn extend(
     if waited_its_turn && !uncertain {
         return Extension::NotReached;
     }
-    Extension::Done(Outcome::failed(Subject::server(staging), error))
+    Extension::Done(Box::new(Outcome::failed(Subject::server(staging), error)))
 }
 
 /// `created` when the extended server's tag names this invocation; `skipped`

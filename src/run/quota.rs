@@ -31,12 +31,19 @@ pub async fn watch(
             count_source_servers(&drs, &deadline),
             quotas.source_server_quota(&deadline),
         );
+        let aws_default = match &quota {
+            Err(why) if why != crate::domain::failure::DEADLINE_REACHED => {
+                quotas.aws_default_source_server_quota(&deadline).await
+            }
+            _ => None,
+        };
         let region_quota = judge(
             region.clone(),
             QuotaReading {
                 source_servers,
                 count_error,
                 quota,
+                aws_default,
             },
             warn_percent,
         );

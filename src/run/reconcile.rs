@@ -218,7 +218,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                         match extension {
                             Extension::Done(outcome) => {
                                 task.refused.note(&staging, &outcome);
-                                task.reporter.report_held(outcome, Some(held)).await;
+                                task.reporter.report_held(*outcome, Some(held)).await;
                             }
                             Extension::NotReached => not_reached.store(true, Ordering::SeqCst),
                         }

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::aws::event_bus::{EventBus, PublishError, Queued, BATCH};
 use crate::domain::arn::{AccountId, Region};
-use crate::domain::failure::QUOTA_EXCEEDED;
+use crate::domain::failure::is_source_server_quota;
 use crate::domain::outcome::{OutboundEvent, Outcome, Response, MAX_RESPONSE_OUTCOMES};
 use crate::domain::trigger::Trigger;
 
@@ -57,7 +57,9 @@ impl Tally {
         if outcome.is_retryable_failure() {
             self.retryable += 1;
         }
-        if matches!(&outcome, Outcome::Failed { error_code, .. } if error_code == QUOTA_EXCEEDED) {
+        if matches!(&outcome, Outcome::Failed { error_code, quota_code, .. }
+            if is_source_server_quota(error_code, quota_code.as_deref()))
+        {
             self.quota_exceeded += 1;
         }
         if matches!(

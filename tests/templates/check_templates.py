@@ -149,12 +149,13 @@ check(
     delete_statements,
 )
 check("StaleExtensions defaults to report", params["StaleExtensions"]["Default"] == "report")
+QUOTA_ACTIONS = ["servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota"]
 quota_statements = [
     node for _, node in walk(role.get("Policies"))
-    if isinstance(node, dict) and node.get("Action") == "servicequotas:GetServiceQuota"
+    if isinstance(node, dict) and node.get("Action") == QUOTA_ACTIONS
 ]
 check(
-    "servicequotas:GetServiceQuota where DRS is called (no resource type in the Service Authorization Reference)",
+    "servicequotas:GetServiceQuota and GetAWSDefaultServiceQuota where DRS is called (no resource type in the Service Authorization Reference)",
     len(quota_statements) == 1 and quota_statements[0].get("Resource") == "*",
     quota_statements,
 )
