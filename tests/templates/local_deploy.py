@@ -1,7 +1,8 @@
 """The stacks deployed into a local CloudFormation (moto, server mode): the expanded target
 stack in the target account, the staging template through moto's StackSet API (one set, the
 same parameters in every region, instances over two accounts and two regions, and an account
-whose console already made DRS's staging role), then a registration record put on a staging
+whose console already made DRS's staging role), docs/deploy.md's own StackSet commands run in
+their documented order, then a registration record put on a staging
 account's default bus and followed as far as moto routes it, its `account` checked. What this proves and what it cannot: docs/development.md.
 
 Run from the repository root: `python3 tests/templates/local_deploy.py`. Needs
@@ -10,6 +11,8 @@ import io
 import json
 import logging
 import os
+import re
+import shlex
 import socket
 import sys
 import uuid
@@ -17,12 +20,16 @@ import warnings
 import zipfile
 
 import boto3
+import jmespath
+from botocore import xform_name
 from moto.cloudformation.models import CloudFormationBackend
 from moto.events.models import EventBus
 from moto.server import ThreadedMotoServer
 from samtranslator.yaml_helper import yaml_parse
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from docs_commands import scan  # noqa: E402 - the docs checker's own reading of a page's commands
 from expand import expand  # noqa: E402
 
 TARGET = "444455556666"
@@ -217,6 +224,8 @@ def staging_stack_set(moto, central_bus_arn):
         **{k: p["Default"] for k, p in declared.items() if p["Type"] == "CommaDelimitedList" and p.get("Default")},
         "CentralBusArn": central_bus_arn, "TargetAccountId": TARGET, "StagingRoleRegion": CENTRAL_REGION,
         "AlarmTopicName": "drs-extender-alarms", "AlarmTopicAccountId": MANAGEMENT,
+        # Named, as the documented create-stack-set names it: an override needs the set to specify it.
+        "CreateStagingRole": "true",
     }
     as_parameters = lambda v: [{"ParameterKey": k, "ParameterValue": x} for k, x in v.items()]  # noqa: E731
     cfn = moto.client("cloudformation", MANAGEMENT, CENTRAL_REGION)
@@ -273,6 +282,149 @@ def staging_stack_set(moto, central_bus_arn):
     check("with CreateStagingRole=false it deploys, and leaves the console's role alone",
           "ForwardAgentRegistration" in resources and "StagingAccountRole" not in resources
           and roles == [f"DRSStagingAccountRole_{TARGET}"], (sorted(resources), roles))
+
+
+# The deploy path's own management account, with an organization of its own: an OU of two
+# staging accounts (moto gives them their ids).
+DOCS_MANAGEMENT = "777766665555"
+
+
+def shorthand(shape, word):
+    """The AWS CLI's shorthand `Key=value,Key=value` for a structure, typed by the model."""
+    value = {}
+    for pair in word.split(","):
+        key, _, text = pair.partition("=")
+        member = shape.members[key]
+        if member.type_name == "list":
+            value.setdefault(key, []).append(text)
+        else:
+            value[key] = typed(member, text)
+    return value
+
+
+def typed(shape, text):
+    if shape.type_name == "integer":
+        return int(text)
+    if shape.type_name == "boolean":
+        return text.lower() == "true"
+    if shape.type_name == "structure":
+        return shorthand(shape, text)
+    if text.startswith("file://"):
+        with open(text[len("file://"):]) as f:
+            return f.read()
+    return text
+
+
+def cli_call(client, command, mend=lambda operation, params: params):
+    """An `aws cloudformation ...` command line as the AWS CLI would send it: its flags read
+    into the operation's parameters by the model, `--query` applied to the answer."""
+    words = shlex.split(command)
+    model = client.meta.service_model
+    operation = {xform_name(o).replace("_", "-"): o for o in model.operation_names}[words[2]]
+    shape = model.operation_model(operation).input_shape
+    members = {xform_name(m).replace("_", "-"): m for m in shape.members}
+    params, query, k = {}, None, 3
+    while k < len(words):
+        flag, k, values = words[k][2:], k + 1, []
+        while k < len(words) and not words[k].startswith("--"):
+            values.append(words[k])
+            k += 1
+        if flag == "query":
+            query = values[0]
+        elif flag in ("output", "region"):
+            continue
+        elif flag.startswith("no-") and flag[3:] in members:
+            params[members[flag[3:]]] = False
+        else:
+            member = shape.members[members[flag]]
+            if member.type_name == "boolean" and not values:
+                params[members[flag]] = True
+            elif member.type_name == "list":
+                params[members[flag]] = [typed(member.member, v) for v in values]
+            else:
+                params[members[flag]] = typed(member, values[0])
+    answer = getattr(client, xform_name(operation))(**mend(operation, params))
+    return operation, params, (jmespath.search(query, answer) if query else answer)
+
+
+def documented_stack_set_path(moto, central_bus_arn):
+    """docs/deploy.md's StackSet commands (steps 6 to 9), read from the page and run in the
+    order it gives them, against moto: service-managed, over an OU of two accounts in two
+    regions. moto answers an operation at once, so the order CloudFormation enforces (one
+    operation at a time) is checked statically by tests/docs_commands.py; here each command
+    must be accepted as written, each wait must see a final status, an override may name only
+    a parameter the set specifies, and the listing of instances not CURRENT comes back empty."""
+    with open("docs/deploy.md") as f:
+        text = f.read()
+    path = text[text.index("## From zero to verified, in order"):text.index("## Reference")]
+    found = [c for c in scan(path) if c.text.startswith("aws cloudformation ") and "--stack-set-name" in c.text]
+    org = moto.client("organizations", DOCS_MANAGEMENT, CENTRAL_REGION)
+    org.create_organization(FeatureSet="ALL")
+    root = org.list_roots()["Roots"][0]["Id"]
+    ou = org.create_organizational_unit(ParentId=root, Name="staging")["OrganizationalUnit"]["Id"]
+    accounts = []
+    for name in ("staging-a", "staging-b"):
+        account = org.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"]["AccountId"]
+        org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=ou)
+        accounts.append(account)
+    placeholders = {
+        "<CentralBusArn of step 3>": central_bus_arn, "<target>": TARGET, "<account of step 2>": MANAGEMENT,
+        "<one region every account replicates in>": CENTRAL_REGION, "<StagingRoleRegion>": CENTRAL_REGION,
+        "<ou-...>": ou, "<regions>": " ".join(REGIONS), "<account>": accounts[0], "<region>": CENTRAL_REGION,
+    }
+    with open("deploy/staging-account.yaml") as f:
+        declared = yaml_parse(f.read())["Parameters"]
+    lists = [{"ParameterKey": k, "ParameterValue": p["Default"]} for k, p in declared.items()
+             if p["Type"] == "CommaDelimitedList" and p.get("Default")]
+
+    def mend(operation, params):
+        # moto splits a CommaDelimitedList only when it is passed, not its default.
+        if operation != "CreateStackSet":
+            return params
+        return {**params, "Parameters": params.get("Parameters", []) + lists}
+
+    cfn = moto.client("cloudformation", DOCS_MANAGEMENT, CENTRAL_REGION)
+    final = set(cfn.meta.service_model.shape_for("StackSetOperationStatus").enum) - {"QUEUED", "RUNNING", "STOPPING"}
+    shell, specified, order = {}, set(), []
+    for c in found:
+        command = c.text
+        for name, value in shell.items():
+            command = command.replace(f'"${name}"', value).replace(f"${name}", value)
+        for placeholder, value in placeholders.items():
+            command = command.replace(placeholder, value)
+        left = re.findall(r"<[^>]*>|\$\w+", command)
+        name = f"deploy.md:{c.line}: {' '.join(c.text.split()[1:3])}"
+        if left:
+            check(f"{name}: every placeholder known", False, left)
+            continue
+        try:
+            operation, params, answer = cli_call(cfn, command, mend)
+        except Exception as error:  # noqa: BLE001 - the refusal is the finding
+            check(f"{name}: accepted as written", False, error)
+            continue
+        order.append(operation)
+        if operation == "CreateStackSet":
+            specified = {p["ParameterKey"] for p in params.get("Parameters", [])}
+        for override in params.get("ParameterOverrides", []):
+            check(f"{name}: overrides {override['ParameterKey']}, a parameter the set specifies",
+                  override["ParameterKey"] in specified, sorted(specified))
+        capture = re.match(r"(?:until\s+)?(\w+)=\$\(", c.code or "")
+        if capture:
+            shell[capture.group(1)] = str(answer)
+        if c.loop is not None:
+            check(f"{name}: the wait ends on a final status", answer in final, answer)
+        elif operation == "ListStackInstances" and "Status!='CURRENT'" in command:
+            check(f"{name}: no instance other than CURRENT", answer == [], answer)
+        else:
+            check(f"{name}: accepted as written", True)
+    print(f"     deploy path's StackSet calls, in order: {', '.join(order)}")
+    expected = ["CreateStackSet", "CreateStackInstances", "DescribeStackSetOperation", "UpdateStackInstances",
+                "DescribeStackSetOperation"]
+    check("the deploy path creates the set and its instances, waits, overrides, waits", order[:5] == expected, order)
+    instances = cfn.list_stack_instances(StackSetName=STACK_SET)["Summaries"]
+    placed = sorted((i["Account"], i["Region"]) for i in instances)
+    check("the deploy path's instances: every account of the OU in every region",
+          placed == sorted((a, r) for a in accounts for r in REGIONS), placed)
 
 
 def follow_registration(moto):
@@ -360,6 +512,7 @@ def main():
         if central_bus_arn:
             alarm_topics(moto)
             staging_stack_set(moto, central_bus_arn)
+            documented_stack_set_path(moto, central_bus_arn)
             follow_registration(moto)
     finally:
         moto.stop()
