@@ -4,7 +4,8 @@
 //!
 //! - Every request on the wire waits for a slot (GCRA, the token bucket's timing
 //!   form, with a burst of two above 10 a second), retries included: the paced connector calls
-//!   [`Pace::wait`] for each attempt and [`Pace::observe`] for each answer.
+//!   [`Pace::wait`] for each attempt and [`Pace::observe`] for each answer. Waiters
+//!   queue and are served in the order they came; only the head sleeps.
 //! - A throttle cuts the rate to a little under what the service accepted over the
 //!   last second (measured, not guessed; by a twentieth when too little was
 //!   accepted to measure), at most once per [`HOLD`]: one over-rate burst answers
@@ -40,7 +41,8 @@ pub enum Answer {
     Other,
 }
 
-/// Requests that may go at once: the two of one event (look, then create).
+/// Requests that may go at once above `SLOW_RATE`: two, so that a waiter woken a
+/// moment late does not lose its slot for good.
 const BURST: f64 = 2.0;
 /// Throttles within this long of a cut are answers to the same over-rate.
 pub const HOLD: Duration = Duration::from_millis(200);
@@ -93,6 +95,12 @@ pub struct Pace {
     ceiling: f64,
     state: Mutex<State>,
     admission: Notify,
+    /// The queue for slots: tokio's mutex hands itself on in the order it was
+    /// asked for, so its holder is the head of the queue, the only waiter that
+    /// sleeps on the clock.
+    queue: tokio::sync::Mutex<()>,
+    /// Told when a throttle cuts the rate, so the head reads it again at once.
+    cut: Notify,
 }
 
 #[derive(Debug)]
@@ -114,6 +122,8 @@ struct State {
     limited: bool,
     admitted: usize,
     throttles: u64,
+    /// Times a waiter looked for its slot: the work the pace costs.
+    looks: u64,
 }
 
 impl Pace {
@@ -134,8 +144,11 @@ impl Pace {
                 limited: false,
                 admitted: 0,
                 throttles: 0,
+                looks: 0,
             }),
             admission: Notify::new(),
+            queue: tokio::sync::Mutex::new(()),
+            cut: Notify::new(),
         }
     }
 
@@ -157,17 +170,27 @@ impl Pace {
         self.state().throttles
     }
 
+    /// Times a waiter looked for its slot so far.
+    pub fn looks(&self) -> u64 {
+        self.state().looks
+    }
+
     /// Waits for this request's slot: over any span t at most rate x t plus the
     /// burst less one requests go. At the ceiling the rate is held one below it
     /// while the burst is two (so no second sees more than the ceiling, and a
     /// waiter woken a millisecond late does not lose its slot for good); at a
-    /// rate of 10 or less the burst is one. Slots are not booked
-    /// ahead: a waiter checks at the rate of the moment and sleeps until its turn,
-    /// so a change of rate reaches every waiter at once.
+    /// rate of 10 or less the burst is one. Waiters queue, first come first
+    /// served: only the head sleeps, until its slot at the rate of the moment, and
+    /// reads the rate again when it wakes or when a throttle cuts it, so work per
+    /// slot does not grow with the waiters, and no waiter loses its turn to a later
+    /// one. A waiter dropped (its attempt cut) leaves the queue.
     pub async fn wait(&self) {
+        let _head = self.queue.lock().await;
         loop {
+            let cut = self.cut.notified();
             let turn = {
                 let mut state = self.state();
+                state.looks += 1;
                 let now = Instant::now();
                 state.grow(now, self.ceiling);
                 // The rate never exceeds the ceiling, so a rate over 10 means a ceiling over 10.
@@ -186,7 +209,10 @@ impl Pace {
                 state.limited = true;
                 allowed_at
             };
-            tokio::time::sleep_until(turn).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(turn) => {}
+                () = cut => {}
+            }
         }
     }
 
@@ -215,6 +241,7 @@ impl Pace {
                     };
                     state.rate = cut.clamp(FLOOR, self.ceiling);
                     state.last_cut = Some(now);
+                    self.cut.notify_waiters();
                 }
             }
             Answer::Other => {}
@@ -484,6 +511,54 @@ mod tests {
         let fourth = tokio::time::timeout(Duration::from_millis(1), pace.admit()).await;
         assert!(fourth.is_ok(), "and goes as soon as one finishes");
         drop(held);
+    }
+
+    /// Many waiters: served in the order they came, each woken once for its
+    /// slot, whatever the rate does meanwhile.
+    #[tokio::test(start_paused = true)]
+    async fn waiters_are_served_first_come_first_served() {
+        let pace = std::sync::Arc::new(Pace::per_second(5));
+        let served = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut waiters = Vec::new();
+        for i in 0..40 {
+            let (pace, served) = (pace.clone(), served.clone());
+            waiters.push(tokio::spawn(async move {
+                pace.wait().await;
+                served.lock().unwrap_or_else(|p| p.into_inner()).push(i);
+            }));
+            // Each is queued before the next comes.
+            tokio::task::yield_now().await;
+        }
+        // A throttle mid-way reaches the head at once; the order holds.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        pace.observe(Answer::Throttled);
+        for waiter in waiters {
+            waiter.await.unwrap();
+        }
+        let served = served.lock().unwrap().clone();
+        assert_eq!(served, (0..40).collect::<Vec<_>>());
+        // The head looks when it comes and when it wakes (and once more for the
+        // cut): not every waiter at every slot.
+        assert!(
+            pace.looks() <= 2 * 40 + 2,
+            "{} looks for 40 slots",
+            pace.looks()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_given_up_leaves_the_queue() {
+        let pace = Pace::per_second(1);
+        pace.wait().await;
+        let given_up = tokio::time::timeout(Duration::from_millis(100), pace.wait()).await;
+        assert!(given_up.is_err(), "its slot is a second away");
+        let start = Instant::now();
+        pace.wait().await;
+        assert!(
+            start.elapsed() <= Duration::from_millis(900),
+            "{:?}: the next waiter is not held behind one that left",
+            start.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]
