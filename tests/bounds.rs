@@ -130,11 +130,14 @@ async fn the_event_path_stops_at_its_deadline_and_refuses_what_it_does_not_read(
     );
 }
 
-/// The source-server quota, met (its `quotaCode` said, or none given: the quota a
-/// create counts against), stops the creating in the region.
+/// The source-server quota, met (its `quotaCode` said, none given, or one of
+/// another form: the quota a create counts against), stops the creating in the
+/// region.
 #[tokio::test]
 async fn a_quota_that_ran_out_stops_the_creating_in_that_region() {
-    for quota_code in [Some("L-E28BE5E0"), None] {
+    // DRS documents `quotaCode` only as "Quota code": any form but another
+    // Service Quotas code is taken for the source-server quota.
+    for quota_code in [Some("L-E28BE5E0"), None, Some("SourceServers")] {
         the_source_server_quota_stops_the_region(quota_code).await;
     }
 }

@@ -365,6 +365,13 @@ async fn lag_launch_results_and_replication_errors_follow_drs_definitions_under_
             let failed = add("CONTINUOUS", Some("PT1S"), "FAILED", "FAILED", None);
             let drilled = add("CONTINUOUS", Some("PT1S"), "LAUNCHED", "SUCCEEDED", None);
             let launching = add("CONTINUOUS", Some("PT1S"), "IN_PROGRESS", "PENDING", None);
+            let not_converging = add(
+                "BACKLOG",
+                Some("PT5M"),
+                "LAUNCHED",
+                "SUCCEEDED",
+                Some("NOT_CONVERGING"),
+            );
             let stalled = add(
                 "STALLED",
                 None,
@@ -413,6 +420,11 @@ async fn lag_launch_results_and_replication_errors_follow_drs_definitions_under_
                 "{case}: a launch under way is no drill yet"
             );
             assert_eq!(reason_of(&stalled).as_deref(), Some("STALLED"), "{case}");
+            assert_eq!(
+                reason_of(&not_converging).as_deref(),
+                Some("BACKLOG"),
+                "{case}: an error DRS names is not syncing"
+            );
             let detail_of = |arn: &str| {
                 events
                     .iter()
@@ -421,11 +433,19 @@ async fn lag_launch_results_and_replication_errors_follow_drs_definitions_under_
                     .unwrap_or_default()
             };
             assert_eq!(
+                detail_of(&not_converging)["replicationError"],
+                "NOT_CONVERGING"
+            );
+            assert_eq!(
                 detail_of(&stalled)["replicationError"],
                 "AGENT_NOT_SEEN",
                 "{case}"
             );
             let failed = detail_of(&failed);
+            assert_eq!(
+                failed["lastLaunch"]["jobID"], "drsjob-0123456789abcdef0",
+                "{case}: the job whose log says why"
+            );
             match fields {
                 LaunchResultFields::Both => {
                     assert_eq!(

@@ -326,3 +326,35 @@ async fn a_delete_cut_short_after_its_disconnect_is_finished_by_the_next_run() {
         }
     }
 }
+
+/// An extension may show its staging server's state: one that shows
+/// `DISCONNECTED` because its staging server was disconnected is still connected
+/// itself. The delete DRS refuses then is followed by a disconnect and a delete,
+/// in the same run: a stale extension is never kept for ever on a state that was
+/// not its own.
+#[tokio::test]
+async fn a_server_shown_disconnected_by_its_staging_server_is_still_deleted() {
+    use local_aws::{ExtensionReplication, RepeatDisconnect};
+    for repeat in [RepeatDisconnect::Conflict, RepeatDisconnect::Accepted] {
+        let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+        let staging = broken(&mut world, Some(80));
+        world.set_staging_replication(&staging, "DISCONNECTED", None);
+        world.extension_replication = ExtensionReplication::MirrorsStaging;
+        world.repeat_disconnect = repeat;
+        let h = Harness::start(world, &[("STALE_EXTENSIONS", "delete")]).await;
+        let response = h.ok(reconcile(false)).await;
+        assert_eq!(
+            response["reconciliation"]["staleDeleted"], 1,
+            "{repeat:?}: {response}"
+        );
+        assert!(!h
+            .aws
+            .world()
+            .is_extended(local_aws::TARGET_ACCOUNT, &staging));
+        let world = h.aws.world();
+        assert_eq!(world.calls_of("DeleteSourceServer").len(), 2, "{repeat:?}");
+        assert_eq!(world.calls_of("DisconnectSourceServer").len(), 1);
+        drop(world);
+        assert_eq!(h.events_of("Extended Source Server Deleted").len(), 1);
+    }
+}

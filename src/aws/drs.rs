@@ -83,6 +83,7 @@ fn replication_of(server: &aws_sdk_drs::types::SourceServer) -> Replication {
             .and_then(|i| i.data_replication_error())
             .and_then(|e| e.error())
             .map(|e| e.as_str().to_owned()),
+        last_launch_job_id: launch.and_then(|l| l.job_id()).map(str::to_owned),
         last_launch_status: last_launch
             .and_then(|l| l.status())
             .map(|s| s.as_str().to_owned()),
@@ -531,42 +532,59 @@ impl TargetDrs {
         .map(drop)
     }
 
-    /// Deletes an extended server: disconnected first, as DRS's
-    /// `DeleteSourceServer` requires ("The Source Server must be disconnected
-    /// first"). A server already disconnected is disconnected again harmlessly.
     /// Deletes an extended server: "The Source Server must be disconnected first"
     /// (DRS API Reference, `DeleteSourceServer`). A delete cut short after its
     /// disconnect is finished by a later run: a server DRS already shows
-    /// `DISCONNECTED` is not disconnected again, and DRS's refusal to disconnect
-    /// one again (`ConflictException`, undocumented) does not stop the delete,
-    /// which is then DRS's to refuse if the server is not disconnected after all.
+    /// `DISCONNECTED` is deleted without another disconnect; but what an extension
+    /// shows may be its staging server's state, so a delete refused
+    /// (`ConflictException`) after a skipped disconnect disconnects and deletes
+    /// once more. DRS's refusal to disconnect a server again (`ConflictException`,
+    /// undocumented) never stops the delete, which is then DRS's to refuse if the
+    /// server is not disconnected after all.
     pub async fn delete_extended(
         &self,
         id: &str,
         shown_disconnected: bool,
         deadline: &Deadline,
     ) -> Result<(), DrsError> {
-        if !shown_disconnected {
-            let scope = CallScope::until(deadline.calls_by());
-            let disconnected = self
-                .call(
-                    deadline,
-                    &scope,
-                    self.client
-                        .disconnect_source_server()
-                        .source_server_id(id)
-                        .send()
-                        .map_err_into(),
-                )
-                .await;
-            match disconnected {
-                Ok(_) => {}
+        if shown_disconnected {
+            match self.delete_source_server(id, deadline).await {
                 Err(error) if error.code == CONFLICT => {
-                    tracing::info!(%error, "disconnect refused; deleting all the same");
+                    tracing::info!(%error, "shown disconnected, yet not deletable; disconnecting");
                 }
-                Err(error) => return Err(error),
+                done => return done,
             }
         }
+        self.disconnect(id, deadline).await?;
+        self.delete_source_server(id, deadline).await
+    }
+
+    /// `DisconnectSourceServer`; a refusal for a server already disconnected is
+    /// no failure here: the delete that follows says whether it was.
+    async fn disconnect(&self, id: &str, deadline: &Deadline) -> Result<(), DrsError> {
+        let scope = CallScope::until(deadline.calls_by());
+        let disconnected = self
+            .call(
+                deadline,
+                &scope,
+                self.client
+                    .disconnect_source_server()
+                    .source_server_id(id)
+                    .send()
+                    .map_err_into(),
+            )
+            .await;
+        match disconnected {
+            Ok(_) => Ok(()),
+            Err(error) if error.code == CONFLICT => {
+                tracing::info!(%error, "disconnect refused; deleting all the same");
+                Ok(())
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn delete_source_server(&self, id: &str, deadline: &Deadline) -> Result<(), DrsError> {
         let scope = CallScope::until(deadline.calls_by());
         self.call(
             deadline,

@@ -19,11 +19,14 @@ pub struct DrsError {
 /// DRS's answer when a quota is met; its `quotaCode` says which.
 pub const QUOTA_EXCEEDED: &str = "ServiceQuotaExceededException";
 
-/// Whether a refusal met the target account's source-server quota. A
-/// `ServiceQuotaExceededException` without a `quotaCode` is taken for it (it is
-/// the quota a create counts against); one naming another quota is not.
+/// Whether a refusal met the target account's source-server quota. DRS's model
+/// documents `quotaCode` only as "Quota code", not its form: a refusal is taken
+/// for the source-server quota (the one a create counts against) unless it names
+/// another Service Quotas code (`L-...`). A value of another form, or none, does
+/// not show that another quota was met.
 pub fn is_source_server_quota(code: &str, quota_code: Option<&str>) -> bool {
-    code == QUOTA_EXCEEDED && quota_code.is_none_or(|q| q == SOURCE_SERVER_QUOTA_CODE)
+    code == QUOTA_EXCEEDED
+        && quota_code.is_none_or(|q| q == SOURCE_SERVER_QUOTA_CODE || !q.starts_with("L-"))
 }
 
 /// How far a refusal that no retry changes reaches for the rest of a run.

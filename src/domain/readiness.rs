@@ -24,6 +24,9 @@ pub struct Replication {
     pub last_launch_time: Option<SystemTime>,
     /// `lifeCycle.lastLaunch.initiated.type`: `DRILL` or `RECOVERY`.
     pub last_launch_type: Option<String>,
+    /// `lifeCycle.lastLaunch.initiated.jobID`: the job whose log says why a
+    /// launch failed.
+    pub last_launch_job_id: Option<String>,
     /// `lifeCycle.lastLaunch.status`: `PENDING`, `IN_PROGRESS`, `LAUNCHED`,
     /// `FAILED` or `TERMINATED`.
     pub last_launch_status: Option<String>,
@@ -41,13 +44,16 @@ impl Replication {
     }
 
     /// DRS shows the last launch as succeeded: `lastLaunchResult` `SUCCEEDED`, or,
-    /// where only the life cycle says, `LAUNCHED`. A `TERMINATED` launch counts
-    /// only with `SUCCEEDED` beside it: alone it does not tell a drill cleaned up
-    /// after it worked from one stopped before it did.
+    /// where DRS gives no `lastLaunchResult` and only the life cycle says,
+    /// `LAUNCHED`. A result still `PENDING` is not overruled by the life cycle; a
+    /// `TERMINATED` launch counts only with `SUCCEEDED` beside it: alone it does
+    /// not tell a drill cleaned up after it worked from one stopped before it did.
     pub fn last_launch_succeeded(&self) -> bool {
         !self.last_launch_failed()
-            && (self.last_launch_result.as_deref() == Some("SUCCEEDED")
-                || self.last_launch_status.as_deref() == Some("LAUNCHED"))
+            && match self.last_launch_result.as_deref() {
+                Some(result) => result == "SUCCEEDED",
+                None => self.last_launch_status.as_deref() == Some("LAUNCHED"),
+            }
     }
 }
 
@@ -129,6 +135,12 @@ pub fn classify(
     }
     if replication.last_launch_failed() {
         return Readiness::NotReady(LAST_LAUNCH_FAILED.to_owned());
+    }
+    // DRS names an error in replication ("Error in data replication"): a server
+    // stuck in its initiation, or one that does not converge, is not on its way,
+    // whatever its state says. Reported by its state, the error beside it.
+    if replication.error.is_some() {
+        return Readiness::NotReady(state.to_owned());
     }
     if state != "CONTINUOUS" {
         return Readiness::Syncing;
@@ -324,6 +336,39 @@ mod tests {
     }
 
     #[test]
+    fn an_error_drs_names_is_not_ready_in_every_state() {
+        let rules = ReadinessRules::default();
+        let now = at(1_796_299_200);
+        for (state, error) in [
+            ("INITIATING", "FAILED_TO_AUTHENTICATE_WITH_SERVICE"),
+            ("INITIAL_SYNC", "FAILED_TO_START_DATA_TRANSFER"),
+            ("BACKLOG", "NOT_CONVERGING"),
+            ("RESCAN", "UNSTABLE_NETWORK"),
+            ("CONTINUOUS", "SNAPSHOTS_FAILURE"),
+            ("STALLED", "AGENT_NOT_SEEN"),
+        ] {
+            let r = Replication {
+                error: Some(error.into()),
+                ..in_state(state, None)
+            };
+            assert_eq!(
+                classify(false, &r, &rules, now),
+                Readiness::NotReady(state.into()),
+                "{state} with {error}"
+            );
+        }
+        let behind = Replication {
+            error: Some("NOT_CONVERGING".into()),
+            ..in_state("CONTINUOUS", Some("PT2H"))
+        };
+        assert_eq!(
+            classify(false, &behind, &rules, now),
+            Readiness::NotReady("LAGGING".into()),
+            "the lag says more than the state"
+        );
+    }
+
+    #[test]
     fn only_a_launch_drs_shows_as_succeeded_is_a_drill() {
         let now = at(1_796_299_200);
         let rules = ReadinessRules {
@@ -344,6 +389,7 @@ mod tests {
             (Some("SUCCEEDED"), Some("TERMINATED"), true),
             (None, Some("TERMINATED"), false),
             (Some("PENDING"), Some("IN_PROGRESS"), false),
+            (Some("PENDING"), Some("LAUNCHED"), false),
             (Some("NOT_STARTED"), None, false),
             (None, Some("PENDING"), false),
             (None, None, false),

@@ -394,6 +394,7 @@ fn not_ready_event(
         ("apiCallDateTime", &replication.last_launch_at),
         ("type", &replication.last_launch_type),
         ("status", &replication.last_launch_status),
+        ("jobID", &replication.last_launch_job_id),
     ]
     .into_iter()
     .filter_map(|(key, value)| Some((key.to_owned(), value.clone()?.into())))

@@ -31,8 +31,11 @@ pub async fn watch(
             count_source_servers(&drs, &deadline),
             quotas.source_server_quota(&deadline),
         );
+        // Only where Service Quotas says no value is applied ("If the applied quota
+        // value is not available for a quota, the quota is not retrieved"): a
+        // refusal or a fault says nothing of whether the quota was raised.
         let aws_default = match &quota {
-            Err(why) if why != crate::domain::failure::DEADLINE_REACHED => {
+            Err(why) if no_applied_value(why) => {
                 quotas.aws_default_source_server_quota(&deadline).await
             }
             _ => None,
@@ -59,6 +62,12 @@ pub async fn watch(
         judged.push(region_quota);
     }
     judged
+}
+
+/// Whether Service Quotas' answer says the quota has no applied value: not
+/// found, or found without one.
+fn no_applied_value(why: &str) -> bool {
+    why == "NoSuchResourceException" || why == crate::domain::quota::NO_QUOTA_VALUE
 }
 
 /// How many source servers DRS lists in the region, and why the count stopped

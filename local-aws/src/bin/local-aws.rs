@@ -253,6 +253,7 @@ async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), Strin
             format_args!("{} % used", quota["usedPercent"]),
             match quota["quotaSource"].as_str() {
                 Some("SERVICE_QUOTAS") => "Service Quotas",
+                Some("AWS_DEFAULT") => "Service Quotas' AWS default: none applied",
                 _ => "the documented default: Service Quotas could not be read",
             },
             if quota["warning"] == true {
