@@ -69,14 +69,7 @@ pub struct RegionCoverage {
 
 impl InvocationMetrics {
     pub fn from_response(response: &Response) -> Self {
-        let count = |key: &str| {
-            response
-                .reconciliation
-                .as_ref()
-                .and_then(|r| r.get(key))
-                .and_then(Value::as_u64)
-                .map(|n| n as usize)
-        };
+        let summary = response.reconciliation.as_ref();
         Self {
             created: response.created,
             skipped: response.skipped,
@@ -84,28 +77,15 @@ impl InvocationMetrics {
             rejected: response.rejected,
             quota_exceeded: response.quota_exceeded,
             region_not_served: response.region_not_served,
-            reconciliation_duration_ms: response
-                .reconciliation
-                .as_ref()
-                .and_then(|r| r.get("durationMs"))
-                .and_then(Value::as_u64),
-            reconciliation_complete: response
-                .reconciliation
-                .as_ref()
-                .and_then(|r| r.get("complete"))
-                .and_then(Value::as_bool),
-            unfinished_scopes: response
-                .reconciliation
-                .as_ref()
-                .and_then(|r| r.get("unfinished"))
-                .and_then(Value::as_array)
-                .map(Vec::len),
+            reconciliation_duration_ms: summary.map(|s| s.duration_ms),
+            reconciliation_complete: summary.map(|s| s.complete),
+            unfinished_scopes: summary.map(|s| s.unfinished.len()),
             cold_start_ms: None,
-            extended: count("extended"),
-            extension_errors: count("extensionErrors"),
-            not_ready: count("notReady"),
+            extended: summary.map(|s| s.extended),
+            extension_errors: summary.map(|s| s.extension_errors),
+            not_ready: summary.map(|s| s.not_ready),
             regions: per_region(response),
-            quotas: quota_use(response),
+            quotas: summary.map(quota_use).unwrap_or_default(),
         }
     }
 
@@ -263,28 +243,18 @@ fn dimensional(
 }
 
 /// The summary's quota entries, as metrics.
-fn quota_use(response: &Response) -> Vec<RegionQuotaUse> {
-    let entries = response
-        .reconciliation
-        .as_ref()
-        .and_then(|r| r.get("quota"))
-        .and_then(Value::as_array);
-    entries
-        .into_iter()
-        .flatten()
+fn quota_use(summary: &crate::domain::summary::Summary) -> Vec<RegionQuotaUse> {
+    summary
+        .quota
+        .iter()
         // A count cut short is a lower bound: sent only when even that is past
         // the line, never as a share that looks like room.
-        .filter(|q| {
-            q.get("counted") != Some(&Value::Bool(false))
-                || q.get("warning") == Some(&Value::Bool(true))
-        })
-        .filter_map(|q| {
-            Some(RegionQuotaUse {
-                region: q.get("region")?.as_str()?.to_owned(),
-                source_servers: q.get("sourceServers")?.as_u64()?,
-                quota: q.get("quota")?.as_u64()?,
-                used_percent: q.get("usedPercent")?.as_f64()?,
-            })
+        .filter(|q| q.counted || q.warning)
+        .map(|q| RegionQuotaUse {
+            region: q.region.to_string(),
+            source_servers: q.source_servers,
+            quota: q.quota,
+            used_percent: q.used_percent,
         })
         .collect()
 }
@@ -411,16 +381,32 @@ mod tests {
         );
     }
 
+    fn summary() -> crate::domain::summary::Summary {
+        crate::domain::summary::Summary::covering(&[], &[], false)
+    }
+
+    fn region(name: &str) -> crate::domain::arn::Region {
+        crate::domain::arn::Region::parse(name).unwrap()
+    }
+
     #[test]
     fn quota_use_goes_out_per_region_and_its_highest_share_in_all() {
+        use crate::domain::quota::{judge, QuotaReading};
+        let reading = |servers: u64, count_error: Option<&str>| QuotaReading {
+            source_servers: servers,
+            count_error: count_error.map(str::to_owned),
+            quota: Ok(4_000),
+            aws_default: None,
+        };
         let response = Response {
-            reconciliation: Some(json!({
-                "quota": [
-                    {"region": "us-east-1", "sourceServers": 3300, "quota": 4000, "usedPercent": 82.5},
-                    {"region": "eu-west-1", "sourceServers": 10, "quota": 4000, "usedPercent": 0.3},
-                    {"region": "eu-west-2", "sourceServers": 5, "counted": false, "warning": false, "quota": 4000, "usedPercent": 0.1}
-                ]
-            })),
+            reconciliation: Some(crate::domain::summary::Summary {
+                quota: vec![
+                    judge(region("us-east-1"), reading(3_300, None), 80),
+                    judge(region("eu-west-1"), reading(10, None), 80),
+                    judge(region("eu-west-2"), reading(5, Some("DeadlineReached")), 80),
+                ],
+                ..summary()
+            }),
             ..Response::default()
         };
         let metrics = InvocationMetrics::from_response(&response);
@@ -445,14 +431,23 @@ mod tests {
 
     #[test]
     fn unfinished_accounts_and_regions_are_counted_from_the_summary() {
+        use crate::domain::arn::AccountId;
+        use crate::domain::scope::Unfinished;
+        let unfinished = |account: &str, reason| Unfinished {
+            staging_account_id: AccountId::parse(account).ok(),
+            region: region("eu-west-1"),
+            staging_source_server_arn: None,
+            reason,
+        };
         let response = Response {
-            reconciliation: Some(json!({
-                "complete": false,
-                "unfinished": [
-                    {"stagingAccountId": "111122223333", "region": "eu-west-1", "reason": "LISTING_FAILED"},
-                    {"stagingAccountId": "444455556666", "region": "eu-west-1", "reason": "DEADLINE"}
-                ]
-            })),
+            reconciliation: Some(crate::domain::summary::Summary {
+                complete: false,
+                unfinished: vec![
+                    unfinished("111122223333", "LISTING_FAILED"),
+                    unfinished("444455556666", "DEADLINE"),
+                ],
+                ..summary()
+            }),
             ..Response::default()
         };
         let doc = InvocationMetrics::from_response(&response).document("f", 0);

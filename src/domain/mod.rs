@@ -5,6 +5,7 @@
 pub mod arn;
 pub mod config;
 pub mod deadline;
+pub mod extension_event;
 pub mod failure;
 pub mod hint;
 pub mod outcome;
@@ -13,5 +14,6 @@ pub mod readiness;
 pub mod rejection;
 pub mod scope;
 pub mod stale;
+pub mod summary;
 pub mod tags;
 pub mod trigger;

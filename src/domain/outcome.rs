@@ -292,8 +292,11 @@ pub struct Response {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ignored: Option<String>,
     /// The `Reconciliation Completed` summary, when the event asked for one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reconciliation: Option<Value>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "keys_in_order"
+    )]
+    pub reconciliation: Option<crate::domain::summary::Summary>,
     /// Per staging account and region: extended servers, extension errors and
     /// servers left unextended, when the event asked for a reconciliation.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -314,6 +317,16 @@ pub struct Response {
     /// its alarm.
     #[serde(skip)]
     pub region_not_served: usize,
+}
+
+/// The summary as the response has always written it: keys in alphabetical order
+/// (it went through a JSON value), where the event writes them as declared.
+fn keys_in_order<S: serde::Serializer>(
+    summary: &Option<crate::domain::summary::Summary>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let value = serde_json::to_value(summary).map_err(serde::ser::Error::custom)?;
+    serde::Serialize::serialize(&value, serializer)
 }
 
 pub(crate) fn is_zero(n: &usize) -> bool {

@@ -265,7 +265,11 @@ impl App {
             quota,
         }) = reconciled
         {
-            closed.close(&tally, unfinished, started.elapsed().as_millis() as u64);
+            closed.close(
+                tally.counts(),
+                unfinished,
+                started.elapsed().as_millis() as u64,
+            );
             closed.extended = coverage.extended();
             closed.extension_errors = coverage.extension_errors();
             (closed.ready, closed.syncing, closed.not_ready) = coverage.readiness();
@@ -295,14 +299,17 @@ impl App {
             );
             let sent = self
                 .bus
-                .publish(vec![closed.event()], deadline.answer_by())
+                .publish(
+                    vec![crate::run::summary::completed_event(&closed)],
+                    deadline.answer_by(),
+                )
                 .await;
             delivered = merge(merge(delivered, fan_out_failed.map_or(Ok(()), Err)), sent);
             summary = Some(closed);
         }
         let retryable = tally.retryable;
         let mut response = tally.into_response();
-        response.reconciliation = summary.and_then(|s| serde_json::to_value(s).ok());
+        response.reconciliation = summary;
         response.coverage = per_scope;
         // Servers an event named that the deadline kept from being tried: Lambda's
         // retry of the event tries them.

@@ -159,10 +159,10 @@ impl App {
         };
         if none_listed {
             tracing::warn!(
-                reason = summary::NO_STAGING_ACCOUNT_LISTED,
+                reason = crate::domain::summary::NO_STAGING_ACCOUNT_LISTED,
                 "the reconciliation covers no staging account"
             );
-            summary.nothing_to_cover = Some(summary::NO_STAGING_ACCOUNT_LISTED);
+            summary.nothing_to_cover = Some(crate::domain::summary::NO_STAGING_ACCOUNT_LISTED);
         }
         let keep_tags = settings.copy_staging_tags && !settings.dry_run;
         let surveyed = survey::survey(&self.clients, scopes, deadline, keep_tags).await;

@@ -14,6 +14,9 @@ use crate::aws::clients::Clients;
 use crate::aws::drs::{ExtendedRecord, Following, Pages, TargetDrs};
 use crate::domain::arn::{AccountId, Region};
 use crate::domain::deadline::Deadline;
+use crate::domain::extension_event::{
+    detail_text, Deleted, ExtendedServerSubject, LastLaunch, NotReady, Unhealthy,
+};
 use crate::domain::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
 use crate::domain::readiness::{self, lag_seconds, Readiness, ReadinessRules};
 use crate::domain::scope::{Scope, ScopeCoverage, Unread};
@@ -303,6 +306,21 @@ pub(crate) fn hash_of(arn: &str) -> u64 {
     HASHER.get_or_init(RandomState::new).hash_one(arn)
 }
 
+/// What every event about this extended server says of it.
+fn subject_of<'a>(
+    record: &'a ExtendedRecord,
+    region: &'a Region,
+    reporter: &'a Reporter,
+) -> ExtendedServerSubject<'a> {
+    ExtendedServerSubject {
+        extended_source_server_arn: &record.arn,
+        staging_source_server_arn: &record.staging_arn,
+        staging_account_id: &record.staging_account,
+        region,
+        trigger: reporter.trigger(),
+    }
+}
+
 /// `Extended Source Server Unhealthy`: DRS cannot reach the staging server behind
 /// this extended server, so it cannot be recovered in the target account.
 /// A stale one carries `staleSince`, and, where `delete` was set but the server
@@ -315,31 +333,23 @@ fn unhealthy_event(
     reporter: &Reporter,
 ) -> OutboundEvent {
     let message = record.extension_error.as_deref().unwrap_or_default();
-    let message: String = message.chars().take(MAX_ERROR_MESSAGE).collect();
-    let mut detail = serde_json::json!({
-        "extendedSourceServerArn": record.arn,
-        "stagingSourceServerArn": record.staging_arn,
-        "stagingAccountId": record.staging_account,
-        "region": region,
-        "extensionStatus": "EXTENSION_ERROR",
-        "errorMessage": message,
-        "trigger": reporter.trigger(),
-    });
-    if let Some(stale) = stale {
-        detail["staleSince"] = stale.since.clone().into();
-        match stale.repair {
-            Repair::WouldDelete => detail["wouldDelete"] = true.into(),
-            Repair::Kept(why) => detail["deleteWithheld"] = why.into(),
-            Repair::Report | Repair::Delete => {}
-        }
-    }
-    if let Some(code) = delete_failed {
-        detail["deleteFailed"] = code.into();
-    }
+    let repair = stale.map(|s| &s.repair);
+    let detail = Unhealthy {
+        subject: subject_of(record, region, reporter),
+        extension_status: "EXTENSION_ERROR",
+        error_message: message.chars().take(MAX_ERROR_MESSAGE).collect(),
+        stale_since: stale.map(|s| s.since.as_str()),
+        would_delete: matches!(repair, Some(Repair::WouldDelete)),
+        delete_withheld: match repair {
+            Some(Repair::Kept(why)) => Some(why),
+            _ => None,
+        },
+        delete_failed,
+    };
     OutboundEvent {
         detail_type: UNHEALTHY_DETAIL_TYPE,
         resources: vec![record.staging_arn.clone(), record.arn.clone()],
-        detail: detail.to_string(),
+        detail: detail_text(&detail),
     }
 }
 
@@ -351,19 +361,15 @@ fn deleted_event(
     since: &str,
     reporter: &Reporter,
 ) -> OutboundEvent {
+    let detail = Deleted {
+        subject: subject_of(record, region, reporter),
+        reason: "STALE_EXTENSION",
+        stale_since: since,
+    };
     OutboundEvent {
         detail_type: DELETED_DETAIL_TYPE,
         resources: vec![record.staging_arn.clone(), record.arn.clone()],
-        detail: serde_json::json!({
-            "extendedSourceServerArn": record.arn,
-            "stagingSourceServerArn": record.staging_arn,
-            "stagingAccountId": record.staging_account,
-            "region": region,
-            "reason": "STALE_EXTENSION",
-            "staleSince": since,
-            "trigger": reporter.trigger(),
-        })
-        .to_string(),
+        detail: detail_text(&detail),
     }
 }
 
@@ -376,41 +382,23 @@ fn not_ready_event(
     reporter: &Reporter,
 ) -> OutboundEvent {
     let replication = &record.replication;
-    let mut detail = serde_json::json!({
-        "extendedSourceServerArn": record.arn,
-        "stagingSourceServerArn": record.staging_arn,
-        "stagingAccountId": record.staging_account,
-        "region": region,
-        "reason": reason,
-        "trigger": reporter.trigger(),
-    });
-    if let Some(state) = &replication.state {
-        detail["dataReplicationState"] = state.clone().into();
-    }
-    if let Some(seconds) = replication.lag.as_deref().and_then(lag_seconds) {
-        detail["lagSeconds"] = seconds.into();
-    }
-    let launch: serde_json::Map<String, serde_json::Value> = [
-        ("apiCallDateTime", &replication.last_launch_at),
-        ("type", &replication.last_launch_type),
-        ("status", &replication.last_launch_status),
-        ("jobID", &replication.last_launch_job_id),
-    ]
-    .into_iter()
-    .filter_map(|(key, value)| Some((key.to_owned(), value.clone()?.into())))
-    .collect();
-    if !launch.is_empty() {
-        detail["lastLaunch"] = launch.into();
-    }
-    if let Some(result) = &replication.last_launch_result {
-        detail["lastLaunchResult"] = result.clone().into();
-    }
-    if let Some(error) = &replication.error {
-        detail["replicationError"] = error.clone().into();
-    }
+    let detail = NotReady {
+        subject: subject_of(record, region, reporter),
+        reason,
+        data_replication_state: replication.state.as_deref(),
+        lag_seconds: replication.lag.as_deref().and_then(lag_seconds),
+        last_launch: LastLaunch {
+            api_call_date_time: replication.last_launch_at.as_deref(),
+            kind: replication.last_launch_type.as_deref(),
+            status: replication.last_launch_status.as_deref(),
+            job_id: replication.last_launch_job_id.as_deref(),
+        },
+        last_launch_result: replication.last_launch_result.as_deref(),
+        replication_error: replication.error.as_deref(),
+    };
     OutboundEvent {
         detail_type: NOT_READY_DETAIL_TYPE,
         resources: vec![record.staging_arn.clone(), record.arn.clone()],
-        detail: detail.to_string(),
+        detail: detail_text(&detail),
     }
 }

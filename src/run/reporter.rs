@@ -46,6 +46,15 @@ pub struct Tally {
 }
 
 impl Tally {
+    pub fn counts(&self) -> crate::domain::summary::Counts {
+        crate::domain::summary::Counts {
+            created: self.created,
+            skipped: self.skipped,
+            failed: self.failed,
+            rejected: self.rejected,
+        }
+    }
+
     fn add(&mut self, outcome: Outcome) {
         let counter = match &outcome {
             Outcome::Created { .. } => &mut self.created,

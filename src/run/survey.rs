@@ -204,13 +204,12 @@ pub fn fan_out_requests(surveyed: &[Surveyed], dry_run: bool) -> (HandedOn, Vec<
         .map(|(account, regions)| OutboundEvent {
             detail_type: crate::inbound::classify::RECONCILIATION_REQUESTED_DETAIL_TYPE,
             resources: Vec::new(),
-            detail: serde_json::json!({
-                "stagingAccountIds": [account],
-                "regions": regions,
-                "dryRun": dry_run,
-                crate::inbound::classify::FANNED_OUT_FIELD: true,
-            })
-            .to_string(),
+            detail: crate::domain::extension_event::detail_text(&FanOutRequest {
+                staging_account_ids: [account],
+                regions,
+                dry_run,
+                fanned_out: true,
+            }),
         })
         .collect();
     let accounts = by_account
@@ -218,6 +217,17 @@ pub fn fan_out_requests(surveyed: &[Surveyed], dry_run: bool) -> (HandedOn, Vec<
         .map(|(account, regions)| (account.clone(), regions.into_iter().cloned().collect()))
         .collect();
     (accounts, events)
+}
+
+/// The detail of a fan-out request: a `Reconciliation Requested` for one staging
+/// account, which the inbound classifier reads back (`fannedOut`).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FanOutRequest<'a> {
+    staging_account_ids: [&'a AccountId; 1],
+    regions: &'a [&'a Region],
+    dry_run: bool,
+    fanned_out: bool,
 }
 
 #[cfg(test)]
