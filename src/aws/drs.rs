@@ -6,6 +6,7 @@
 //! answered with a body that does not parse, or cut off, is read again.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -192,6 +193,9 @@ impl TargetDrs {
         if calls_by.is_some_and(|by| tokio::time::Instant::now() >= by) {
             return Err(DrsError::deadline_reached());
         }
+        if scope.stopped() {
+            return Err(DrsError::events_given_up());
+        }
         let admitted = match calls_by {
             Some(by) => match tokio::time::timeout_at(by, self.pace.admit()).await {
                 Ok(admitted) => admitted,
@@ -199,6 +203,11 @@ impl TargetDrs {
             },
             None => self.pace.admit().await,
         };
+        // The wait for admission can be long; the connector checks again before
+        // every attempt.
+        if scope.stopped() {
+            return Err(DrsError::events_given_up());
+        }
         let cut_at = crate::domain::deadline::cut(self.operation_timeout, calls_by);
         let by_deadline = calls_by.is_some_and(|by| by <= cut_at);
         // The connector sends no attempt it could not see answered by the cut: the
@@ -412,13 +421,15 @@ impl TargetDrs {
         Ok(extended.remove(&staging.to_string()))
     }
 
+    /// Creates the extended server; no attempt is sent once `stop` is set.
     pub async fn create_extended(
         &self,
         staging: &SourceServerArn,
         tags: &Tags,
         deadline: &Deadline,
+        stop: &Arc<AtomicBool>,
     ) -> Result<ExtendedServer, CreateFailed> {
-        let scope = CallScope::until(deadline.calls_by());
+        let scope = CallScope::until(deadline.calls_by()).stopped_by(stop);
         let sent = self
             .call(
                 deadline,
@@ -500,8 +511,14 @@ impl TargetDrs {
     /// Deletes an extended server: disconnected first, as DRS's
     /// `DeleteSourceServer` requires ("The Source Server must be disconnected
     /// first"). A server already disconnected is disconnected again harmlessly.
-    pub async fn delete_extended(&self, id: &str, deadline: &Deadline) -> Result<(), DrsError> {
-        let scope = CallScope::until(deadline.calls_by());
+    /// No attempt of either is sent once `stop` is set.
+    pub async fn delete_extended(
+        &self,
+        id: &str,
+        deadline: &Deadline,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<(), DrsError> {
+        let scope = CallScope::until(deadline.calls_by()).stopped_by(stop);
         self.call(
             deadline,
             &scope,
@@ -512,7 +529,7 @@ impl TargetDrs {
                 .map_err_into(),
         )
         .await?;
-        let scope = CallScope::until(deadline.calls_by());
+        let scope = CallScope::until(deadline.calls_by()).stopped_by(stop);
         self.call(
             deadline,
             &scope,

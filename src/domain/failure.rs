@@ -57,7 +57,24 @@ impl Refusal {
 /// The code of a listing stopped by the invocation's deadline, not by DRS.
 pub const DEADLINE_REACHED: &str = "DeadlineReached";
 
+/// The code of a create or delete not sent because an outcome event was given up.
+pub const EVENTS_GIVEN_UP: &str = "EventsGivenUp";
+
 impl DrsError {
+    /// A create or delete held back, unsent, once an outcome event was given up:
+    /// the run makes no change the bus could not tell of.
+    pub fn events_given_up() -> Self {
+        Self::new(
+            EVENTS_GIVEN_UP,
+            "not sent: an outcome event was given up, so no more changes are made",
+            true,
+        )
+    }
+
+    pub fn is_events_given_up(&self) -> bool {
+        self.code == EVENTS_GIVEN_UP
+    }
+
     pub fn deadline_reached() -> Self {
         Self::new(
             DEADLINE_REACHED,

@@ -16,7 +16,7 @@ use crate::inbound::authorize::{authorize, serves, Trusted};
 use crate::inbound::classify::{classify, Classified, Request};
 use crate::metrics::InvocationMetrics;
 use crate::run::extend::ExtendSettings;
-use crate::run::reporter::Reporting;
+use crate::run::reporter::{Reporter, Reporting};
 use crate::run::summary::DEADLINE;
 
 mod reconciliation;
@@ -133,7 +133,7 @@ impl App {
         );
         let reporter = reporting.reporter().clone();
         let made_by = made_by(&event.context.request_id);
-        let settings = self.settings(None, deadline, &made_by);
+        let settings = self.settings(None, deadline, &made_by, &reporter);
         let mut not_tried = Vec::new();
         let reconciled = match request {
             Request::Ignored(_) => None,
@@ -178,7 +178,7 @@ impl App {
                     None
                 }
                 Ok(regions) => {
-                    let settings = self.settings(request.dry_run, deadline, &made_by);
+                    let settings = self.settings(request.dry_run, deadline, &made_by, &reporter);
                     let coverage = self
                         .coverage(
                             &request,
@@ -201,10 +201,17 @@ impl App {
             .await
     }
 
-    fn settings(&self, dry_run: Option<bool>, deadline: Deadline, made_by: &str) -> ExtendSettings {
+    fn settings(
+        &self,
+        dry_run: Option<bool>,
+        deadline: Deadline,
+        made_by: &str,
+        reporter: &Reporter,
+    ) -> ExtendSettings {
         ExtendSettings {
             deadline,
             made_by: made_by.to_owned(),
+            stop: reporter.given_up_flag().clone(),
             configured_tags: self.config.extension_tags.clone(),
             copy_staging_tags: self.config.copy_staging_tags,
             // A request may ask for a dry run; it may not lift a configured one.

@@ -83,7 +83,9 @@ impl App {
                     refused.note(&server.arn, &outcome);
                     reporter.report_held(outcome, held).await;
                 }
-                Extension::NotReached => unfinished.push(Unfinished::server(&server.arn, DEADLINE)),
+                Extension::NotReached(reason) => {
+                    unfinished.push(Unfinished::server(&server.arn, reason))
+                }
             }
         }
         if !unfinished.is_empty() {

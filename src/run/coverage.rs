@@ -288,8 +288,15 @@ async fn delete_stale(
     if let Some(why) = withheld {
         return Err((why.to_owned(), place));
     }
-    match drs.delete_extended(id, deadline).await {
+    match drs
+        .delete_extended(id, deadline, reporter.given_up_flag())
+        .await
+    {
         Ok(()) => Ok(place),
+        Err(error) if error.is_events_given_up() => Err((
+            crate::run::summary::EVENTS_UNDELIVERED.to_owned(),
+            place,
+        )),
         Err(error) => Err((error.code, place)),
     }
 }

@@ -10,7 +10,8 @@
 //! staging account) returns every extended server of that account, a few KB
 //! each, while a create on an extended server is one small call that fails.
 
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use crate::aws::drs::{CreateFailed, TargetDrs};
 use crate::domain::arn::{AccountId, Region, SourceServerArn};
@@ -18,6 +19,7 @@ use crate::domain::deadline::Deadline;
 use crate::domain::failure::Refusal;
 use crate::domain::outcome::{ExtendedServer, MadeBy, Outcome, Subject};
 use crate::domain::tags::{self, Tags};
+use crate::run::summary::{DEADLINE, EVENTS_UNDELIVERED};
 
 /// What every extension in one run shares.
 #[derive(Clone, Debug)]
@@ -29,6 +31,9 @@ pub struct ExtendSettings {
     pub deadline: Deadline,
     /// The invocation's id, put on every extended server it makes.
     pub made_by: String,
+    /// Set once an outcome event is given up: from then on no attempt of a
+    /// create is sent, however far its server's work has gone.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// Refusals met on creates that no retry changes: where a run, or an event's
@@ -79,14 +84,15 @@ pub enum Known {
     NotExtended,
 }
 
-/// What became of one server: an outcome, or nothing at all because the
-/// invocation's time ran out before any create of it could have taken effect
-/// (it waited its turn behind a lower DRS rate). The caller reports the latter
-/// `unfinished`, never `failed`: the next run takes it up.
+/// What became of one server: an outcome, or nothing at all because no create
+/// of it could have taken effect before the invocation's time ran out (it waited
+/// its turn behind a lower DRS rate) or an outcome event was given up. The
+/// caller reports the latter `unfinished` with the reason (`DEADLINE`,
+/// `EVENTS_UNDELIVERED`), never `failed`: the next run takes it up.
 #[derive(Debug)]
 pub enum Extension {
     Done(Outcome),
-    NotReached,
+    NotReached(&'static str),
 }
 
 pub async fn extend(
@@ -103,7 +109,7 @@ pub async fn extend(
                 return Extension::Done(Outcome::already_extended(staging, extended))
             }
             Ok(None) => {}
-            Err(error) if error.is_deadline() => return Extension::NotReached,
+            Err(error) if error.is_deadline() => return Extension::NotReached(DEADLINE),
             Err(error) => return Extension::Done(Outcome::failed(Subject::server(staging), error)),
         }
     }
@@ -124,7 +130,10 @@ pub async fn extend(
     let mut rounds = 0;
     let error = loop {
         rounds += 1;
-        match drs.create_extended(staging, &tags, deadline).await {
+        match drs
+            .create_extended(staging, &tags, deadline, &settings.stop)
+            .await
+        {
             Ok(extended) => {
                 let extended = match extended.made_by {
                     // DRS answered without the server's tags: read them back.
@@ -134,7 +143,8 @@ pub async fn extend(
                     },
                     _ => extended,
                 };
-                return Extension::Done(labelled(settings, staging, extended, dropped));
+                // It succeeded: whatever the tags say, it may be this invocation's.
+                return Extension::Done(labelled(settings, staging, extended, dropped, true));
             }
             Err(CreateFailed {
                 error,
@@ -152,6 +162,10 @@ pub async fn extend(
             }
         }
     };
+    // Held back before anything that could take effect was sent: not tried.
+    if error.is_events_given_up() && !uncertain {
+        return Extension::NotReached(EVENTS_UNDELIVERED);
+    }
     // A request the client gave up on, or whose reply was lost, may have taken
     // effect: look once now and, after a timeout, once more a moment later. Its
     // tag says whether this invocation made what the look finds. After a plain
@@ -167,31 +181,34 @@ pub async fn extend(
             tokio::time::sleep_until(pause).await;
         }
         if let Ok(Some(extended)) = drs.find_extended(staging, deadline).await {
-            return Extension::Done(labelled(settings, staging, extended, dropped));
+            return Extension::Done(labelled(settings, staging, extended, dropped, uncertain));
         }
     }
     let waited_its_turn =
         error.is_deadline() || (error.code == "ThrottlingException" && deadline.reached());
     if waited_its_turn && !uncertain {
-        return Extension::NotReached;
+        return Extension::NotReached(DEADLINE);
     }
     Extension::Done(Outcome::failed(Subject::server(staging), error))
 }
 
 /// `created` when the extended server's tag names this invocation; `skipped`
 /// when it names another or none. One whose tags DRS would not give is taken as
-/// made by the request that found it: reporting it `created` cannot lose an
-/// event, `skipped` would.
+/// made by this invocation when one of its creates `may_have_made` it (it
+/// succeeded, or an attempt was not a definite refusal): reporting it `created`
+/// cannot lose an event, `skipped` would. After nothing but definite refusals,
+/// no create of this invocation made it: `skipped`.
 fn labelled(
     settings: &ExtendSettings,
     staging: &SourceServerArn,
     extended: ExtendedServer,
     dropped: Vec<tags::DroppedTag>,
+    may_have_made: bool,
 ) -> Outcome {
     let ours = match &extended.made_by {
         MadeBy::Invocation(by) => *by == settings.made_by,
         MadeBy::Nobody => false,
-        MadeBy::Unread => true,
+        MadeBy::Unread => may_have_made,
     };
     if ours {
         Outcome::created(staging, extended, dropped)

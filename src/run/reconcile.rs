@@ -131,8 +131,10 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
     };
     let mut tried: HashSet<String> = HashSet::new();
     let mut in_flight = InFlight::default();
-    // Set by a server whose create the deadline did not let through.
+    // Set by a server whose create the deadline did not let through, or that a
+    // given-up event held back.
     let not_reached = Arc::new(AtomicBool::new(false));
+    let withheld = Arc::new(AtomicBool::new(false));
     let keep_tags = shared.settings.copy_staging_tags && !shared.settings.dry_run;
     let result = 'sweeps: {
         for _ in 0..MAX_SWEEPS {
@@ -203,8 +205,12 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                     if let Some(met) = met {
                         break 'sweeps Some(met.refusal.reason());
                     }
-                    let (drs, task, not_reached) =
-                        (drs.clone(), shared.clone(), not_reached.clone());
+                    let (drs, task, not_reached, withheld) = (
+                        drs.clone(),
+                        shared.clone(),
+                        not_reached.clone(),
+                        withheld.clone(),
+                    );
                     in_flight.spawn(staging.clone(), async move {
                         let extension = extend(
                             &drs,
@@ -220,7 +226,10 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                                 task.refused.note(&staging, &outcome);
                                 task.reporter.report_held(outcome, Some(held)).await;
                             }
-                            Extension::NotReached => not_reached.store(true, Ordering::SeqCst),
+                            Extension::NotReached(EVENTS_UNDELIVERED) => {
+                                withheld.store(true, Ordering::SeqCst)
+                            }
+                            Extension::NotReached(_) => not_reached.store(true, Ordering::SeqCst),
                         }
                     });
                     in_flight.settle_finished(&shared.reporter).await;
@@ -253,7 +262,8 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
     };
     in_flight.settle_all(&shared.reporter).await;
     report.unfinished = match result {
-        // The servers the deadline held back are the run's first loss.
+        // The servers held back are the run's first loss.
+        None | Some(STILL_CHANGING) if withheld.load(Ordering::SeqCst) => Some(EVENTS_UNDELIVERED),
         None | Some(STILL_CHANGING) if not_reached.load(Ordering::SeqCst) => Some(DEADLINE),
         other => other,
     };
