@@ -654,6 +654,62 @@ mod tests {
         assert_eq!(trimmed["stagingAccountId"], "111122223333");
     }
 
+    fn delivered(id: &str) -> PutEventsResultEntry {
+        PutEventsResultEntry::builder().event_id(id).build()
+    }
+
+    #[test]
+    fn a_reply_that_does_not_answer_every_entry_answers_none() {
+        let refused = PutEventsResultEntry::builder()
+            .error_code("InternalFailure")
+            .error_message("x")
+            .build();
+        let full = results_of(&[delivered("a"), refused.clone(), delivered("c")], 3);
+        assert!(matches!(
+            full.as_slice(),
+            [Entry::Delivered, Entry::Refused { .. }, Entry::Delivered]
+        ));
+        // A middle entry's result missing: which result is whose is unknown.
+        for short in [vec![delivered("a"), delivered("c")], Vec::new()] {
+            let read = results_of(&short, 3);
+            assert_eq!(read.len(), 3);
+            assert!(
+                read.iter().all(|e| matches!(e, Entry::Unanswered)),
+                "{read:?}"
+            );
+        }
+        let long = results_of(&[delivered("a"), delivered("b"), delivered("c")], 2);
+        assert!(long.iter().all(|e| matches!(e, Entry::Unanswered)));
+    }
+
+    #[test]
+    fn a_send_that_ends_abnormally_gives_up_before_its_places_are_freed() {
+        let places = Arc::new(tokio::sync::Semaphore::new(1));
+        let given_up = Arc::new(AtomicBool::new(false));
+        let mut held = sized(10);
+        held._held = places.clone().try_acquire_owned().ok();
+        let sending = Sending {
+            batch: vec![held],
+            given_up: given_up.clone(),
+            ended: false,
+        };
+        // A panic or a cancellation drops it unended.
+        drop(sending);
+        assert!(given_up.load(Ordering::SeqCst));
+        assert_eq!(places.available_permits(), 1);
+
+        let ended = Arc::new(AtomicBool::new(false));
+        drop(Sending {
+            batch: Vec::new(),
+            given_up: ended.clone(),
+            ended: true,
+        });
+        assert!(
+            !ended.load(Ordering::SeqCst),
+            "a send that ended said its own"
+        );
+    }
+
     #[test]
     fn only_passing_entry_errors_are_sent_again() {
         assert!(entry_error_is_retryable("InternalFailure"));

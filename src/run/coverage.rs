@@ -293,10 +293,9 @@ async fn delete_stale(
         .await
     {
         Ok(()) => Ok(place),
-        Err(error) if error.is_events_given_up() => Err((
-            crate::run::summary::EVENTS_UNDELIVERED.to_owned(),
-            place,
-        )),
+        Err(error) if error.is_events_given_up() => {
+            Err((crate::run::summary::EVENTS_UNDELIVERED.to_owned(), place))
+        }
         Err(error) => Err((error.code, place)),
     }
 }

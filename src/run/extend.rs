@@ -223,3 +223,59 @@ const ROUNDS_WITHOUT_DEADLINE: u32 = 5;
 
 /// How long a timed-out create is given to take effect before the last look.
 const LATE_EFFECT: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::arn::example_server;
+
+    fn settings() -> ExtendSettings {
+        ExtendSettings {
+            configured_tags: Tags::new(),
+            copy_staging_tags: false,
+            dry_run: false,
+            deadline: Deadline::none(),
+            made_by: "req-1".to_owned(),
+            stop: Arc::default(),
+        }
+    }
+
+    fn found(made_by: MadeBy) -> ExtendedServer {
+        ExtendedServer {
+            id: "s-1".to_owned(),
+            arn: "arn:aws:drs:us-east-1:444455556666:source-server/s-1".to_owned(),
+            made_by,
+        }
+    }
+
+    fn status(made_by: MadeBy, may_have_made: bool) -> &'static str {
+        labelled(
+            &settings(),
+            &example_server(),
+            found(made_by),
+            Vec::new(),
+            may_have_made,
+        )
+        .status()
+    }
+
+    #[test]
+    fn an_untagged_extension_is_ours_only_if_a_create_of_ours_may_have_made_it() {
+        // After nothing but definite refusals no create of ours made it, whatever
+        // DRS left out of the look.
+        assert_eq!(status(MadeBy::Unread, false), "skipped");
+        assert_eq!(status(MadeBy::Unread, true), "created");
+        // The tag decides wherever it was read.
+        for may_have_made in [false, true] {
+            assert_eq!(
+                status(MadeBy::Invocation("req-1".into()), may_have_made),
+                "created"
+            );
+            assert_eq!(
+                status(MadeBy::Invocation("req-0".into()), may_have_made),
+                "skipped"
+            );
+            assert_eq!(status(MadeBy::Nobody, may_have_made), "skipped");
+        }
+    }
+}
