@@ -239,9 +239,11 @@ pub enum EntriesReply {
     None,
     /// For 3 entries or more, every entry but one between the first and the last
     /// (the `n / 2`-th of `n`, counting from 0), with `FailedEntryCount` 0; that
-    /// entry was not taken. Fewer are answered in full. AWS documents the order of
-    /// `Entries` only for a reply that answers every entry, so a short reply may
-    /// as well be short anywhere: a client that matches results by position
+    /// entry was not taken. Fewer are answered in full. AWS documents that the
+    /// reply's `Entries` always hold as many results as entries were sent, in
+    /// their order (EventBridge User Guide, "Sending events with PutEvents"); a
+    /// reply that breaks that (a regression, a proxy, an emulator) may be short
+    /// anywhere, not only at its end: a client that matches results by position
     /// gives each later entry its neighbour's result and calls the lost one
     /// delivered.
     MiddleMissing,

@@ -512,10 +512,10 @@ fn refused_whole<E>(error: &SdkError<E, HttpResponse>) -> bool {
     }
 }
 
-/// Each pending entry's result. AWS documents the order of `Entries` only for a
-/// reply that answers every entry: one with fewer (or more) results than entries
-/// sent cannot say which result is whose, so it answers none of them, and every
-/// entry may have landed.
+/// Each pending entry's result. AWS documents a reply whose `Entries` hold one
+/// result per entry sent, in order; one with fewer (or more) results cannot say
+/// which result is whose, so it answers none of them, and every entry may have
+/// landed.
 fn results_of(results: &[PutEventsResultEntry], sent: usize) -> Vec<Entry> {
     if results.len() != sent {
         return (0..sent).map(|_| Entry::Unanswered).collect();
