@@ -527,3 +527,32 @@ async fn a_give_up_stops_creates_already_under_way() {
     let made = world.extended().len();
     assert!(made <= 8 + 10, "{made} extended without an event");
 }
+
+/// Mechanism: every PutEvents attempt, and the pause before it, is cut at the
+/// time the invocation gives its events (`events_by`; `answer_by` for the
+/// summary). The bus takes every entry and never answers, and a summary must
+/// still go after the outcomes: uncut, the summary's attempt (20 s, learnt from
+/// the outcomes' unanswered ones) held the invocation past its deadline.
+#[tokio::test]
+async fn a_bus_that_never_answers_does_not_hold_the_invocation_past_its_deadline() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 5);
+    world.bus_never_answers = true;
+    let h = Harness::start(
+        world,
+        &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "1000")],
+    )
+    .await;
+    let deadline = Duration::from_secs(20);
+    let started = Instant::now();
+    let result = h
+        .app
+        .handle(lambda_event(event("scheduled-reconciliation"), deadline))
+        .await;
+    let took = started.elapsed();
+    assert!(took < deadline, "answered after {took:?} of {deadline:?}");
+    assert!(
+        matches!(result, Err(InvocationError::OutcomesUndelivered { .. })),
+        "{result:?}"
+    );
+}
