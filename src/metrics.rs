@@ -432,7 +432,7 @@ mod tests {
     #[test]
     fn unfinished_accounts_and_regions_are_counted_from_the_summary() {
         use crate::domain::arn::AccountId;
-        use crate::domain::scope::Unfinished;
+        use crate::domain::scope::{Unfinished, UnfinishedReason};
         let unfinished = |account: &str, reason| Unfinished {
             staging_account_id: AccountId::parse(account).ok(),
             region: region("eu-west-1"),
@@ -443,8 +443,8 @@ mod tests {
             reconciliation: Some(crate::domain::summary::Summary {
                 complete: false,
                 unfinished: vec![
-                    unfinished("111122223333", "LISTING_FAILED"),
-                    unfinished("444455556666", "DEADLINE"),
+                    unfinished("111122223333", UnfinishedReason::ListingFailed),
+                    unfinished("444455556666", UnfinishedReason::Deadline),
                 ],
                 ..summary()
             }),

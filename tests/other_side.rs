@@ -281,13 +281,19 @@ async fn a_slow_bus_with_every_send_under_way_costs_no_cpu_while_waiting() {
 
 /// Mechanism: a read's pause before it is read again ends at `calls_by`. Every
 /// listing here is answered with its body cut off, and the pauses (0.2, 0.4 and
-/// 0.8 s) add up past this invocation's whole deadline.
+/// 0.8 s) add up past this invocation's whole deadline. The attempt timeout is
+/// short, so the connector lets a read go until just before `calls_by` (0.9 s):
+/// the third read fails at 0.6 s, and its pause, uncut, would end at 1.4 s.
 #[tokio::test]
 async fn pauses_between_reads_are_cut_at_the_deadline() {
     let mut world = World::new(TARGET_ACCOUNT);
     world.seed(STAGING_A, REGION, 1);
     world.inject("ListExtensibleSourceServers", usize::MAX, Fault::CutShort);
-    let h = Harness::start(world, &[("STAGING_ACCOUNT_IDS", STAGING_A)]).await;
+    let policy = drs_extender::aws::clients::CallPolicy {
+        attempt_timeout: Duration::from_millis(100),
+        ..fast_policy()
+    };
+    let h = Harness::start_with(world, &[("STAGING_ACCOUNT_IDS", STAGING_A)], policy).await;
     let deadline = Duration::from_millis(1200);
     let started = Instant::now();
     let _ = h
@@ -368,5 +374,185 @@ async fn a_create_dropped_on_the_wire_is_never_called_unsent() {
     assert_eq!(
         h.events_of("Extended Source Server Failed")[0]["Detail"]["errorCode"],
         "Timeout"
+    );
+}
+
+/// Mechanism: a reply whose `Entries` do not answer the entries sent one for one
+/// answers none of them. Here the bus drops a middle entry of each batch (it
+/// does not land) and answers the rest: matched by position, each later entry
+/// took its neighbour's result, the dropped one was called delivered, and the
+/// invocation succeeded with servers extended and no event for them.
+#[tokio::test]
+async fn a_reply_missing_a_middle_entry_loses_no_event_silently() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 30);
+    world.put_events_entries = EntriesReply::MiddleMissing;
+    let h = Harness::start(
+        world,
+        &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "1000")],
+    )
+    .await;
+    let result = h.invoke(event("scheduled-reconciliation")).await;
+    let copies = copies_by_server(&h);
+    let without_event = h
+        .aws
+        .world()
+        .extended()
+        .iter()
+        .filter(|e| !copies.contains_key(&e.staging_arn))
+        .count();
+    assert!(
+        without_event > 0,
+        "the bus kept one entry of each batch it answered short"
+    );
+    let Err(InvocationError::OutcomesUndelivered { undelivered, .. }) = result else {
+        panic!(
+            "{without_event} extended without an event, yet the invocation answered {:?} created",
+            result.map(|r| r.created)
+        );
+    };
+    assert!(
+        undelivered >= without_event,
+        "{without_event} without an event, {undelivered} counted undelivered"
+    );
+    for (server, kinds) in copies {
+        for (kind, n) in kinds {
+            assert!(n <= 2, "{server}: {n} copies of {kind}");
+        }
+    }
+    let made = h.aws.world().extended().len();
+    assert!(made <= 8 + 10, "{made} extended");
+}
+
+/// Mechanism: any answer to PutEvents but a definite refusal (4xx) counts as
+/// may-have-landed. Here every PutEvents takes effect and a gateway answers
+/// 502 with an HTML page: no code to read. Counted only as a retryable
+/// `Http502`, each event went out four times.
+#[tokio::test]
+async fn a_gateway_page_after_the_events_landed_never_makes_a_third_copy() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 30);
+    world.inject("PutEvents", usize::MAX, Fault::GatewayPage);
+    let h = Harness::start(
+        world,
+        &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "1000")],
+    )
+    .await;
+    let result = h.invoke(event("scheduled-reconciliation")).await;
+    let Err(InvocationError::OutcomesUndelivered { cause, .. }) = &result else {
+        panic!("no event was confirmed, so the invocation fails: {result:?}");
+    };
+    assert!(cause.contains("502"), "{cause}");
+    let copies = copies_by_server(&h);
+    assert!(!copies.is_empty(), "the events landed");
+    for (server, kinds) in copies {
+        for (kind, n) in kinds {
+            assert!(n <= 2, "{server}: {n} copies of {kind}");
+        }
+    }
+    let made = h.aws.world().extended().len();
+    assert!(made <= 8 + 10, "{made} extended");
+}
+
+/// Mechanism: an attempt that times out counts as may-have-landed, so an event
+/// goes at most twice. The bus takes every entry and never answers: slower
+/// than every attempt timeout (5 s, then 10, then 20). Without the count the
+/// third attempt goes out at about 16 s and lands a third copy.
+#[tokio::test]
+async fn a_bus_slower_than_every_attempt_timeout_gets_each_event_at_most_twice() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    let server = world.seed(STAGING_A, REGION, 1).remove(0);
+    world.bus_never_answers = true;
+    let h = Harness::start(world, &[]).await;
+    let deadline = Duration::from_secs(40);
+    let started = Instant::now();
+    let result = h
+        .app
+        .handle(lambda_event(announcement(&server, STAGING_A), deadline))
+        .await;
+    let took = started.elapsed();
+    assert!(took < deadline, "answered after {took:?} of {deadline:?}");
+    assert!(
+        matches!(result, Err(InvocationError::OutcomesUndelivered { .. })),
+        "{result:?}"
+    );
+    assert_eq!(h.aws.world().extended().len(), 1);
+    let created = h.events_of("Extended Source Server Created").len();
+    assert!(
+        (1..=2).contains(&created),
+        "{created} copies of the outcome"
+    );
+}
+
+/// Mechanism: the stop flag the stream sets when an event is given up, read by
+/// the paced connector before every attempt of a create (and by the create
+/// before each round). Creates here ride out throttling (a 4/s limit against
+/// eight at once) when the bus refuses the first batch: none of them may send
+/// another attempt after that. Checked once a server's task started, creates
+/// under way went on being sent for seconds.
+#[tokio::test]
+async fn a_give_up_stops_creates_already_under_way() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 100);
+    world.bus_refuses = true;
+    world.drs_rate_limit = Some(4);
+    world.drs_rate_burst = Some(1);
+    let h = Harness::start(
+        world,
+        &[
+            ("STAGING_ACCOUNT_IDS", STAGING_A),
+            ("DRS_MAX_RPS", "1000"),
+            ("RECONCILE_CONCURRENCY", "8"),
+        ],
+    )
+    .await;
+    let result = h.invoke(event("scheduled-reconciliation")).await;
+    assert!(
+        matches!(result, Err(InvocationError::OutcomesUndelivered { .. })),
+        "{result:?}"
+    );
+    let world = h.aws.world();
+    let given_up = world.calls_of("PutEvents")[0].at;
+    // An attempt that passed the check as the refusal came back may arrive
+    // just after it.
+    let late = world
+        .calls_of("CreateExtendedSourceServer")
+        .iter()
+        .filter(|c| c.at > given_up + Duration::from_millis(100))
+        .count();
+    assert_eq!(
+        late, 0,
+        "create attempts sent after the first event was given up"
+    );
+    let made = world.extended().len();
+    assert!(made <= 8 + 10, "{made} extended without an event");
+}
+
+/// Mechanism: every PutEvents attempt, and the pause before it, is cut at the
+/// time the invocation gives its events (`events_by`; `answer_by` for the
+/// summary). The bus takes every entry and never answers, and a summary must
+/// still go after the outcomes: uncut, the summary's attempt (20 s, learnt from
+/// the outcomes' unanswered ones) held the invocation past its deadline.
+#[tokio::test]
+async fn a_bus_that_never_answers_does_not_hold_the_invocation_past_its_deadline() {
+    let mut world = World::new(TARGET_ACCOUNT);
+    world.seed(STAGING_A, REGION, 5);
+    world.bus_never_answers = true;
+    let h = Harness::start(
+        world,
+        &[("STAGING_ACCOUNT_IDS", STAGING_A), ("DRS_MAX_RPS", "1000")],
+    )
+    .await;
+    let deadline = Duration::from_secs(20);
+    let started = Instant::now();
+    let result = h
+        .app
+        .handle(lambda_event(event("scheduled-reconciliation"), deadline))
+        .await;
+    let took = started.elapsed();
+    assert!(took < deadline, "answered after {took:?} of {deadline:?}");
+    assert!(
+        matches!(result, Err(InvocationError::OutcomesUndelivered { .. })),
+        "{result:?}"
     );
 }

@@ -358,3 +358,52 @@ async fn a_server_shown_disconnected_by_its_staging_server_is_still_deleted() {
         assert_eq!(h.events_of("Extended Source Server Deleted").len(), 1);
     }
 }
+
+/// Mechanism: the stop flag a given-up event sets, read before every attempt of
+/// a delete's calls (the disconnect and the delete), not only before the delete
+/// starts. DRS throttles here (2/s, a bucket of one) and the SDK retries a
+/// throttled call up to 10 times, a second apart at most, so a delete is riding
+/// out throttling when the bus refuses the first event: after that no attempt
+/// of it may be sent.
+#[tokio::test]
+async fn a_give_up_stops_a_delete_already_under_way() {
+    let mut world = local_aws::World::new(local_aws::TARGET_ACCOUNT);
+    for _ in 0..20 {
+        broken(&mut world, Some(100));
+    }
+    world.bus_refuses = true;
+    world.drs_rate_limit = Some(2);
+    world.drs_rate_burst = Some(1);
+    let policy = drs_extender::aws::clients::CallPolicy {
+        max_attempts: 10,
+        initial_backoff: Duration::from_millis(200),
+        max_backoff: Duration::from_secs(1),
+        operation_timeout: Duration::from_secs(20),
+        ..fast_policy()
+    };
+    let h = Harness::start_with(
+        world,
+        &[
+            ("STALE_EXTENSIONS", "delete"),
+            ("RECONCILE_CONCURRENCY", "1"),
+            ("DRS_MAX_RPS", "1000"),
+        ],
+        policy,
+    )
+    .await;
+    let result = h.invoke(reconcile(false)).await;
+    assert!(result.is_err(), "events were lost: the invocation says so");
+    let world = h.aws.world();
+    let given_up = world.calls_of("PutEvents")[0].at;
+    // An attempt that passed the check as the refusal came back may arrive
+    // just after it.
+    let late = ["DisconnectSourceServer", "DeleteSourceServer"]
+        .iter()
+        .flat_map(|op| world.calls_of(op))
+        .filter(|c| c.at > given_up + Duration::from_millis(100))
+        .count();
+    assert_eq!(
+        late, 0,
+        "delete attempts sent after the first event was given up"
+    );
+}

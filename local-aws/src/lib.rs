@@ -197,13 +197,19 @@ async fn respond(
         reply
     };
     let mut body = reply.body;
+    let (mut status, mut headers) = (reply.status, reply.headers);
     match reply.delivery {
         Delivery::Whole => {}
         Delivery::Lost => return None,
         Delivery::CutShort => body.truncate(body.len() / 2),
+        Delivery::GatewayPage => {
+            status = 502;
+            headers = vec![("content-type", "text/html".to_owned())];
+            body = GATEWAY_PAGE.as_bytes().to_vec();
+        }
     }
-    let mut response = Response::builder().status(reply.status);
-    for (name, value) in &reply.headers {
+    let mut response = Response::builder().status(status);
+    for (name, value) in &headers {
         response = response.header(*name, value);
     }
     response = response.header("x-amzn-requestid", "00000000-0000-0000-0000-000000000000");
@@ -213,6 +219,12 @@ async fn respond(
             .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))),
     )
 }
+
+/// A load balancer's own answer when the service behind it failed it.
+const GATEWAY_PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n";
+
+/// Longer than any client waits: `bus_never_answers`.
+const NEVER: Duration = Duration::from_secs(24 * 3600);
 
 /// The access key and region a SigV4 `Authorization` header was made with.
 fn signer(parts: &hyper::http::request::Parts) -> (String, String, String) {
@@ -327,6 +339,7 @@ async fn aws(
     let delivery = match fault {
         Some(Fault::LostReply) => Delivery::Lost,
         Some(Fault::CutShort) => Delivery::CutShort,
+        Some(Fault::GatewayPage) => Delivery::GatewayPage,
         _ => Delivery::Whole,
     };
     match fault {
@@ -343,11 +356,16 @@ async fn aws(
             }
         }
         Some(Fault::Delay(delay)) => tokio::time::sleep(delay).await,
-        Some(Fault::LostReply | Fault::CutShort) | None => {}
+        Some(Fault::LostReply | Fault::CutShort | Fault::GatewayPage) | None => {}
     }
     let (put_events_latency, landing) = {
         let world = shared.world.lock().unwrap_or_else(|p| p.into_inner());
-        (world.put_events_latency, world.put_events_landing)
+        let latency = if world.bus_never_answers {
+            NEVER
+        } else {
+            world.put_events_latency
+        };
+        (latency, world.put_events_landing)
     };
     let slow_bus = operation == "PutEvents" && !put_events_latency.is_zero();
     let lands_on_answer = slow_bus && landing == Landing::OnAnswer;

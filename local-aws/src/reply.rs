@@ -19,6 +19,8 @@ pub enum Delivery {
     Lost,
     /// Half the body, with a length that says it is all.
     CutShort,
+    /// A gateway's 502 HTML page in place of the answer.
+    GatewayPage,
 }
 
 impl Reply {

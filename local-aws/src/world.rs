@@ -286,6 +286,16 @@ pub enum EntriesReply {
     OneShort,
     /// No `Entries` at all, with `FailedEntryCount` 0.
     None,
+    /// For 3 entries or more, every entry but one between the first and the last
+    /// (the `n / 2`-th of `n`, counting from 0), with `FailedEntryCount` 0; that
+    /// entry was not taken. Fewer are answered in full. AWS documents that the
+    /// reply's `Entries` always hold as many results as entries were sent, in
+    /// their order (EventBridge User Guide, "Sending events with PutEvents"); a
+    /// reply that breaks that (a regression, a proxy, an emulator) may be short
+    /// anywhere, not only at its end: a client that matches results by position
+    /// gives each later entry its neighbour's result and calls the lost one
+    /// delivered.
+    MiddleMissing,
 }
 
 /// What the next calls of an operation get instead of an answer.
@@ -306,6 +316,13 @@ pub enum Fault {
     /// The request takes effect and is answered 200, with the body cut off
     /// halfway: a connection dropped mid-reply, or a proxy's mangled answer.
     CutShort,
+    /// The request takes effect, then what stands in front of the service (a
+    /// load balancer, a proxy) answers 502 Bad Gateway with an HTML page of its
+    /// own: no `x-amzn-ErrorType`, no JSON, so no error code a client can read.
+    /// AWS documents 5xx answers as the service's fault, not whether the
+    /// request took effect; a gateway that lost the service's reply has no way
+    /// to say.
+    GatewayPage,
 }
 
 impl Fault {
@@ -394,6 +411,12 @@ pub struct World {
     pub put_events_entries: EntriesReply,
     /// The bus's policy refuses every PutEvents (`AccessDeniedException`).
     pub bus_refuses: bool,
+    /// PutEvents takes the entries (landing them as `put_events_landing` says)
+    /// and never answers: a bus slower than every attempt timeout a client
+    /// gives it. EventBridge publishes no latency bound for PutEvents; a
+    /// client must neither wait past its deadline nor, timing out again and
+    /// again on requests that took effect, publish each event more than twice.
+    pub bus_never_answers: bool,
     /// What `addedToServiceDateTime` says of extended servers.
     pub extension_clock: ExtensionClock,
     /// `CreateExtendedSourceServer` answers without the extended server's tags.
@@ -459,6 +482,7 @@ impl World {
             put_events_landing: Landing::OnArrival,
             put_events_entries: EntriesReply::Full,
             bus_refuses: false,
+            bus_never_answers: false,
             extension_clock: ExtensionClock::Now,
             create_reply_omits_tags: false,
             extension_replication: ExtensionReplication::Own,

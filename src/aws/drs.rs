@@ -6,6 +6,7 @@
 //! answered with a body that does not parse, or cut off, is read again.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use crate::domain::deadline::Deadline;
 use crate::domain::failure::DrsError;
 use crate::domain::outcome::{ExtendedServer, MadeBy};
 use crate::domain::readiness::Replication;
+use crate::domain::scope::UnfinishedReason;
 use crate::domain::tags::Tags;
 
 /// What coverage keeps of one extended server (a real record is a few KB).
@@ -155,14 +157,10 @@ pub enum Following {
     Done,
     /// Ask for this page next.
     Next(String),
-    /// Stop short; the reason says why, for the run's `unfinished`.
-    Stopped(&'static str),
+    /// Stop short (`PageTokenRepeated`, `TooManyPages`); the reason says why,
+    /// for the run's `unfinished`.
+    Stopped(UnfinishedReason),
 }
-
-/// A listing stopped on a page token it had followed already.
-pub const PAGE_TOKEN_REPEATED: &str = "PAGE_TOKEN_REPEATED";
-/// A listing stopped after [`MAX_PAGES`] pages.
-pub const TOO_MANY_PAGES: &str = "TOO_MANY_PAGES";
 
 impl Pages {
     pub fn follow(&mut self, token: Option<String>) -> Following {
@@ -170,10 +168,10 @@ impl Pages {
             return Following::Done;
         };
         if self.followed.len() >= MAX_PAGES {
-            return Following::Stopped(TOO_MANY_PAGES);
+            return Following::Stopped(UnfinishedReason::TooManyPages);
         }
         if !self.followed.insert(token.clone()) {
-            return Following::Stopped(PAGE_TOKEN_REPEATED);
+            return Following::Stopped(UnfinishedReason::PageTokenRepeated);
         }
         Following::Next(token)
     }
@@ -218,6 +216,9 @@ impl TargetDrs {
         if calls_by.is_some_and(|by| tokio::time::Instant::now() >= by) {
             return Err(DrsError::deadline_reached());
         }
+        if scope.stopped() {
+            return Err(DrsError::events_given_up());
+        }
         let admitted = match calls_by {
             Some(by) => match tokio::time::timeout_at(by, self.pace.admit()).await {
                 Ok(admitted) => admitted,
@@ -225,6 +226,11 @@ impl TargetDrs {
             },
             None => self.pace.admit().await,
         };
+        // The wait for admission can be long; the connector checks again before
+        // every attempt.
+        if scope.stopped() {
+            return Err(DrsError::events_given_up());
+        }
         let cut_at = crate::domain::deadline::cut(self.operation_timeout, calls_by);
         let by_deadline = calls_by.is_some_and(|by| by <= cut_at);
         // The connector sends no attempt it could not see answered by the cut: the
@@ -438,13 +444,15 @@ impl TargetDrs {
         Ok(extended.remove(&staging.to_string()))
     }
 
+    /// Creates the extended server; no attempt is sent once `stop` is set.
     pub async fn create_extended(
         &self,
         staging: &SourceServerArn,
         tags: &Tags,
         deadline: &Deadline,
+        stop: &Arc<AtomicBool>,
     ) -> Result<ExtendedServer, CreateFailed> {
-        let scope = CallScope::until(deadline.calls_by());
+        let scope = CallScope::until(deadline.calls_by()).stopped_by(stop);
         let sent = self
             .call(
                 deadline,
@@ -540,29 +548,36 @@ impl TargetDrs {
     /// (`ConflictException`) after a skipped disconnect disconnects and deletes
     /// once more. DRS's refusal to disconnect a server again (`ConflictException`,
     /// undocumented) never stops the delete, which is then DRS's to refuse if the
-    /// server is not disconnected after all.
+    /// server is not disconnected after all. No attempt of either is sent once
+    /// `stop` is set.
     pub async fn delete_extended(
         &self,
         id: &str,
         shown_disconnected: bool,
         deadline: &Deadline,
+        stop: &Arc<AtomicBool>,
     ) -> Result<(), DrsError> {
         if shown_disconnected {
-            match self.delete_source_server(id, deadline).await {
+            match self.delete_source_server(id, deadline, stop).await {
                 Err(error) if error.code == CONFLICT => {
                     tracing::info!(%error, "shown disconnected, yet not deletable; disconnecting");
                 }
                 done => return done,
             }
         }
-        self.disconnect(id, deadline).await?;
-        self.delete_source_server(id, deadline).await
+        self.disconnect(id, deadline, stop).await?;
+        self.delete_source_server(id, deadline, stop).await
     }
 
     /// `DisconnectSourceServer`; a refusal for a server already disconnected is
     /// no failure here: the delete that follows says whether it was.
-    async fn disconnect(&self, id: &str, deadline: &Deadline) -> Result<(), DrsError> {
-        let scope = CallScope::until(deadline.calls_by());
+    async fn disconnect(
+        &self,
+        id: &str,
+        deadline: &Deadline,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<(), DrsError> {
+        let scope = CallScope::until(deadline.calls_by()).stopped_by(stop);
         let disconnected = self
             .call(
                 deadline,
@@ -584,8 +599,13 @@ impl TargetDrs {
         }
     }
 
-    async fn delete_source_server(&self, id: &str, deadline: &Deadline) -> Result<(), DrsError> {
-        let scope = CallScope::until(deadline.calls_by());
+    async fn delete_source_server(
+        &self,
+        id: &str,
+        deadline: &Deadline,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<(), DrsError> {
+        let scope = CallScope::until(deadline.calls_by()).stopped_by(stop);
         self.call(
             deadline,
             &scope,

@@ -6,8 +6,11 @@
 //!
 //! A slow bus is waited for, not flooded: an attempt's timeout follows the answers
 //! the bus gives (and doubles after one it did not), and an entry that may have
-//! landed twice (a send unanswered, failed on the bus's side, or answered without
-//! that entry's result) is not sent a third time. Every send is cut at the time
+//! landed twice is not sent a third time. Any answer but a definite refusal of
+//! the request (a 4xx) may follow a request that took effect: no answer, a 5xx
+//! with or without a readable code (a load balancer's HTML page), a body that
+//! cannot be read, or a reply whose `Entries` do not answer the entries sent one
+//! for one, which answers none of them. Every send is cut at the time
 //! the caller gives (the invocation's `events_by`); what is not out by then is
 //! counted undelivered, so the invocation fails in time and Lambda retries it.
 //!
@@ -15,18 +18,20 @@
 //! on the stream's `given_up` flag before its place under the run's bound is
 //! freed, so that the run starts no create after it.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_eventbridge::config::http::HttpResponse;
+use aws_sdk_eventbridge::error::SdkError;
+use aws_sdk_eventbridge::types::{PutEventsRequestEntry, PutEventsResultEntry};
 use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::aws::sdk_error::SdkCall;
 use crate::domain::failure::DrsError;
 use crate::domain::outcome::OutboundEvent;
 
@@ -46,9 +51,8 @@ const CONCURRENT_BATCHES: usize = 8;
 const MAX_WAITING: usize = BATCH * CONCURRENT_BATCHES * 2;
 /// Sends of one batch, counting the first; refused entries go again after a pause.
 const ROUNDS: u32 = 4;
-/// Sends of an entry that may have landed (no answer, a fault after sending, or
-/// a reply without the entry's result) before it is given up: each event is
-/// published at most this many times.
+/// Sends of an entry that may have landed (any answer but a refusal, or none)
+/// before it is given up: each event is published at most this many times.
 const MAY_LAND: u32 = 2;
 /// An attempt's timeout: at least this, else a few times the slowest recent answer.
 const MIN_ATTEMPT: Duration = Duration::from_secs(5);
@@ -108,6 +112,24 @@ struct Sized {
     event: OutboundEvent,
     bytes: usize,
     _held: Option<OwnedSemaphorePermit>,
+}
+
+/// One batch on its way, and its places under the run's bound. Should its send
+/// end abnormally (a panic, a cancellation), the events are given up before the
+/// batch, and so its places, is dropped: no create starts after an event lost
+/// that way either.
+struct Sending {
+    batch: Vec<Sized>,
+    given_up: Arc<AtomicBool>,
+    ended: bool,
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.given_up.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// What became of one batch: which entries are out, and the last error.
@@ -204,6 +226,7 @@ impl EventBus {
         let mut waiting: Vec<Sized> = Vec::new();
         let mut oldest: Option<Instant> = None;
         let mut sends: JoinSet<Sent> = JoinSet::new();
+        let mut entries_of: HashMap<tokio::task::Id, usize> = HashMap::new();
         let (mut open, mut undelivered, mut last_error) = (true, 0, String::new());
         loop {
             let cut = cut_by.is_some_and(|by| Instant::now() >= by);
@@ -222,20 +245,29 @@ impl EventBus {
                 let Some(batch) = take_batch(&mut waiting, due) else {
                     break;
                 };
-                let (bus, given_up) = (self.clone(), given_up.clone());
+                let bus = self.clone();
+                let sending = Sending {
+                    batch,
+                    given_up: given_up.clone(),
+                    ended: false,
+                };
+                let entries = sending.batch.len();
                 // In the invocation's span: its log lines carry the request id.
-                sends.spawn(
+                let task = sends.spawn(
                     async move {
-                        let sent = bus.send_with_retries(&batch, cut_by).await;
+                        let mut sending = sending;
+                        let sent = bus.send_with_retries(&sending.batch, cut_by).await;
                         if sent.undelivered > 0 {
-                            given_up.store(true, Ordering::SeqCst);
+                            sending.given_up.store(true, Ordering::SeqCst);
                         }
+                        sending.ended = true;
                         // Only now are the batch's places freed.
-                        drop(batch);
+                        drop(sending);
                         sent
                     }
                     .in_current_span(),
                 );
+                entries_of.insert(task.id(), entries);
             }
             if waiting.is_empty() {
                 oldest = None;
@@ -252,14 +284,21 @@ impl EventBus {
                     }
                     None => open = false,
                 },
-                Some(joined) = sends.join_next(), if !sends.is_empty() => {
+                Some(joined) = sends.join_next_with_id(), if !sends.is_empty() => {
                     match joined {
-                        Ok(sent) if sent.undelivered > 0 => {
-                            undelivered += sent.undelivered;
-                            last_error = sent.last_error;
+                        Ok((id, sent)) => {
+                            entries_of.remove(&id);
+                            if sent.undelivered > 0 {
+                                undelivered += sent.undelivered;
+                                last_error = sent.last_error;
+                            }
                         }
-                        Ok(_) => {}
-                        Err(e) => last_error = format!("a PutEvents task ended abnormally: {e}"),
+                        // Whatever it sent is unknown: its whole batch counts as
+                        // undelivered (its `Sending` said so before freeing places).
+                        Err(e) => {
+                            undelivered += entries_of.remove(&e.id()).unwrap_or(1);
+                            last_error = format!("a PutEvents task ended abnormally: {e}");
+                        }
                     }
                 }
                 // Armed only with a send free to take the batch: with every send
@@ -329,10 +368,10 @@ impl EventBus {
     }
 
     /// Sends one batch, and again its entries that can still get through, until
-    /// `cut_by`; answers which were delivered. An entry the bus refused was not
-    /// published and may go again; one whose send went unanswered, failed on
-    /// the bus's side, or came back without its result may have landed, and
-    /// goes at most [`MAY_LAND`] times in all.
+    /// `cut_by`; answers which were delivered. An entry the bus refused (the
+    /// entry, or the whole request with a 4xx) was not published and may go
+    /// again; after any other answer, or none, it may have landed, and goes at
+    /// most [`MAY_LAND`] times in all.
     async fn send_with_retries(&self, batch: &[Sized], cut_by: Option<Instant>) -> Sent {
         let mut last_error = String::new();
         let mut delivered = vec![false; batch.len()];
@@ -394,10 +433,10 @@ impl EventBus {
                     }
                     pending = again;
                 }
-                Ok(Err(error)) => {
+                Ok(Err(CallFailed { error, refused })) => {
                     self.note_latency(|l| l.answered(started.elapsed()));
                     last_error = error.to_string();
-                    if may_have_taken_effect(&error) {
+                    if !refused {
                         pending.iter().for_each(|&i| may_have_landed[i] += 1);
                     }
                     if !error.retryable {
@@ -414,8 +453,12 @@ impl EventBus {
     }
 
     /// Sends the `pending` entries of a batch; answers what became of each (by
-    /// position in `pending`).
-    async fn put_batch(&self, batch: &[Sized], pending: &[usize]) -> Result<Vec<Entry>, DrsError> {
+    /// position in `pending`), or how the call failed.
+    async fn put_batch(
+        &self,
+        batch: &[Sized],
+        pending: &[usize],
+    ) -> Result<Vec<Entry>, CallFailed> {
         let entries = pending
             .iter()
             .filter_map(|&i| batch.get(i))
@@ -429,31 +472,65 @@ impl EventBus {
                     .build()
             })
             .collect();
-        let output = self
+        let sent = self
             .client
             .put_events()
             .set_entries(Some(entries))
             .send()
-            .map_err_into()
-            .await?;
-        // Entries answer in request order. One missing from the answer (a reply
-        // with fewer entries than were sent, or none) was neither refused nor
-        // confirmed: it may have landed.
-        let results = output.entries();
-        Ok((0..pending.len())
-            .map(|i| match results.get(i) {
-                Some(result) => match (result.error_code(), result.event_id()) {
-                    (Some(code), _) => Entry::Refused {
-                        code: code.to_owned(),
-                        message: result.error_message().unwrap_or("entry refused").to_owned(),
-                    },
-                    (None, Some(_)) => Entry::Delivered,
-                    (None, None) => Entry::Unanswered,
-                },
-                None => Entry::Unanswered,
-            })
-            .collect())
+            .await;
+        let output = match sent {
+            Ok(output) => output,
+            Err(error) => {
+                let refused = refused_whole(&error);
+                let error = DrsError::from_sdk(error);
+                // No credentials: nothing was signed, so nothing was sent.
+                let refused = refused || error.code == "CredentialsError";
+                return Err(CallFailed { error, refused });
+            }
+        };
+        Ok(results_of(output.entries(), pending.len()))
     }
+}
+
+/// How a PutEvents call failed, and whether that was a definite refusal of the
+/// whole request (so none of its entries can have landed).
+struct CallFailed {
+    error: DrsError,
+    refused: bool,
+}
+
+/// Whether a failed call is a definite refusal of the request: answered 4xx (a
+/// throttle, a validation or authorisation error, a proxy refusing it), or never
+/// built. Anything else (no answer, a 5xx with or without a readable code, a
+/// gateway's HTML page, a 2xx that could not be read) may follow a request that
+/// took effect.
+fn refused_whole<E>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::ServiceError(context) => (400..500).contains(&context.raw().status().as_u16()),
+        SdkError::ConstructionFailure(_) => true,
+        _ => false,
+    }
+}
+
+/// Each pending entry's result. AWS documents a reply whose `Entries` hold one
+/// result per entry sent, in order; one with fewer (or more) results cannot say
+/// which result is whose, so it answers none of them, and every entry may have
+/// landed.
+fn results_of(results: &[PutEventsResultEntry], sent: usize) -> Vec<Entry> {
+    if results.len() != sent {
+        return (0..sent).map(|_| Entry::Unanswered).collect();
+    }
+    results
+        .iter()
+        .map(|result| match (result.error_code(), result.event_id()) {
+            (Some(code), _) => Entry::Refused {
+                code: code.to_owned(),
+                message: result.error_message().unwrap_or("entry refused").to_owned(),
+            },
+            (None, Some(_)) => Entry::Delivered,
+            (None, None) => Entry::Unanswered,
+        })
+        .collect()
 }
 
 /// What a PutEvents reply said of one entry.
@@ -484,16 +561,6 @@ fn take_batch(waiting: &mut Vec<Sized>, due: bool) -> Option<Vec<Sized>> {
     }
     let full = count < waiting.len() || count == BATCH;
     (full || due).then(|| waiting.drain(..count).collect())
-}
-
-/// Whether a failed call may still have put its events: no answer, or a fault on
-/// the bus's side after the request was sent. A refusal (throttling, a 4xx) did not.
-fn may_have_taken_effect(error: &DrsError) -> bool {
-    matches!(
-        error.code.as_str(),
-        "Timeout" | "ConnectionError" | "InvalidResponse"
-    ) || error.code.starts_with("Internal")
-        || error.code.starts_with("ServiceUnavailable")
 }
 
 /// Entry errors that a later attempt can get past; the rest (malformed detail,
@@ -585,6 +652,62 @@ mod tests {
         let trimmed: Value = serde_json::from_str(&event.detail).unwrap();
         assert_eq!(trimmed["truncated"], true);
         assert_eq!(trimmed["stagingAccountId"], "111122223333");
+    }
+
+    fn delivered(id: &str) -> PutEventsResultEntry {
+        PutEventsResultEntry::builder().event_id(id).build()
+    }
+
+    #[test]
+    fn a_reply_that_does_not_answer_every_entry_answers_none() {
+        let refused = PutEventsResultEntry::builder()
+            .error_code("InternalFailure")
+            .error_message("x")
+            .build();
+        let full = results_of(&[delivered("a"), refused.clone(), delivered("c")], 3);
+        assert!(matches!(
+            full.as_slice(),
+            [Entry::Delivered, Entry::Refused { .. }, Entry::Delivered]
+        ));
+        // A middle entry's result missing: which result is whose is unknown.
+        for short in [vec![delivered("a"), delivered("c")], Vec::new()] {
+            let read = results_of(&short, 3);
+            assert_eq!(read.len(), 3);
+            assert!(
+                read.iter().all(|e| matches!(e, Entry::Unanswered)),
+                "{read:?}"
+            );
+        }
+        let long = results_of(&[delivered("a"), delivered("b"), delivered("c")], 2);
+        assert!(long.iter().all(|e| matches!(e, Entry::Unanswered)));
+    }
+
+    #[test]
+    fn a_send_that_ends_abnormally_gives_up_before_its_places_are_freed() {
+        let places = Arc::new(tokio::sync::Semaphore::new(1));
+        let given_up = Arc::new(AtomicBool::new(false));
+        let mut held = sized(10);
+        held._held = places.clone().try_acquire_owned().ok();
+        let sending = Sending {
+            batch: vec![held],
+            given_up: given_up.clone(),
+            ended: false,
+        };
+        // A panic or a cancellation drops it unended.
+        drop(sending);
+        assert!(given_up.load(Ordering::SeqCst));
+        assert_eq!(places.available_permits(), 1);
+
+        let ended = Arc::new(AtomicBool::new(false));
+        drop(Sending {
+            batch: Vec::new(),
+            given_up: ended.clone(),
+            ended: true,
+        });
+        assert!(
+            !ended.load(Ordering::SeqCst),
+            "a send that ended said its own"
+        );
     }
 
     #[test]

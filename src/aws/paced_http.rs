@@ -11,7 +11,10 @@
 //! without a second (or its whole timeout) before the scope's cut, none stays
 //! on the wire past it, and the scope
 //! learns whether any attempt may have taken effect (no answer, or one that was
-//! not a refusal). An attempt never sent is a definite "nothing happened".
+//! not a refusal). An attempt never sent is a definite "nothing happened". A
+//! scope [`CallScope::stopped_by`] a flag sends no attempt once it is set: a
+//! create or delete retried by the SDK, or waiting for its slot, stops there
+//! when an outcome event is given up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -64,6 +67,8 @@ tokio::task_local! {
 #[derive(Clone, Debug, Default)]
 pub struct CallScope {
     send_by: Option<Instant>,
+    /// Once set, no attempt leaves.
+    stop: Option<Arc<AtomicBool>>,
     /// An attempt was answered with anything but a refusal, or not at all.
     uncertain: Arc<AtomicBool>,
     /// An attempt is on the wire: set as it leaves, cleared when it is answered.
@@ -81,9 +86,23 @@ impl CallScope {
     pub fn until(send_by: Option<Instant>) -> Self {
         Self {
             send_by,
+            stop: None,
             uncertain: Arc::default(),
             on_wire: Arc::default(),
         }
+    }
+
+    /// The same scope, sending no attempt once `stop` is set.
+    pub fn stopped_by(mut self, stop: &Arc<AtomicBool>) -> Self {
+        self.stop = Some(stop.clone());
+        self
+    }
+
+    /// Whether its flag says no attempt may leave.
+    pub fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|stop| stop.load(Ordering::SeqCst))
     }
 
     /// The same scope (what its attempts did is shared), cut at `at` too.
@@ -106,15 +125,23 @@ impl CallScope {
     }
 }
 
-/// An attempt the connector did not send: the caller's time ran out first.
-#[derive(Debug)]
-pub struct NotSent;
+/// An attempt the connector did not send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotSent {
+    /// The caller's time ran out first.
+    Deadline,
+    /// The scope's stop flag was set (an outcome event was given up).
+    Stopped,
+}
 
 impl std::fmt::Display for NotSent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(
-            "not sent: the invocation's time for DRS calls ran out while it waited its turn",
-        )
+        f.write_str(match self {
+            NotSent::Deadline => {
+                "not sent: the invocation's time for DRS calls ran out while it waited its turn"
+            }
+            NotSent::Stopped => "not sent: an outcome event was given up",
+        })
     }
 }
 
@@ -143,7 +170,11 @@ impl HttpConnector for PacedConnector {
             let left = send_by.map(|by| by.saturating_duration_since(Instant::now()));
             if !waited || left.is_some_and(|left| left < limit.min(LEAST_ROOM)) {
                 // A user error: the SDK does not retry it, and nothing was sent.
-                return Err(ConnectorError::user(Box::new(NotSent)));
+                return Err(ConnectorError::user(Box::new(NotSent::Deadline)));
+            }
+            // Checked after the wait for the slot, which a throttled pace makes long.
+            if scope.as_ref().is_some_and(CallScope::stopped) {
+                return Err(ConnectorError::user(Box::new(NotSent::Stopped)));
             }
             if let Some(scope) = &scope {
                 scope.on_wire.store(true, Ordering::SeqCst);

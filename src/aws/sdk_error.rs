@@ -6,6 +6,7 @@ use aws_sdk_drs::config::http::HttpResponse;
 use aws_sdk_drs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_drs::operation::RequestId;
 
+use crate::aws::paced_http::NotSent;
 use crate::domain::failure::DrsError;
 
 /// A call's future, boxed and erased: the SDK's futures are deep, and every
@@ -28,16 +29,16 @@ where
     }
 }
 
-/// Whether the paced connector declined to send the attempt.
-fn not_sent(err: &(dyn std::error::Error + 'static)) -> bool {
+/// Whether the paced connector declined to send the attempt, and why.
+fn not_sent(err: &(dyn std::error::Error + 'static)) -> Option<NotSent> {
     let mut source = Some(err);
     while let Some(error) = source {
-        if error.is::<crate::aws::paced_http::NotSent>() {
-            return true;
+        if let Some(why) = error.downcast_ref::<NotSent>() {
+            return Some(*why);
         }
         source = error.source();
     }
-    false
+    None
 }
 
 /// DRS's codes for faults on its side or of pace: trying later can help.
@@ -102,7 +103,12 @@ impl DrsError {
             }
             // The paced connector held the attempt back: the deadline came while it
             // waited its turn. Nothing was sent by it.
-            SdkError::DispatchFailure(_) if not_sent(&err) => Self::deadline_reached(),
+            SdkError::DispatchFailure(_) if not_sent(&err) == Some(NotSent::Deadline) => {
+                Self::deadline_reached()
+            }
+            SdkError::DispatchFailure(_) if not_sent(&err) == Some(NotSent::Stopped) => {
+                Self::events_given_up()
+            }
             SdkError::DispatchFailure(failure) if failure.is_timeout() => Self::new(
                 "Timeout",
                 format!("the call timed out, after retries: {}", source_chain(&err)),

@@ -32,7 +32,7 @@ pub struct Unhealthy<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub would_delete: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub delete_withheld: Option<&'static str>,
+    pub delete_withheld: Option<crate::domain::stale::Withheld>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delete_failed: Option<String>,
 }

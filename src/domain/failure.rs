@@ -4,6 +4,7 @@
 
 use crate::domain::arn::{AccountId, Region, SourceServerArn};
 use crate::domain::quota::SOURCE_SERVER_QUOTA_CODE;
+use crate::domain::scope::UnfinishedReason;
 
 /// A DRS call that did not succeed, as DRS (or the network) put it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,10 +35,10 @@ pub fn is_source_server_quota(code: &str, quota_code: Option<&str>) -> bool {
 pub enum Refusal {
     /// Every create in the region: the target account's quota is used up, or DRS
     /// is not initialised there.
-    Region(&'static str),
+    Region(UnfinishedReason),
     /// Every create from one staging account in the region: it does not trust the
     /// target account.
-    StagingAccount(&'static str),
+    StagingAccount(UnfinishedReason),
 }
 
 impl Refusal {
@@ -47,17 +48,19 @@ impl Refusal {
         match code {
             // Another quota's reach is not documented: it fails its server alone.
             QUOTA_EXCEEDED if !is_source_server_quota(code, quota_code) => None,
-            QUOTA_EXCEEDED => Some(Self::Region("SERVICE_QUOTA_EXCEEDED")),
-            "UninitializedAccountException" => Some(Self::Region("UNINITIALIZED_ACCOUNT")),
-            "AccessDeniedException" => Some(Self::StagingAccount("ACCESS_DENIED")),
+            QUOTA_EXCEEDED => Some(Self::Region(UnfinishedReason::ServiceQuotaExceeded)),
+            "UninitializedAccountException" => {
+                Some(Self::Region(UnfinishedReason::UninitializedAccount))
+            }
+            "AccessDeniedException" => Some(Self::StagingAccount(UnfinishedReason::AccessDenied)),
             _ => None,
         }
     }
 
     /// What a run's `unfinished` says of what it stopped.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> UnfinishedReason {
         match self {
-            Self::Region(reason) | Self::StagingAccount(reason) => reason,
+            Self::Region(reason) | Self::StagingAccount(reason) => *reason,
         }
     }
 
@@ -71,7 +74,24 @@ impl Refusal {
 /// The code of a listing stopped by the invocation's deadline, not by DRS.
 pub const DEADLINE_REACHED: &str = "DeadlineReached";
 
+/// The code of a create or delete not sent because an outcome event was given up.
+pub const EVENTS_GIVEN_UP: &str = "EventsGivenUp";
+
 impl DrsError {
+    /// A create or delete held back, unsent, once an outcome event was given up:
+    /// the run makes no change the bus could not tell of.
+    pub fn events_given_up() -> Self {
+        Self::new(
+            EVENTS_GIVEN_UP,
+            "not sent: an outcome event was given up, so no more changes are made",
+            true,
+        )
+    }
+
+    pub fn is_events_given_up(&self) -> bool {
+        self.code == EVENTS_GIVEN_UP
+    }
+
     pub fn deadline_reached() -> Self {
         Self::new(
             DEADLINE_REACHED,

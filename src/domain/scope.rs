@@ -12,6 +12,76 @@ pub struct Scope {
     pub region: Region,
 }
 
+/// Why a run left a scope or a server undone: a closed set, written as
+/// `unfinished[].reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UnfinishedReason {
+    /// The invocation's deadline came first.
+    Deadline,
+    /// `ListExtensibleSourceServers` failed for the scope.
+    ListingFailed,
+    /// A region's staging accounts could not be listed.
+    StagingAccountsNotListed,
+    /// Servers kept appearing until the run stopped sweeping.
+    StillChanging,
+    /// DRS refused a page token it had handed out.
+    PageTokenRefused,
+    /// A task of the run ended without its work.
+    TaskEnded,
+    /// An outcome event was given up: the run started no create after it.
+    EventsUndelivered,
+    /// Fan-out requests the bus did not take: their accounts were not handed on.
+    FanOutUndelivered,
+    /// A listing stopped on a page token it had followed already.
+    PageTokenRepeated,
+    /// A listing stopped after `aws::drs::MAX_PAGES` pages.
+    TooManyPages,
+    /// Refusals no retry changes (`domain::failure::Refusal`).
+    ServiceQuotaExceeded,
+    UninitializedAccount,
+    AccessDenied,
+}
+
+impl UnfinishedReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Deadline => "DEADLINE",
+            Self::ListingFailed => "LISTING_FAILED",
+            Self::StagingAccountsNotListed => "STAGING_ACCOUNTS_NOT_LISTED",
+            Self::StillChanging => "STILL_CHANGING",
+            Self::PageTokenRefused => "PAGE_TOKEN_REFUSED",
+            Self::TaskEnded => "TASK_ENDED",
+            Self::EventsUndelivered => "EVENTS_UNDELIVERED",
+            Self::FanOutUndelivered => "FAN_OUT_UNDELIVERED",
+            Self::PageTokenRepeated => "PAGE_TOKEN_REPEATED",
+            Self::TooManyPages => "TOO_MANY_PAGES",
+            Self::ServiceQuotaExceeded => "SERVICE_QUOTA_EXCEEDED",
+            Self::UninitializedAccount => "UNINITIALIZED_ACCOUNT",
+            Self::AccessDenied => "ACCESS_DENIED",
+        }
+    }
+}
+
+impl std::fmt::Display for UnfinishedReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// By name, as the list of what is unfinished has always been sorted.
+impl Ord for UnfinishedReason {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for UnfinishedReason {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// What a run left undone, and why.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,11 +94,11 @@ pub struct Unfinished {
     /// path); absent in a reconciliation's, which speak of whole scopes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub staging_source_server_arn: Option<String>,
-    pub reason: &'static str,
+    pub reason: UnfinishedReason,
 }
 
 impl Unfinished {
-    pub fn server(arn: &crate::domain::arn::SourceServerArn, reason: &'static str) -> Self {
+    pub fn server(arn: &crate::domain::arn::SourceServerArn, reason: UnfinishedReason) -> Self {
         Self {
             staging_account_id: Some(arn.account().clone()),
             region: arn.region().clone(),
@@ -37,7 +107,7 @@ impl Unfinished {
         }
     }
 
-    pub fn scope(scope: &Scope, reason: &'static str) -> Self {
+    pub fn scope(scope: &Scope, reason: UnfinishedReason) -> Self {
         Self {
             staging_source_server_arn: None,
             staging_account_id: Some(scope.staging_account_id.clone()),

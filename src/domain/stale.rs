@@ -60,13 +60,19 @@ pub enum Repair {
     Delete,
     /// A dry run, which says what it would delete.
     WouldDelete,
-    /// Kept whatever the setting: it has a recovery instance, or was launched
-    /// within `STALE_AFTER_HOURS`.
-    Kept(&'static str),
+    /// Kept whatever the setting.
+    Kept(Withheld),
 }
 
-pub const HAS_RECOVERY_INSTANCE: &str = "HAS_RECOVERY_INSTANCE";
-pub const RECENT_LAUNCH: &str = "RECENT_LAUNCH";
+/// Why a stale extension is kept whatever the setting: `deleteWithheld`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Withheld {
+    /// It has a recovery instance.
+    HasRecoveryInstance,
+    /// It was launched (drill or recovery) within `STALE_AFTER_HOURS`.
+    RecentLaunch,
+}
 
 /// A stale extension: since when, and what it gets.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,9 +117,9 @@ pub fn decide(
     let repair = match rules.action {
         StaleAction::Report => Repair::Report,
         StaleAction::Delete if replication.recovery_instance_id.is_some() => {
-            Repair::Kept(HAS_RECOVERY_INSTANCE)
+            Repair::Kept(Withheld::HasRecoveryInstance)
         }
-        StaleAction::Delete if launched_recently => Repair::Kept(RECENT_LAUNCH),
+        StaleAction::Delete if launched_recently => Repair::Kept(Withheld::RecentLaunch),
         StaleAction::Delete if dry_run => Repair::WouldDelete,
         StaleAction::Delete => Repair::Delete,
     };
@@ -203,13 +209,16 @@ mod tests {
             ..Replication::default()
         };
         let (_, stale) = decide(true, Some(&mark), &recovering, &delete(), false, now());
-        assert_eq!(stale.unwrap().repair, Repair::Kept(HAS_RECOVERY_INSTANCE));
+        assert_eq!(
+            stale.unwrap().repair,
+            Repair::Kept(Withheld::HasRecoveryInstance)
+        );
         let drilled = Replication {
             last_launch_time: ago(5).at,
             ..Replication::default()
         };
         let (_, stale) = decide(true, Some(&mark), &drilled, &delete(), false, now());
-        assert_eq!(stale.unwrap().repair, Repair::Kept(RECENT_LAUNCH));
+        assert_eq!(stale.unwrap().repair, Repair::Kept(Withheld::RecentLaunch));
         let long_ago = Replication {
             last_launch_time: ago(500).at,
             ..Replication::default()

@@ -10,14 +10,14 @@ use crate::domain::arn::AccountId;
 use crate::domain::config::Config;
 use crate::domain::deadline::{self, Deadline};
 use crate::domain::outcome::{Outcome, Response};
+use crate::domain::scope::UnfinishedReason;
 use crate::domain::scope::{Scope, Unfinished};
 use crate::error::InvocationError;
 use crate::inbound::authorize::{authorize, serves, Trusted};
 use crate::inbound::classify::{classify, Classified, Request};
 use crate::metrics::InvocationMetrics;
 use crate::run::extend::ExtendSettings;
-use crate::run::reporter::Reporting;
-use crate::run::summary::DEADLINE;
+use crate::run::reporter::{Reporter, Reporting};
 
 mod reconciliation;
 mod servers;
@@ -133,7 +133,7 @@ impl App {
         );
         let reporter = reporting.reporter().clone();
         let made_by = made_by(&event.context.request_id);
-        let settings = self.settings(None, deadline, &made_by);
+        let settings = self.settings(None, deadline, &made_by, &reporter);
         let mut not_tried = Vec::new();
         let reconciled = match request {
             Request::Ignored(_) => None,
@@ -178,7 +178,7 @@ impl App {
                     None
                 }
                 Ok(regions) => {
-                    let settings = self.settings(request.dry_run, deadline, &made_by);
+                    let settings = self.settings(request.dry_run, deadline, &made_by, &reporter);
                     let coverage = self
                         .coverage(
                             &request,
@@ -201,10 +201,17 @@ impl App {
             .await
     }
 
-    fn settings(&self, dry_run: Option<bool>, deadline: Deadline, made_by: &str) -> ExtendSettings {
+    fn settings(
+        &self,
+        dry_run: Option<bool>,
+        deadline: Deadline,
+        made_by: &str,
+        reporter: &Reporter,
+    ) -> ExtendSettings {
         ExtendSettings {
             deadline,
             made_by: made_by.to_owned(),
+            stop: reporter.given_up_flag().clone(),
             configured_tags: self.config.extension_tags.clone(),
             copy_staging_tags: self.config.copy_staging_tags,
             // A request may ask for a dry run; it may not lift a configured one.
@@ -313,7 +320,10 @@ impl App {
         response.coverage = per_scope;
         // Servers an event named that the deadline kept from being tried: Lambda's
         // retry of the event tries them.
-        let unreached = not_tried.iter().filter(|u| u.reason == DEADLINE).count();
+        let unreached = not_tried
+            .iter()
+            .filter(|u| u.reason == UnfinishedReason::Deadline)
+            .count();
         response.unfinished = not_tried;
         self.record(&response);
         if let Err(error) = delivered {

@@ -9,6 +9,7 @@ use crate::domain::deadline::Deadline;
 use crate::domain::outcome::{Outcome, Subject};
 use crate::domain::quota::RegionQuota;
 use crate::domain::rejection::Rejection;
+use crate::domain::scope::UnfinishedReason;
 use crate::domain::scope::{Scope, Unfinished};
 use crate::inbound::authorize::{authorize, serves, Trusted};
 use crate::inbound::classify::ReconcileRequest;
@@ -17,7 +18,7 @@ use crate::run::extend::ExtendSettings;
 use crate::run::quota;
 use crate::run::reconcile;
 use crate::run::reporter::Reporter;
-use crate::run::summary::{self, Summary};
+use crate::run::summary::Summary;
 use crate::run::survey;
 
 use super::App;
@@ -98,7 +99,7 @@ impl App {
                                     staging_source_server_arn: None,
                                     staging_account_id: None,
                                     region: region.clone(),
-                                    reason: summary::STAGING_ACCOUNTS_NOT_LISTED,
+                                    reason: UnfinishedReason::StagingAccountsNotListed,
                                 });
                                 if !error.is_deadline() {
                                     let subject = Subject {
@@ -186,7 +187,7 @@ impl App {
                         staging_source_server_arn: None,
                         staging_account_id: Some(account.clone()),
                         region: region.clone(),
-                        reason: summary::FAN_OUT_UNDELIVERED,
+                        reason: UnfinishedReason::FanOutUndelivered,
                     }));
                 }
             }

@@ -8,11 +8,11 @@ use crate::domain::arn::AccountId;
 use crate::domain::outcome::Outcome;
 use crate::domain::rejection::Rejection;
 use crate::domain::scope::Unfinished;
+use crate::domain::scope::UnfinishedReason;
 use crate::inbound::authorize::{authorize, serves, Trusted};
 use crate::inbound::classify::ServerRequest;
 use crate::run::extend::{extend, ExtendSettings, Extension, Known, Refusals};
 use crate::run::reporter::Reporter;
-use crate::run::summary::{DEADLINE, EVENTS_UNDELIVERED};
 
 use super::App;
 
@@ -60,9 +60,9 @@ impl App {
             // again, since a slow bus makes that wait long.
             let held = reporter.reserve().await;
             let not_tried = if settings.deadline.reached() {
-                Some(DEADLINE)
+                Some(UnfinishedReason::Deadline)
             } else if reporter.events_given_up() {
-                Some(EVENTS_UNDELIVERED)
+                Some(UnfinishedReason::EventsUndelivered)
             } else {
                 None
             };
@@ -83,7 +83,9 @@ impl App {
                     refused.note(&server.arn, &outcome);
                     reporter.report_held(*outcome, held).await;
                 }
-                Extension::NotReached => unfinished.push(Unfinished::server(&server.arn, DEADLINE)),
+                Extension::NotReached(reason) => {
+                    unfinished.push(Unfinished::server(&server.arn, reason))
+                }
             }
         }
         if !unfinished.is_empty() {

@@ -19,6 +19,7 @@ use crate::domain::extension_event::{
 };
 use crate::domain::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
 use crate::domain::readiness::{self, lag_seconds, Readiness, ReadinessRules};
+use crate::domain::scope::UnfinishedReason;
 use crate::domain::scope::{Scope, ScopeCoverage, Unread};
 use crate::domain::stale::{self, MarkChange, Repair, Stale, StaleRules, ERROR_SINCE_KEY};
 use crate::run::reporter::Reporter;
@@ -247,11 +248,11 @@ pub async fn read(
                     Following::Done => break,
                     Following::Next(token) => next_token = Some(token),
                     Following::Stopped(reason) => {
-                        tracing::warn!(%region, reason, "coverage read stopped short");
+                        tracing::warn!(%region, %reason, "coverage read stopped short");
                         unread.push(Unread {
                             region: region.clone(),
                             staging_accounts: chunk.len(),
-                            error_code: reason.to_owned(),
+                            error_code: reason.as_str().to_owned(),
                         });
                         break;
                     }
@@ -280,23 +281,32 @@ async fn delete_stale(
 ) -> Result<Option<OwnedSemaphorePermit>, (String, Option<OwnedSemaphorePermit>)> {
     let place = reporter.reserve().await;
     let withheld = if place.is_none() {
-        Some(crate::run::summary::TASK_ENDED)
+        Some(UnfinishedReason::TaskEnded)
     } else if deadline.reached() {
-        Some(crate::run::summary::DEADLINE)
+        Some(UnfinishedReason::Deadline)
     } else if reporter.events_given_up() {
-        Some(crate::run::summary::EVENTS_UNDELIVERED)
+        Some(UnfinishedReason::EventsUndelivered)
     } else {
         None
     };
     if let Some(why) = withheld {
-        return Err((why.to_owned(), place));
+        return Err((why.as_str().to_owned(), place));
     }
     let shown_disconnected = record.replication.state.as_deref() == Some("DISCONNECTED");
     match drs
-        .delete_extended(&record.id, shown_disconnected, deadline)
+        .delete_extended(
+            &record.id,
+            shown_disconnected,
+            deadline,
+            reporter.given_up_flag(),
+        )
         .await
     {
         Ok(()) => Ok(place),
+        Err(error) if error.is_events_given_up() => Err((
+            UnfinishedReason::EventsUndelivered.as_str().to_owned(),
+            place,
+        )),
         Err(error) => Err((error.code, place)),
     }
 }
@@ -341,7 +351,7 @@ fn unhealthy_event(
         stale_since: stale.map(|s| s.since.as_str()),
         would_delete: matches!(repair, Some(Repair::WouldDelete)),
         delete_withheld: match repair {
-            Some(Repair::Kept(why)) => Some(why),
+            Some(Repair::Kept(why)) => Some(*why),
             _ => None,
         },
         delete_failed,

@@ -10,13 +10,15 @@
 //! staging account) returns every extended server of that account, a few KB
 //! each, while a create on an extended server is one small call that fails.
 
-use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
 use crate::aws::drs::{CreateFailed, TargetDrs};
 use crate::domain::arn::{AccountId, Region, SourceServerArn};
 use crate::domain::deadline::Deadline;
 use crate::domain::failure::Refusal;
 use crate::domain::outcome::{ExtendedServer, MadeBy, Outcome, Subject};
+use crate::domain::scope::UnfinishedReason;
 use crate::domain::tags::{self, Tags};
 
 /// What every extension in one run shares.
@@ -29,6 +31,9 @@ pub struct ExtendSettings {
     pub deadline: Deadline,
     /// The invocation's id, put on every extended server it makes.
     pub made_by: String,
+    /// Set once an outcome event is given up: from then on no attempt of a
+    /// create is sent, however far its server's work has gone.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// Refusals met on creates that no retry changes: where a run, or an event's
@@ -84,15 +89,16 @@ pub enum Known {
     NotExtended,
 }
 
-/// What became of one server: an outcome, or nothing at all because the
-/// invocation's time ran out before any create of it could have taken effect
-/// (it waited its turn behind a lower DRS rate). The caller reports the latter
-/// `unfinished`, never `failed`: the next run takes it up.
+/// What became of one server: an outcome, or nothing at all because no create
+/// of it could have taken effect before the invocation's time ran out (it waited
+/// its turn behind a lower DRS rate) or an outcome event was given up. The
+/// caller reports the latter `unfinished` with the reason (`DEADLINE`,
+/// `EVENTS_UNDELIVERED`), never `failed`: the next run takes it up.
 #[derive(Debug)]
 pub enum Extension {
     /// Boxed: an outcome is a few hundred bytes, and most tasks end in one.
     Done(Box<Outcome>),
-    NotReached,
+    NotReached(UnfinishedReason),
 }
 
 pub async fn extend(
@@ -109,7 +115,9 @@ pub async fn extend(
                 return Extension::Done(Box::new(Outcome::already_extended(staging, extended)))
             }
             Ok(None) => {}
-            Err(error) if error.is_deadline() => return Extension::NotReached,
+            Err(error) if error.is_deadline() => {
+                return Extension::NotReached(UnfinishedReason::Deadline)
+            }
             Err(error) => {
                 return Extension::Done(Box::new(Outcome::failed(Subject::server(staging), error)))
             }
@@ -132,7 +140,10 @@ pub async fn extend(
     let mut rounds = 0;
     let error = loop {
         rounds += 1;
-        match drs.create_extended(staging, &tags, deadline).await {
+        match drs
+            .create_extended(staging, &tags, deadline, &settings.stop)
+            .await
+        {
             Ok(extended) => {
                 let extended = match extended.made_by {
                     // DRS answered without the server's tags: read them back.
@@ -142,7 +153,10 @@ pub async fn extend(
                     },
                     _ => extended,
                 };
-                return Extension::Done(Box::new(labelled(settings, staging, extended, dropped)));
+                // It succeeded: whatever the tags say, it may be this invocation's.
+                return Extension::Done(Box::new(labelled(
+                    settings, staging, extended, dropped, true,
+                )));
             }
             Err(CreateFailed {
                 error,
@@ -160,6 +174,10 @@ pub async fn extend(
             }
         }
     };
+    // Held back before anything that could take effect was sent: not tried.
+    if error.is_events_given_up() && !uncertain {
+        return Extension::NotReached(UnfinishedReason::EventsUndelivered);
+    }
     // A request the client gave up on, or whose reply was lost, may have taken
     // effect: look once now and, after a timeout, once more a moment later. Its
     // tag says whether this invocation made what the look finds. After a plain
@@ -175,31 +193,36 @@ pub async fn extend(
             tokio::time::sleep_until(pause).await;
         }
         if let Ok(Some(extended)) = drs.find_extended(staging, deadline).await {
-            return Extension::Done(Box::new(labelled(settings, staging, extended, dropped)));
+            return Extension::Done(Box::new(labelled(
+                settings, staging, extended, dropped, uncertain,
+            )));
         }
     }
     let waited_its_turn =
         error.is_deadline() || (error.code == "ThrottlingException" && deadline.reached());
     if waited_its_turn && !uncertain {
-        return Extension::NotReached;
+        return Extension::NotReached(UnfinishedReason::Deadline);
     }
     Extension::Done(Box::new(Outcome::failed(Subject::server(staging), error)))
 }
 
 /// `created` when the extended server's tag names this invocation; `skipped`
 /// when it names another or none. One whose tags DRS would not give is taken as
-/// made by the request that found it: reporting it `created` cannot lose an
-/// event, `skipped` would.
+/// made by this invocation when one of its creates `may_have_made` it (it
+/// succeeded, or an attempt was not a definite refusal): reporting it `created`
+/// cannot lose an event, `skipped` would. After nothing but definite refusals,
+/// no create of this invocation made it: `skipped`.
 fn labelled(
     settings: &ExtendSettings,
     staging: &SourceServerArn,
     extended: ExtendedServer,
     dropped: Vec<tags::DroppedTag>,
+    may_have_made: bool,
 ) -> Outcome {
     let ours = match &extended.made_by {
         MadeBy::Invocation(by) => *by == settings.made_by,
         MadeBy::Nobody => false,
-        MadeBy::Unread => true,
+        MadeBy::Unread => may_have_made,
     };
     if ours {
         Outcome::created(staging, extended, dropped)
@@ -214,3 +237,59 @@ const ROUNDS_WITHOUT_DEADLINE: u32 = 5;
 
 /// How long a timed-out create is given to take effect before the last look.
 const LATE_EFFECT: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::arn::example_server;
+
+    fn settings() -> ExtendSettings {
+        ExtendSettings {
+            configured_tags: Tags::new(),
+            copy_staging_tags: false,
+            dry_run: false,
+            deadline: Deadline::none(),
+            made_by: "req-1".to_owned(),
+            stop: Arc::default(),
+        }
+    }
+
+    fn found(made_by: MadeBy) -> ExtendedServer {
+        ExtendedServer {
+            id: "s-1".to_owned(),
+            arn: "arn:aws:drs:us-east-1:444455556666:source-server/s-1".to_owned(),
+            made_by,
+        }
+    }
+
+    fn status(made_by: MadeBy, may_have_made: bool) -> &'static str {
+        labelled(
+            &settings(),
+            &example_server(),
+            found(made_by),
+            Vec::new(),
+            may_have_made,
+        )
+        .status()
+    }
+
+    #[test]
+    fn an_untagged_extension_is_ours_only_if_a_create_of_ours_may_have_made_it() {
+        // After nothing but definite refusals no create of ours made it, whatever
+        // DRS left out of the look.
+        assert_eq!(status(MadeBy::Unread, false), "skipped");
+        assert_eq!(status(MadeBy::Unread, true), "created");
+        // The tag decides wherever it was read.
+        for may_have_made in [false, true] {
+            assert_eq!(
+                status(MadeBy::Invocation("req-1".into()), may_have_made),
+                "created"
+            );
+            assert_eq!(
+                status(MadeBy::Invocation("req-0".into()), may_have_made),
+                "skipped"
+            );
+            assert_eq!(status(MadeBy::Nobody, may_have_made), "skipped");
+        }
+    }
+}

@@ -98,7 +98,9 @@ async fn count_source_servers(drs: &TargetDrs, deadline: &Deadline) -> (u64, Opt
         match pages.follow(page.next_token) {
             Following::Next(token) => next_token = Some(token),
             Following::Done => return (seen.len() as u64, None),
-            Following::Stopped(reason) => return (seen.len() as u64, Some(reason.to_owned())),
+            Following::Stopped(reason) => {
+                return (seen.len() as u64, Some(reason.as_str().to_owned()))
+            }
         }
     }
 }

@@ -22,12 +22,10 @@ use crate::domain::deadline::Deadline;
 use crate::domain::failure::DrsError;
 use crate::domain::outcome::{Outcome, Subject};
 use crate::domain::rejection::Rejection;
+use crate::domain::scope::UnfinishedReason;
 use crate::domain::scope::{Scope, Unfinished};
 use crate::run::extend::{extend, ExtendSettings, Extension, Known, Refusals};
 use crate::run::reporter::Reporter;
-use crate::run::summary::{
-    DEADLINE, EVENTS_UNDELIVERED, LISTING_FAILED, PAGE_TOKEN_REFUSED, STILL_CHANGING, TASK_ENDED,
-};
 use crate::run::survey::{Listing, Surveyed, LISTINGS_AT_ONCE};
 
 /// What a run did besides its outcomes, which went to the reporter.
@@ -39,7 +37,7 @@ pub struct RunReport {
 
 struct ScopeReport {
     examined: usize,
-    unfinished: Option<&'static str>,
+    unfinished: Option<UnfinishedReason>,
 }
 
 /// What every scope of a run shares.
@@ -100,7 +98,9 @@ pub async fn run(
             Err(error) => {
                 tracing::error!(%error, "a reconciliation task ended abnormally");
                 if let Some(scope) = scope_of_task.get(&error.id()) {
-                    report.unfinished.push(Unfinished::scope(scope, TASK_ENDED));
+                    report
+                        .unfinished
+                        .push(Unfinished::scope(scope, UnfinishedReason::TaskEnded));
                 }
             }
         }
@@ -121,18 +121,20 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
         Listing::Listed { page, .. } => page,
         Listing::Failed(error) => {
             listing_failed(&shared.reporter, &scope, error).await;
-            report.unfinished = Some(LISTING_FAILED);
+            report.unfinished = Some(UnfinishedReason::ListingFailed);
             return report;
         }
         Listing::NotReached => {
-            report.unfinished = Some(DEADLINE);
+            report.unfinished = Some(UnfinishedReason::Deadline);
             return report;
         }
     };
     let mut tried: HashSet<String> = HashSet::new();
     let mut in_flight = InFlight::default();
-    // Set by a server whose create the deadline did not let through.
+    // Set by a server whose create the deadline did not let through, or that a
+    // given-up event held back.
     let not_reached = Arc::new(AtomicBool::new(false));
+    let withheld = Arc::new(AtomicBool::new(false));
     let keep_tags = shared.settings.copy_staging_tags && !shared.settings.dry_run;
     let result = 'sweeps: {
         for _ in 0..MAX_SWEEPS {
@@ -146,7 +148,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                     Some(page) => page,
                     None => {
                         if shared.deadline.reached() {
-                            break 'sweeps Some(DEADLINE);
+                            break 'sweeps Some(UnfinishedReason::Deadline);
                         }
                         let listed = drs
                             .list_extensible(
@@ -167,7 +169,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                             }
                             Err(error) => {
                                 listing_failed(&shared.reporter, &scope, error).await;
-                                break 'sweeps Some(LISTING_FAILED);
+                                break 'sweeps Some(UnfinishedReason::ListingFailed);
                             }
                         }
                     }
@@ -187,24 +189,28 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                     };
                     // A place for its event first: while the bus is behind, this waits.
                     let Some(held) = shared.reporter.reserve().await else {
-                        break 'sweeps Some(TASK_ENDED);
+                        break 'sweeps Some(UnfinishedReason::TaskEnded);
                     };
                     let Ok(permit) = shared.creates.clone().acquire_owned().await else {
-                        break 'sweeps Some(TASK_ENDED);
+                        break 'sweeps Some(UnfinishedReason::TaskEnded);
                     };
                     // Checked after the waits above, which a slow bus or DRS makes long.
                     if shared.deadline.reached() {
-                        break 'sweeps Some(DEADLINE);
+                        break 'sweeps Some(UnfinishedReason::Deadline);
                     }
                     if shared.reporter.events_given_up() {
-                        break 'sweeps Some(EVENTS_UNDELIVERED);
+                        break 'sweeps Some(UnfinishedReason::EventsUndelivered);
                     }
                     let met = shared.refused.met(&scope.staging_account_id, &scope.region);
                     if let Some(met) = met {
                         break 'sweeps Some(met.refusal.reason());
                     }
-                    let (drs, task, not_reached) =
-                        (drs.clone(), shared.clone(), not_reached.clone());
+                    let (drs, task, not_reached, withheld) = (
+                        drs.clone(),
+                        shared.clone(),
+                        not_reached.clone(),
+                        withheld.clone(),
+                    );
                     in_flight.spawn(staging.clone(), async move {
                         let extension = extend(
                             &drs,
@@ -220,7 +226,10 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                                 task.refused.note(&staging, &outcome);
                                 task.reporter.report_held(*outcome, Some(held)).await;
                             }
-                            Extension::NotReached => not_reached.store(true, Ordering::SeqCst),
+                            Extension::NotReached(UnfinishedReason::EventsUndelivered) => {
+                                withheld.store(true, Ordering::SeqCst)
+                            }
+                            Extension::NotReached(_) => not_reached.store(true, Ordering::SeqCst),
                         }
                     });
                     in_flight.settle_finished(&shared.reporter).await;
@@ -230,7 +239,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                     Following::Next(next) => token = Some(next),
                     // Servers past where DRS repeated itself were never seen.
                     Following::Stopped(reason) => {
-                        tracing::warn!(account = %scope.staging_account_id, region = %scope.region, reason, "listing stopped short");
+                        tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %reason, "listing stopped short");
                         break 'sweeps Some(reason);
                     }
                 }
@@ -245,16 +254,21 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                 // Across pages, only a whole sweep that finds nothing new proves it.
                 (false, true) if !cut_short => break 'sweeps None,
                 // Servers past the pages DRS would page to were never seen.
-                (false, true) => break 'sweeps Some(PAGE_TOKEN_REFUSED),
+                (false, true) => break 'sweeps Some(UnfinishedReason::PageTokenRefused),
                 (true, true) => {}
             }
         }
-        Some(STILL_CHANGING)
+        Some(UnfinishedReason::StillChanging)
     };
     in_flight.settle_all(&shared.reporter).await;
     report.unfinished = match result {
-        // The servers the deadline held back are the run's first loss.
-        None | Some(STILL_CHANGING) if not_reached.load(Ordering::SeqCst) => Some(DEADLINE),
+        // The servers held back are the run's first loss.
+        None | Some(UnfinishedReason::StillChanging) if withheld.load(Ordering::SeqCst) => {
+            Some(UnfinishedReason::EventsUndelivered)
+        }
+        None | Some(UnfinishedReason::StillChanging) if not_reached.load(Ordering::SeqCst) => {
+            Some(UnfinishedReason::Deadline)
+        }
         other => other,
     };
     report

@@ -139,6 +139,12 @@ impl Reporter {
         self.given_up.load(Ordering::SeqCst)
     }
 
+    /// The flag [`Reporter::events_given_up`] reads, for the calls that check it
+    /// before every attempt they send.
+    pub fn given_up_flag(&self) -> &Arc<AtomicBool> {
+        &self.given_up
+    }
+
     /// A place for one server's work, given back when its outcome event is out
     /// (or given up on). Waits while the bus is behind.
     pub async fn reserve(&self) -> Option<OwnedSemaphorePermit> {
