@@ -37,6 +37,9 @@ pub struct Config {
     /// `QUOTA_WARN_PERCENT`: the share of the source-server quota past which a
     /// reconciliation warns.
     pub quota_warn_percent: u8,
+    /// `LAUNCH_CHECKS_PER_RUN`: most servers, besides those a run extended,
+    /// whose launch settings it checks; 0 turns the check off.
+    pub launch_checks_per_run: usize,
 }
 
 impl Config {
@@ -171,6 +174,13 @@ impl Config {
                 80u8,
                 1,
                 100,
+            )?,
+            launch_checks_per_run: parse_bounded(
+                "LAUNCH_CHECKS_PER_RUN",
+                get("LAUNCH_CHECKS_PER_RUN"),
+                500,
+                0,
+                100_000,
             )?,
         })
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod deadline;
 pub mod failure;
 pub mod hint;
+pub mod launch;
 pub mod outcome;
 pub mod quota;
 pub mod readiness;
