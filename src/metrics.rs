@@ -39,6 +39,9 @@ pub struct InvocationMetrics {
     /// Extended servers not ready to recover, when the invocation reconciled:
     /// what the not-ready alarm watches.
     pub not_ready: Option<usize>,
+    /// Extended servers whose launch settings would not launch, of those
+    /// checked: what the launch alarm watches.
+    pub launch_not_ready: Option<usize>,
     pub regions: Vec<RegionCoverage>,
     /// The source-server quota per region, when the invocation watched it.
     pub quotas: Vec<RegionQuotaUse>,
@@ -65,6 +68,8 @@ pub struct RegionCoverage {
     pub not_ready: usize,
     /// Not-ready servers by reason: one EMF document each, `Reason` a dimension.
     pub not_ready_reasons: std::collections::BTreeMap<String, usize>,
+    /// Launch settings checked; not-ready ones by reason, one document each.
+    pub launch: crate::domain::launch::LaunchCounts,
 }
 
 impl InvocationMetrics {
@@ -84,6 +89,7 @@ impl InvocationMetrics {
             extended: summary.map(|s| s.extended),
             extension_errors: summary.map(|s| s.extension_errors),
             not_ready: summary.map(|s| s.not_ready),
+            launch_not_ready: summary.map(|s| s.launch.launch_not_ready),
             regions: per_region(response),
             quotas: summary.map(quota_use).unwrap_or_default(),
         }
@@ -130,6 +136,9 @@ impl InvocationMetrics {
         if let Some(n) = self.not_ready {
             add("NotReady", "Count", json!(n));
         }
+        if let Some(n) = self.launch_not_ready {
+            add("LaunchNotReady", "Count", json!(n));
+        }
         if let Some(percent) = self.quota_used_percent() {
             add("QuotaUsedPercent", "Percent", json!(percent));
         }
@@ -151,9 +160,10 @@ impl InvocationMetrics {
     }
 
     /// One EMF document per region with coverage: `Extended`, `ExtensionErrors`,
-    /// `NotExtended`, `Ready`, `Syncing` and `NotReady` with the dimensions
+    /// `NotExtended`, `Ready`, `Syncing`, `NotReady`, `LaunchChecked`,
+    /// `LaunchNotReady` and `LaunchUnchecked` with the dimensions
     /// `FunctionName` and `Region`; one per region and not-ready reason,
-    /// `NotReady` with `Reason` as well; and one per region whose quota was
+    /// `NotReady` (or `LaunchNotReady`, for launch reasons) with `Reason` as well; and one per region whose quota was
     /// watched: `SourceServers`, `SourceServerQuota` and `QuotaUsedPercent`.
     pub fn region_documents(&self, function_name: &str, timestamp_ms: u64) -> Vec<Value> {
         let document = |dimensions: &[(&str, &str)], metrics: &[(&str, &str, Value)]| {
@@ -169,6 +179,9 @@ impl InvocationMetrics {
                     ("Ready", "Count", json!(r.ready)),
                     ("Syncing", "Count", json!(r.syncing)),
                     ("NotReady", "Count", json!(r.not_ready)),
+                    ("LaunchChecked", "Count", json!(r.launch.launch_checked)),
+                    ("LaunchNotReady", "Count", json!(r.launch.launch_not_ready)),
+                    ("LaunchUnchecked", "Count", json!(r.launch.launch_unchecked)),
                 ],
             )
         });
@@ -180,6 +193,17 @@ impl InvocationMetrics {
                 )
             })
         });
+        let launch_by_reason = self.regions.iter().flat_map(|r| {
+            r.launch
+                .launch_not_ready_reasons
+                .iter()
+                .map(move |(reason, n)| {
+                    document(
+                        &[("Region", &r.region), ("Reason", reason.as_str())],
+                        &[("LaunchNotReady", "Count", json!(n))],
+                    )
+                })
+        });
         let quotas = self.quotas.iter().map(|q| {
             document(
                 &[("Region", &q.region)],
@@ -190,7 +214,11 @@ impl InvocationMetrics {
                 ],
             )
         });
-        coverage.chain(by_reason).chain(quotas).collect()
+        coverage
+            .chain(by_reason)
+            .chain(launch_by_reason)
+            .chain(quotas)
+            .collect()
     }
 
     /// Writes the documents, one line each, on stdout, where Lambda collects them.
@@ -279,6 +307,7 @@ fn per_region(response: &Response) -> Vec<RegionCoverage> {
         for (reason, n) in &scope.not_ready_reasons {
             *entry.not_ready_reasons.entry(reason.clone()).or_default() += n;
         }
+        entry.launch.add(&scope.launch);
     }
     regions.into_values().collect()
 }
@@ -345,16 +374,38 @@ mod tests {
                 syncing: 0,
                 not_ready: 2,
                 not_ready_reasons: [("EXTENSION_ERROR".to_owned(), 2)].into_iter().collect(),
+                launch: crate::domain::launch::LaunchCounts {
+                    launch_checked: 3,
+                    launch_not_ready: 1,
+                    launch_not_ready_reasons: [(
+                        crate::domain::launch::LaunchReason::SubnetNotFound,
+                        1,
+                    )]
+                    .into_iter()
+                    .collect(),
+                    launch_unchecked: 2,
+                },
             }],
+            launch_not_ready: Some(1),
             ..Default::default()
         };
         let total = metrics.document("f", 0);
         assert_eq!(total["ExtensionErrors"], 2);
+        assert_eq!(total["LaunchNotReady"], 1);
         let regional = metrics.region_documents("f", 0);
         assert_eq!(
             regional.len(),
-            2,
-            "the region's, and one for its one not-ready reason"
+            3,
+            "the region's, one for its one not-ready reason, one for its launch reason"
+        );
+        assert_eq!(regional[0]["LaunchChecked"], 3);
+        assert_eq!(regional[0]["LaunchUnchecked"], 2);
+        assert_eq!(
+            (
+                regional[2]["Reason"].as_str(),
+                regional[2]["LaunchNotReady"].as_u64()
+            ),
+            (Some("SUBNET_NOT_FOUND"), Some(1))
         );
         assert_eq!(regional[0]["Ready"], 3);
         assert_eq!(

@@ -110,12 +110,15 @@ def main():
             except ProcessLookupError:
                 pass
     # The README's quick start, exactly as written: the demo's story ends with the
-    # readiness table, the quota and the stale extension.
+    # readiness table, the server that would not launch and why, the quota and the
+    # stale extension.
     demo = subprocess.run(["./scripts/demo"], capture_output=True, text=True, timeout=900)
     check("./scripts/demo runs", demo.returncode == 0, demo.stderr[-600:])
     for line in [
         "111122223333   us-east-1         4      2        1          1  STALLED 1",
         "222233334444   us-east-1         4      3        0          1  EXTENSION_ERROR 1",
+        "111122223333   us-east-1         4            1          0  SUBNET_NOT_FOUND 1",
+        "would not launch: arn:aws:drs:us-east-1:444455556666:source-server/",
         "Quota: us-east-1 holds 14 source servers of 16 (87.5 % used, Service Quotas)",
         "stale extension reported: arn:aws:drs:us-east-1:444455556666:source-server/",
     ]:

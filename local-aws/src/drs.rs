@@ -67,6 +67,8 @@ pub fn handle(
         "UntagResource" => tag_resource(world, account, body, false),
         "DisconnectSourceServer" => disconnect(world, account, region, body),
         "DeleteSourceServer" => delete_source_server(world, account, region, body),
+        "GetLaunchConfiguration" => crate::drs_launch::get(world, account, region, body),
+        "UpdateLaunchConfiguration" => crate::drs_launch::update(world, account, region, body),
         _ => Reply::rest_json_error(404, "UnknownOperationException", "unknown operation", None),
     }
 }
@@ -527,7 +529,7 @@ fn extended_json(world: &World, e: &crate::world::ExtendedServer) -> Value {
                 "awsInstanceID": "i-0123456789abcdef0",
             },
             "networkInterfaces": [
-                {"macAddress": "0a:1b:2c:3d:4e:5f", "ips": ["10.0.1.17", "fe80::81b:2cff:fe3d:4e5f"], "isPrimary": true},
+                {"macAddress": "0a:1b:2c:3d:4e:5f", "ips": [world.source_ip(&e.staging_arn), "fe80::81b:2cff:fe3d:4e5f"], "isPrimary": true},
                 {"macAddress": "0a:1b:2c:3d:4e:60", "ips": ["10.0.2.17"], "isPrimary": false},
             ],
             "disks": disks.iter().map(|d| json!({"deviceName": d, "bytes": 107_374_182_400u64})).collect::<Vec<_>>(),

@@ -5,6 +5,8 @@
 //! to inject. It runs in-process (tests) or as the `local-aws` binary.
 
 mod drs;
+mod drs_launch;
+mod ec2;
 mod eventbridge;
 mod reply;
 mod runtime_api;
@@ -28,10 +30,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use drs::iso8601;
+pub use drs_launch::LaunchConfig;
+pub use ec2::{default_vpc_id, TemplateVersion};
 pub use reply::{Delivery, Reply};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
 pub use world::{
-    BacklogLag, Call, DuplicateCreate, EntriesReply, ExtendedServer, ExtensionClock,
+    BacklogLag, Call, DuplicateCreate, Ec2UnknownIds, EntriesReply, ExtendedServer, ExtensionClock,
     ExtensionReplication, Fault, Landing, LaunchResultFields, Limiter, OwnServer, PageTokens,
     RepeatDisconnect, Replication, SourceServerQuota, StagingDeletion, StagingServer, World,
     FUNCTION_KEY,
@@ -259,12 +263,12 @@ async fn aws(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let form: Vec<(String, String)> = if service == "sts" {
+    let form: Vec<(String, String)> = if service == "sts" || service == "ec2" {
         form_urlencoded::parse(body).into_owned().collect()
     } else {
         Vec::new()
     };
-    let operation = if service == "sts" {
+    let operation = if service == "sts" || service == "ec2" {
         form.iter()
             .find(|(k, _)| k == "Action")
             .map(|(_, v)| v.clone())
@@ -283,7 +287,7 @@ async fn aws(
     } else {
         path.trim_start_matches('/').to_owned()
     };
-    let mut json: Value = if body.is_empty() || service == "sts" {
+    let mut json: Value = if body.is_empty() || service == "sts" || service == "ec2" {
         Value::Null
     } else {
         match serde_json::from_slice(body) {
@@ -325,7 +329,12 @@ async fn aws(
             operation: operation.clone(),
             region: region.clone(),
             access_key: key.clone(),
-            body: if service == "sts" {
+            body: if service == "ec2" {
+                form.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            } else if service == "sts" {
                 Value::Null
             } else {
                 json.clone()
@@ -352,6 +361,7 @@ async fn aws(
             return match service.as_str() {
                 "events" | "servicequotas" => Reply::aws_json_error(status, &code, &message),
                 "sts" => Reply::query_error(status, &code, &message),
+                "ec2" => ec2::error(status, &code, &message),
                 _ => Reply::rest_json_error(status, &code, &message, retry_after),
             }
         }
@@ -426,6 +436,7 @@ fn answer(world: &mut World, asked: &Asked<'_>) -> Reply {
                 Reply::aws_json_error(403, "UnrecognizedClientException", message)
             }
             "sts" => Reply::query_error(403, "InvalidClientTokenId", message),
+            "ec2" => ec2::error(401, "AuthFailure", message),
             _ => Reply::rest_json_error(403, "UnrecognizedClientException", message, None),
         };
     };
@@ -437,6 +448,7 @@ fn answer(world: &mut World, asked: &Asked<'_>) -> Reply {
             "UnknownOperationException",
             "only PutEvents is served here",
         ),
+        "ec2" => ec2::handle(world, region, form),
         "servicequotas" => service_quotas::handle(world, operation, &account, region, json),
         "drs" => {
             if world.over_rate_limit(region) {

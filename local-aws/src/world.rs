@@ -354,6 +354,15 @@ struct Planned {
     fault: Fault,
 }
 
+/// What an EC2 describe answers when it names an id that does not exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ec2UnknownIds {
+    /// The whole call fails (`InvalidSubnetID.NotFound`, `InvalidGroup.NotFound`).
+    FailCall,
+    /// The unknown id is left out of an answer that lists the others.
+    Omitted,
+}
+
 #[derive(Debug)]
 pub struct World {
     /// The account that credentials not issued by this STS belong to: the
@@ -434,6 +443,16 @@ pub struct World {
     /// Tokens older than this are refused (`ValidationException`), as a service
     /// whose tokens expire would.
     pub token_ttl: Option<Duration>,
+    /// EC2 refuses every call (`UnauthorizedOperation`, 403), as it does a role
+    /// without the EC2 read actions.
+    pub ec2_refuses: bool,
+    /// What a describe naming an id that does not exist answers.
+    pub ec2_unknown_ids: Ec2UnknownIds,
+    pub(crate) ec2: crate::ec2::Ec2State,
+    /// DRS launch configurations of the target account's servers, by server id.
+    pub(crate) launch_configs: HashMap<String, crate::drs_launch::LaunchConfig>,
+    /// Staging servers' primary IPs, where not the usual one, by staging ARN.
+    pub(crate) source_ips: HashMap<String, String>,
     /// When this world began: page tokens carry their age from it.
     pub(crate) epoch: Instant,
     /// Event buses that exist (by name); PutEvents to any other is refused.
@@ -491,6 +510,11 @@ impl World {
             launch_result_fields: LaunchResultFields::Both,
             repeat_disconnect: RepeatDisconnect::Conflict,
             token_ttl: None,
+            ec2_refuses: false,
+            ec2_unknown_ids: Ec2UnknownIds::FailCall,
+            ec2: crate::ec2::Ec2State::default(),
+            launch_configs: HashMap::new(),
+            source_ips: HashMap::new(),
             epoch: Instant::now(),
             buses: ["default".to_owned()].into_iter().collect(),
             throttled: 0,

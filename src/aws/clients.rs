@@ -1,6 +1,7 @@
 //! AWS clients, built once at start from one `SdkConfig` and kept: DRS clients for
 //! the target account (one per served region, made on first use, each paced),
 //! Service Quotas for the target account (one per served region, made on first
+//! use), EC2 for the target account (one per served region, made on first
 //! use), the EventBridge client for outcome events with the function's own
 //! credentials.
 
@@ -15,6 +16,7 @@ use aws_sdk_drs::config::{SharedCredentialsProvider, StalledStreamProtectionConf
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::aws::drs::TargetDrs;
+use crate::aws::ec2::TargetEc2;
 use crate::aws::pace::Pace;
 use crate::aws::paced_http;
 use crate::aws::quotas::TargetQuotas;
@@ -101,6 +103,7 @@ pub struct Clients {
     http: SharedHttpClient,
     drs: Mutex<HashMap<Region, TargetDrs>>,
     quotas: Mutex<HashMap<Region, TargetQuotas>>,
+    ec2: Mutex<HashMap<Region, TargetEc2>>,
     eventbridge: aws_sdk_eventbridge::Client,
     fan_out_eventbridge: aws_sdk_eventbridge::Client,
     /// The function's own credentials, for the account they belong to.
@@ -140,6 +143,7 @@ impl Clients {
             http,
             drs: Mutex::new(HashMap::new()),
             quotas: Mutex::new(HashMap::new()),
+            ec2: Mutex::new(HashMap::new()),
             eventbridge,
             fan_out_eventbridge,
             sts,
@@ -231,6 +235,33 @@ impl Clients {
             TargetQuotas::new(aws_sdk_servicequotas::Client::from_conf(config))
         });
         Some(quotas.clone())
+    }
+
+    /// The target account's EC2 in `region`, if this function serves it. Not
+    /// paced by DRS's rate: EC2 throttles on its own (`RequestLimitExceeded`,
+    /// retried by the SDK), and its reads are shared across servers.
+    pub fn ec2(&self, region: &Region) -> Option<TargetEc2> {
+        if !self.regions.contains(region) {
+            return None;
+        }
+        let mut clients = self
+            .ec2
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ec2 = clients.entry(region.clone()).or_insert_with(|| {
+            let config = aws_sdk_ec2::config::Builder::from(&self.target)
+                .region(aws_sdk_ec2::config::Region::new(region.to_string()))
+                .retry_config(self.policy.retry_config())
+                .retry_partition(CallPolicy::retry_partition(format!(
+                    "drs-extender-{}-ec2-{region}",
+                    self.set
+                )))
+                .timeout_config(self.policy.timeout_config())
+                .retry_classifier(RetryAfterClassifier)
+                .build();
+            TargetEc2::new(aws_sdk_ec2::Client::from_conf(config))
+        });
+        Some(ec2.clone())
     }
 
     /// How hard and how long each call may try.

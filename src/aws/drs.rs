@@ -37,6 +37,8 @@ pub struct ExtendedRecord {
     pub replication: Replication,
     /// The mark of a broken extension (`stale::ERROR_SINCE_KEY`), as tagged.
     pub error_since: Option<crate::domain::stale::Mark>,
+    /// The staging server's primary IPv4 address, as its source properties show.
+    pub source_ip: Option<String>,
 }
 
 /// A staging server that is not yet extended into the target account.
@@ -69,6 +71,20 @@ pub fn write_time(at: std::time::SystemTime) -> String {
     DateTime::from(at)
         .fmt(Format::DateTime)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// The primary network interface's first IPv4 address (`sourceProperties`).
+fn primary_ipv4(server: &aws_sdk_drs::types::SourceServer) -> Option<String> {
+    let interfaces = server.source_properties()?.network_interfaces();
+    let primary = interfaces
+        .iter()
+        .find(|i| i.is_primary() == Some(true))
+        .or_else(|| interfaces.first())?;
+    primary
+        .ips()
+        .iter()
+        .find(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok())
+        .cloned()
 }
 
 /// What readiness needs of one `SourceServer`, as DRS spells it.
@@ -401,6 +417,7 @@ impl TargetDrs {
                             at: read_time(written),
                             written: written.clone(),
                         }),
+                    source_ip: primary_ipv4(server),
                 })
             })
             .collect();
@@ -659,6 +676,33 @@ impl TargetDrs {
     /// Every staging account that already has servers extended into the target
     /// account, all pages, unless the deadline comes first. Ids DRS returns
     /// malformed are skipped.
+    /// A server's DRS launch configuration, as far as launch readiness reads it.
+    pub async fn launch_configuration(
+        &self,
+        server_id: &str,
+        deadline: &Deadline,
+    ) -> Result<crate::domain::launch::LaunchConfiguration, DrsError> {
+        let output = self
+            .read(deadline, || {
+                self.client
+                    .get_launch_configuration()
+                    .source_server_id(server_id)
+                    .send()
+                    .map_err_into()
+            })
+            .await?;
+        Ok(crate::domain::launch::LaunchConfiguration {
+            template_id: output
+                .ec2_launch_template_id()
+                .filter(|id| !id.is_empty())
+                .map(str::to_owned),
+            copy_private_ip: output.copy_private_ip().unwrap_or(false),
+            right_sizing: output
+                .target_instance_type_right_sizing_method()
+                .map(|m| m.as_str().to_owned()),
+        })
+    }
+
     pub async fn list_staging_accounts(
         &self,
         deadline: Deadline,

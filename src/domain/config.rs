@@ -37,6 +37,9 @@ pub struct Config {
     /// `QUOTA_WARN_PERCENT`: the share of the source-server quota past which a
     /// reconciliation warns.
     pub quota_warn_percent: u8,
+    /// `LAUNCH_CHECKS_PER_RUN`: most servers, besides those a run extended,
+    /// whose launch settings it checks; 0 turns the check off.
+    pub launch_checks_per_run: usize,
 }
 
 impl Config {
@@ -172,7 +175,15 @@ impl Config {
                 1,
                 100,
             )?,
+            launch_checks_per_run: parse_bounded(
+                "LAUNCH_CHECKS_PER_RUN",
+                get("LAUNCH_CHECKS_PER_RUN"),
+                500,
+                0,
+                100_000,
+            )?,
         })
+        .and_then(|config| refuse_launch_baseline(get("LAUNCH_BASELINE")).map(|()| config))
     }
 
     /// Whether the allowlist (if any) lets this staging account be acted on.
@@ -180,6 +191,18 @@ impl Config {
         self.staging_account_ids
             .as_ref()
             .is_none_or(|ids| ids.contains(account))
+    }
+}
+
+/// A launch baseline is not applied by this version: one set must not look
+/// applied when nothing is, so it stops the start.
+fn refuse_launch_baseline(raw: Option<String>) -> Result<(), ConfigError> {
+    match raw {
+        None => Ok(()),
+        Some(_) => Err(err(
+            "LAUNCH_BASELINE",
+            "launch baselines are not applied by this version; unset it (launch settings are then left as DRS made them, and checked)",
+        )),
     }
 }
 
@@ -436,6 +459,13 @@ mod tests {
             ("QUOTA_WARN_PERCENT", "0"),
             ("QUOTA_WARN_PERCENT", "101"),
             ("QUOTA_WARN_PERCENT", "80%"),
+            ("LAUNCH_CHECKS_PER_RUN", "-1"),
+            ("LAUNCH_CHECKS_PER_RUN", "100001"),
+            (
+                "LAUNCH_BASELINE",
+                "{\"default\": {\"copyPrivateIp\": true}}",
+            ),
+            ("LAUNCH_BASELINE", "{not json"),
         ];
         for (variable, value) in cases {
             let mut vars = vec![("AWS_REGION", "us-east-1"), (*variable, *value)];

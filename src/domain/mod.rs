@@ -8,6 +8,7 @@ pub mod deadline;
 pub mod extension_event;
 pub mod failure;
 pub mod hint;
+pub mod launch;
 pub mod outcome;
 pub mod quota;
 pub mod readiness;

@@ -136,6 +136,9 @@ pub struct ScopeCoverage {
     /// The not-ready ones by reason (`LAGGING`, `STALLED`, ...).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub not_ready_reasons: std::collections::BTreeMap<String, usize>,
+    /// Launch settings checked this run (`launchChecked`, ...).
+    #[serde(flatten)]
+    pub launch: crate::domain::launch::LaunchCounts,
 }
 
 /// Accounts in a region whose coverage could not be read, and why.

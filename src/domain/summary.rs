@@ -50,6 +50,13 @@ pub struct Summary {
     pub not_ready_unsent: usize,
     /// Stale extensions this run deleted (`STALE_EXTENSIONS=delete`).
     pub stale_deleted: usize,
+    /// Launch settings checked (`launchChecked`, `launchNotReady`,
+    /// `launchNotReadyReasons`, `launchUnchecked`), and not-ready ones past the
+    /// events' cap.
+    #[serde(flatten)]
+    pub launch: crate::domain::launch::LaunchCounts,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub launch_not_ready_unsent: usize,
     /// Where coverage could not be read (those counts are then short).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub coverage_unread: Vec<crate::domain::scope::Unread>,
@@ -93,6 +100,8 @@ impl Summary {
             not_ready: 0,
             not_ready_unsent: 0,
             stale_deleted: 0,
+            launch: Default::default(),
+            launch_not_ready_unsent: 0,
             coverage_unread: Vec::new(),
             quota: Vec::new(),
             nothing_to_cover: None,

@@ -134,6 +134,7 @@ impl App {
         let reporter = reporting.reporter().clone();
         let made_by = made_by(&event.context.request_id);
         let settings = self.settings(None, deadline, &made_by, &reporter);
+        let launch_rules = self.launch_rules(&event.payload);
         let mut not_tried = Vec::new();
         let reconciled = match request {
             Request::Ignored(_) => None,
@@ -166,8 +167,15 @@ impl App {
                             none_listed: false,
                         };
                         Some(
-                            self.reconcile(coverage, false, settings, deadline, &reporter)
-                                .await,
+                            self.reconcile(
+                                coverage,
+                                false,
+                                settings,
+                                launch_rules,
+                                deadline,
+                                &reporter,
+                            )
+                            .await,
                         )
                     }
                 }
@@ -190,8 +198,15 @@ impl App {
                         )
                         .await;
                     Some(
-                        self.reconcile(coverage, request.fanned_out, settings, deadline, &reporter)
-                            .await,
+                        self.reconcile(
+                            coverage,
+                            request.fanned_out,
+                            settings,
+                            launch_rules,
+                            deadline,
+                            &reporter,
+                        )
+                        .await,
                     )
                 }
             },
@@ -270,6 +285,7 @@ impl App {
             fan_out_failed,
             coverage,
             quota,
+            launch,
         }) = reconciled
         {
             closed.close(
@@ -284,10 +300,13 @@ impl App {
             closed.stale_deleted = coverage.stale_deleted;
             closed.coverage_unread = coverage.unread;
             closed.quota = quota;
+            closed.launch = launch.total();
+            closed.launch_not_ready_unsent = launch.not_ready_unsent;
             per_scope = coverage.scopes;
             for scope in &mut per_scope {
                 let key = (scope.staging_account_id.clone(), scope.region.clone());
                 scope.not_extended = tally.failed_servers.get(&key).copied().unwrap_or(0);
+                scope.launch = launch.scopes.get(&key).cloned().unwrap_or_default();
             }
             tracing::info!(
                 examined = closed.examined,

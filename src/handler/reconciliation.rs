@@ -15,6 +15,7 @@ use crate::inbound::authorize::{authorize, serves, Trusted};
 use crate::inbound::classify::ReconcileRequest;
 use crate::run::coverage::{self, CoverageReport};
 use crate::run::extend::ExtendSettings;
+use crate::run::launch::{self, LaunchReport, LaunchRules};
 use crate::run::quota;
 use crate::run::reconcile;
 use crate::run::reporter::Reporter;
@@ -31,6 +32,7 @@ pub(super) struct Reconciled {
     pub(super) fan_out_failed: Option<PublishError>,
     pub(super) coverage: CoverageReport,
     pub(super) quota: Vec<RegionQuota>,
+    pub(super) launch: LaunchReport,
 }
 
 /// The accounts and regions a reconciliation covers.
@@ -143,6 +145,7 @@ impl App {
         coverage: Coverage,
         fanned_out: bool,
         settings: ExtendSettings,
+        launch_rules: LaunchRules,
         deadline: Deadline,
         reporter: &Reporter,
     ) -> Reconciled {
@@ -157,6 +160,7 @@ impl App {
             readiness: self.config.readiness,
             stale: self.config.stale,
             dry_run: settings.dry_run,
+            made_by: settings.made_by.clone(),
         };
         if none_listed {
             tracing::warn!(
@@ -202,14 +206,19 @@ impl App {
                 .filter(|s| !s.has_work())
                 .map(|s| s.scope.clone())
                 .collect();
-            let coverage = coverage::read(&self.clients, &kept, deadline, reporter, &rules).await;
+            let mut coverage =
+                coverage::read(&self.clients, &kept, deadline, reporter, &rules).await;
             let quota = self.watch_quota(&regions, deadline).await;
+            let launch = self
+                .check_launch(&mut coverage, &launch_rules, deadline, reporter)
+                .await;
             return Reconciled {
                 summary,
                 unfinished,
                 fan_out_failed,
                 coverage,
                 quota,
+                launch,
             };
         }
         let worked: Vec<Scope> = surveyed.iter().map(|s| s.scope.clone()).collect();
@@ -225,18 +234,70 @@ impl App {
         summary.examined = report.examined;
         unfinished.extend(report.unfinished);
         // After the work, so what this run extended counts as covered.
-        let coverage = coverage::read(&self.clients, &worked, deadline, reporter, &rules).await;
+        let mut coverage = coverage::read(&self.clients, &worked, deadline, reporter, &rules).await;
         let quota = if fanned_out {
             Vec::new()
         } else {
             self.watch_quota(&regions, deadline).await
         };
+        // Last: a check not made is only unchecked, and the rest matters more.
+        let launch = self
+            .check_launch(&mut coverage, &launch_rules, deadline, reporter)
+            .await;
         Reconciled {
             summary,
             unfinished,
             fan_out_failed: None,
             coverage,
             quota,
+            launch,
+        }
+    }
+
+    /// The launch settings of the servers this run extended and of its turn of
+    /// the rest (the candidates coverage found, which are then let go).
+    async fn check_launch(
+        &self,
+        coverage: &mut CoverageReport,
+        rules: &LaunchRules,
+        deadline: Deadline,
+        reporter: &Reporter,
+    ) -> LaunchReport {
+        let candidates = std::mem::take(&mut coverage.launch_candidates);
+        let chosen = launch::choose(candidates, rules);
+        launch::check(&self.clients, chosen, rules, deadline, reporter).await
+    }
+
+    /// Which servers' launch settings this run checks: its turn in the rotation
+    /// is the schedule's time in periods (`time` of the envelope, `periodSeconds`
+    /// of a schedule's detail, else an hour); a request without a time takes
+    /// the turn of the present.
+    pub(super) fn launch_rules(&self, payload: &serde_json::Value) -> LaunchRules {
+        let scheduled = payload
+            .get("time")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|t| {
+                aws_smithy_types::DateTime::from_str(
+                    t,
+                    aws_smithy_types::date_time::Format::DateTime,
+                )
+                .ok()
+            })
+            .and_then(|t| u64::try_from(t.secs()).ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            });
+        let period = payload
+            .pointer("/detail/periodSeconds")
+            .and_then(serde_json::Value::as_u64)
+            .filter(|p| *p > 0)
+            .unwrap_or(3_600);
+        LaunchRules {
+            per_run: self.config.launch_checks_per_run,
+            run_index: crate::domain::launch::run_index(scheduled, period),
+            concurrency: self.config.reconcile_concurrency,
         }
     }
 

@@ -17,11 +17,13 @@ use crate::domain::deadline::Deadline;
 use crate::domain::extension_event::{
     detail_text, Deleted, ExtendedServerSubject, LastLaunch, NotReady, Unhealthy,
 };
+use crate::domain::outcome::MadeBy;
 use crate::domain::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
 use crate::domain::readiness::{self, lag_seconds, Readiness, ReadinessRules};
 use crate::domain::scope::UnfinishedReason;
 use crate::domain::scope::{Scope, ScopeCoverage, Unread};
 use crate::domain::stale::{self, MarkChange, Repair, Stale, StaleRules, ERROR_SINCE_KEY};
+use crate::run::launch::LaunchCandidate;
 use crate::run::reporter::Reporter;
 
 /// `DescribeSourceServers` takes at most 200 staging accounts a call.
@@ -35,11 +37,13 @@ pub const DELETED_DETAIL_TYPE: &str = "Extended Source Server Deleted";
 
 /// What a coverage read judges by, and whether it may write (a dry run marks
 /// and deletes nothing, and says what it would delete).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct CoverageRules {
     pub readiness: ReadinessRules,
     pub stale: StaleRules,
     pub dry_run: bool,
+    /// This invocation's `drs-extender:request-id`: what it extended.
+    pub made_by: String,
 }
 /// `Extended Source Server Not Ready` events a run sends at most; the rest are
 /// counted. A region gone bad would otherwise send one per server.
@@ -53,6 +57,8 @@ pub struct CoverageReport {
     pub not_ready_unsent: usize,
     /// Stale extensions deleted (`STALE_EXTENSIONS=delete`).
     pub stale_deleted: usize,
+    /// Reachable extended servers, for the launch check to choose from.
+    pub launch_candidates: Vec<LaunchCandidate>,
 }
 
 impl CoverageReport {
@@ -86,6 +92,7 @@ pub async fn read(
     let mut not_ready_sent = 0;
     let mut not_ready_unsent = 0;
     let mut stale_deleted = 0;
+    let mut launch_candidates = Vec::new();
     let mut by_region: BTreeMap<&Region, BTreeSet<&AccountId>> = BTreeMap::new();
     for scope in scopes {
         by_region
@@ -106,6 +113,7 @@ pub async fn read(
                 syncing: 0,
                 not_ready: 0,
                 not_ready_reasons: BTreeMap::new(),
+                launch: Default::default(),
             };
             ((s.staging_account_id.clone(), s.region.clone()), entry)
         })
@@ -233,15 +241,19 @@ pub async fn read(
                                 held,
                             )
                             .await;
-                    } else if let Readiness::NotReady(reason) = readiness {
-                        if not_ready_sent < MAX_NOT_READY_EVENTS {
-                            not_ready_sent += 1;
-                            reporter
-                                .send(not_ready_event(&record, region, &reason, reporter))
-                                .await;
-                        } else {
-                            not_ready_unsent += 1;
+                    } else {
+                        if let Readiness::NotReady(reason) = readiness {
+                            if not_ready_sent < MAX_NOT_READY_EVENTS {
+                                not_ready_sent += 1;
+                                reporter
+                                    .send(not_ready_event(&record, region, &reason, reporter))
+                                    .await;
+                            } else {
+                                not_ready_unsent += 1;
+                            }
                         }
+                        let account = entry.staging_account_id.clone();
+                        launch_candidates.push(launch_candidate(record, account, region, rules));
                     }
                 }
                 match pages.follow(page.next_token) {
@@ -265,6 +277,26 @@ pub async fn read(
         unread,
         not_ready_unsent,
         stale_deleted,
+        launch_candidates,
+    }
+}
+
+/// A reachable extended server, as the launch check needs it.
+fn launch_candidate(
+    record: ExtendedRecord,
+    account: AccountId,
+    region: &Region,
+    rules: &CoverageRules,
+) -> LaunchCandidate {
+    let made_now = matches!(&record.made_by, MadeBy::Invocation(by) if *by == rules.made_by);
+    LaunchCandidate {
+        id: record.id,
+        arn: record.arn,
+        staging_arn: record.staging_arn,
+        staging_account: account,
+        region: region.clone(),
+        source_ip: record.source_ip,
+        made_now,
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod coverage;
 pub mod extend;
+pub mod launch;
 pub mod quota;
 pub mod reconcile;
 pub mod reporter;

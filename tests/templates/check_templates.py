@@ -167,6 +167,33 @@ check(
     quota_alarm,
 )
 check("QuotaWarnPercent defaults to 80, as QUOTA_WARN_PERCENT does", params["QuotaWarnPercent"]["Default"] == 80)
+LAUNCH_READS = [
+    "drs:GetLaunchConfiguration", "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups", "ec2:DescribeVpcs", "ec2:DescribeInstanceTypeOfferings",
+]
+launch_statements = [
+    node for _, node in walk(role.get("Policies"))
+    if isinstance(node, dict) and node.get("Action") == LAUNCH_READS
+]
+check(
+    "the launch readiness reads where DRS is called, and only reads (ec2:Describe* take no resource-level permissions)",
+    len(launch_statements) == 1 and launch_statements[0].get("Resource") == "*"
+    and not any(a.startswith("ec2:") and a not in LAUNCH_READS for a in re.findall(r'"(ec2:[A-Za-z]+)"', policy_text)),
+    launch_statements,
+)
+launch_alarm = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "LaunchNotReady"]
+check(
+    "the launch alarm fires on any server that would not launch",
+    launch_alarm and launch_alarm[0]["Threshold"] == 0 and launch_alarm[0]["ComparisonOperator"] == "GreaterThanThreshold",
+    launch_alarm,
+)
+check("LaunchChecksPerRun defaults to 500, as LAUNCH_CHECKS_PER_RUN does", params["LaunchChecksPerRun"]["Default"] == 500)
+scheduler_schedules = [r["Properties"] for r in res.values() if r.get("Type") == "AWS::Scheduler::Schedule"]
+check(
+    "the schedule tells each run its period, for its turn of the launch checks",
+    len(scheduler_schedules) == 1 and "periodSeconds" in json.dumps(scheduler_schedules[0]["Target"].get("Input")),
+    scheduler_schedules,
+)
 check("sts:AssumeRole only with a target role", "AssumesRole" in policy_text and "sts:AssumeRole" in policy_text)
 
 function = res["ExtenderFunction"]["Properties"]

@@ -321,7 +321,7 @@ def tagging_by_resource(stack):
 
 
 def granted_actions(stack, role_id):
-    """The drs: and servicequotas: actions a role's inline policies grant, Fn::If taken to
+    """The drs:, servicequotas: and ec2: actions a role's inline policies grant, Fn::If taken to
     the branch the stack's conditions pick."""
     def taken(value):
         if isinstance(value, dict) and set(value) == {"Fn::If"}:
@@ -338,7 +338,7 @@ def granted_actions(stack, role_id):
         for statement in taken(policy["PolicyDocument"]["Statement"]):
             action = statement.get("Action", [])
             for name in [action] if isinstance(action, str) else action:
-                if name.startswith(("drs:", "servicequotas:")):
+                if name.startswith(("drs:", "servicequotas:", "ec2:")):
                     actions.add(name)
     return actions
 

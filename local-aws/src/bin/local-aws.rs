@@ -190,9 +190,19 @@ async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), Strin
             .map(|e| e.staging_arn.clone())
             .filter(|arn| arn != BROKEN.0)
             .collect();
-        if let [syncing, stalled, ..] = extended.as_slice() {
+        if let [syncing, stalled, retired, ..] = extended.as_slice() {
             world.set_extension_replication(syncing, "RESCAN", Some("PT0S"));
             world.set_extension_replication(stalled, "STALLED", Some("PT3H"));
+            // Replicating fine, but its launch template names a subnet since deleted.
+            let id = world
+                .extended()
+                .iter()
+                .find(|e| &e.staging_arn == retired)
+                .map(|e| e.id.clone());
+            let template = id.and_then(|id| world.launch_template_of(&id));
+            if let Some(version) = template.and_then(|t| world.launch_template_default_mut(&t)) {
+                version.subnet_id = Some(RETIRED_SUBNET.to_owned());
+            }
         }
         let eighty_hours_ago = std::time::SystemTime::now() - Duration::from_secs(80 * 3_600);
         let mark = local_aws::iso8601(eighty_hours_ago);
@@ -210,7 +220,7 @@ async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), Strin
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let payload: Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    println!("▶ {} — days later: one extension rescanning, one stalled, the broken one marked 80 hours ago", path.display());
+    println!("▶ {} — days later: one extension rescanning, one stalled, the broken one marked 80 hours ago, one whose launch template names a deleted subnet", path.display());
     let Some(Invocation::Response(response)) = aws.invoke(payload, Duration::from_secs(60)).await
     else {
         return Err("the scheduled reconciliation did not answer".to_owned());
@@ -243,6 +253,7 @@ async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), Strin
             },
         );
     }
+    print_launch_readiness(&response, &aws.world());
     let quotas = response["reconciliation"]["quota"].as_array();
     for quota in quotas.into_iter().flatten() {
         println!(
@@ -276,6 +287,56 @@ async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), Strin
     }
     println!();
     Ok(())
+}
+
+/// A subnet the demo's launch template names after it was deleted.
+const RETIRED_SUBNET: &str = "subnet-0retired00000000";
+
+/// Would each extended server launch with the target account's settings, and
+/// if not, why: the counts per scope, then each `Launch Not Ready` event.
+fn print_launch_readiness(response: &Value, world: &World) {
+    println!("\n  Launch readiness: would each launch with the target account's launch settings?");
+    println!(
+        "  {:<14} {:<10} {:>8} {:>12} {:>10}  would not launch, by reason",
+        "account", "region", "checked", "not launch", "unchecked"
+    );
+    for scope in response["coverage"].as_array().into_iter().flatten() {
+        let reasons: Vec<String> = scope["launchNotReadyReasons"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        println!(
+            "  {:<14} {:<10} {:>8} {:>12} {:>10}  {}",
+            scope["stagingAccountId"].as_str().unwrap_or_default(),
+            scope["region"].as_str().unwrap_or_default(),
+            scope["launchChecked"].as_u64().unwrap_or(0),
+            scope["launchNotReady"].as_u64().unwrap_or(0),
+            scope["launchUnchecked"].as_u64().unwrap_or(0),
+            if reasons.is_empty() {
+                "-".to_owned()
+            } else {
+                reasons.join(", ")
+            },
+        );
+    }
+    for event in world
+        .events()
+        .iter()
+        .filter(|e| e["DetailType"] == "Extended Source Server Launch Not Ready")
+    {
+        let detail = &event["Detail"];
+        println!(
+            "  would not launch: {} ({}: template {} names subnet {})",
+            detail["extendedSourceServerArn"]
+                .as_str()
+                .unwrap_or_default(),
+            detail["launchReason"].as_str().unwrap_or_default(),
+            detail["ec2LaunchTemplateId"].as_str().unwrap_or("-"),
+            detail["subnetId"].as_str().unwrap_or("-"),
+        );
+    }
 }
 
 /// An Embedded Metric Format line, folded into its metrics' names and values.

@@ -10,6 +10,11 @@
 //!                 [--concurrency 8] [--page-tokens cursor|offset]
 //!                 [--limit-schedule SECONDS:LIMIT,...]
 //!                 [--tags N] [--copy-tags true|false]
+//!                 [--already-extended] [--launch-checks N]
+//!
+//! `--launch-checks N` sets `LAUNCH_CHECKS_PER_RUN` (the function's default when
+//! absent); with `--already-extended`, a tenth of the servers' launch templates
+//! name one of 20 subnets and 10 security groups, the rest none (the default VPC).
 //!
 //! `--tags N` gives every staging server N tags of the largest size DRS allows
 //! (128-character keys, 256-character values).
@@ -121,6 +126,30 @@ async fn run() -> Result<(), String> {
             world.set_extension_replication(arn, state, lag);
         }
     }
+    let launch_checks = flag("--launch-checks");
+    if already_extended {
+        for subnet in 0..20 {
+            let id = format!("subnet-bench{subnet:012}");
+            world.add_subnet(
+                REGION,
+                &id,
+                "vpc-bench",
+                &format!("10.{subnet}.0.0/16"),
+                "us-east-1a",
+            );
+        }
+        for group in 0..10 {
+            world.add_security_group(REGION, &format!("sg-bench{group:012}"), "vpc-bench");
+        }
+        let ids: Vec<String> = world.extended().iter().map(|e| e.id.clone()).collect();
+        for (i, id) in ids.iter().enumerate().filter(|(i, _)| i % 10 == 0) {
+            let template = world.launch_template_of(id);
+            if let Some(version) = template.and_then(|t| world.launch_template_default_mut(&t)) {
+                version.subnet_id = Some(format!("subnet-bench{:012}", i % 20));
+                version.security_group_ids = vec![format!("sg-bench{:012}", i % 10)];
+            }
+        }
+    }
     // A target account of 15,000 servers has had its quota raised.
     world.source_server_quota = local_aws::SourceServerQuota::Applied(20_000.0);
     world.latency = latency;
@@ -129,7 +158,11 @@ async fn run() -> Result<(), String> {
     world.page_tokens = tokens;
     let aws = LocalAws::start(world).await.map_err(|e| e.to_string())?;
 
-    let mut child = Command::new(&function)
+    let mut command = Command::new(&function);
+    if let Some(n) = &launch_checks {
+        command.env("LAUNCH_CHECKS_PER_RUN", n);
+    }
+    let mut child = command
         .envs(function_env(&aws, REGION))
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("STAGING_ACCOUNT_IDS", staging.join(","))
@@ -227,6 +260,31 @@ async fn run() -> Result<(), String> {
             quota["sourceServers"],
             quota["quota"],
             quota["usedPercent"],
+        );
+    }
+    let launch_reads = world.calls_of("GetLaunchConfiguration");
+    if !launch_reads.is_empty() {
+        let ec2: Vec<&local_aws::Call> = world
+            .calls()
+            .iter()
+            .filter(|c| c.service == "ec2")
+            .collect();
+        let mut launch_calls = launch_reads.clone();
+        launch_calls.extend(ec2.iter().copied());
+        launch_calls.sort_by_key(|c| c.at);
+        let summary = &response["reconciliation"];
+        println!(
+            "  launch check: {} GetLaunchConfiguration, {} DescribeLaunchTemplateVersions, {} DescribeSubnets, {} DescribeSecurityGroups, {} DescribeVpcs, {} DescribeInstanceTypeOfferings over {:.1} s; checked {}, not ready {}, unchecked {}",
+            launch_reads.len(),
+            world.calls_of("DescribeLaunchTemplateVersions").len(),
+            world.calls_of("DescribeSubnets").len(),
+            world.calls_of("DescribeSecurityGroups").len(),
+            world.calls_of("DescribeVpcs").len(),
+            world.calls_of("DescribeInstanceTypeOfferings").len(),
+            span(&launch_calls),
+            summary["launchChecked"],
+            summary["launchNotReady"],
+            summary["launchUnchecked"],
         );
     }
     if let (Some(limit), true) = (limit, steps.is_empty()) {
