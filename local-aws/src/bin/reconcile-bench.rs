@@ -307,10 +307,7 @@ async fn run() -> Result<(), String> {
 /// Requests sent, throttled and accepted in each second, against the limit then.
 fn per_second_table(world: &World, started: Instant, first: Option<u32>, steps: &[(u64, u32)]) {
     let second = |at: Instant| at.saturating_duration_since(started).as_secs() as usize;
-    let drs = world
-        .calls()
-        .iter()
-        .filter(|c| !matches!(c.operation.as_str(), "PutEvents" | "AssumeRole"));
+    let drs = world.calls().iter().filter(|c| c.is_drs());
     let mut sent: Vec<usize> = Vec::new();
     for call in drs {
         let s = second(call.at);

@@ -141,9 +141,7 @@ async fn run() -> Result<(), String> {
         let seconds = wall.as_secs() as usize + 1;
         let (mut sent, mut refused) = (vec![0usize; seconds], vec![0usize; seconds]);
         for call in world.calls() {
-            if call.region == REGION
-                && !matches!(call.operation.as_str(), "PutEvents" | "AssumeRole")
-            {
+            if call.region == REGION && call.is_drs() {
                 if let Some(n) = sent.get_mut(second_of(call.at)) {
                     *n += 1;
                 }
