@@ -144,13 +144,7 @@ async fn a_reply_with_fewer_entries_than_sent_never_makes_a_third_copy() {
             matches!(result, Err(InvocationError::OutcomesUndelivered { .. })),
             "{reply:?}: events whose landing is unknown fail the invocation: {result:?}"
         );
-        for (server, kinds) in copies_by_server(&h) {
-            for (kind, n) in kinds {
-                assert!(n <= 2, "{reply:?}: {server}: {n} copies of {kind}");
-            }
-        }
-        let made = h.aws.world().extended().len();
-        assert!(made <= 8 + 10, "{reply:?}: {made} extended");
+        assert_at_most_twice(&h, &format!("{reply:?}"));
     }
 }
 
@@ -415,13 +409,7 @@ async fn a_reply_missing_a_middle_entry_loses_no_event_silently() {
         undelivered >= without_event,
         "{without_event} without an event, {undelivered} counted undelivered"
     );
-    for (server, kinds) in copies {
-        for (kind, n) in kinds {
-            assert!(n <= 2, "{server}: {n} copies of {kind}");
-        }
-    }
-    let made = h.aws.world().extended().len();
-    assert!(made <= 8 + 10, "{made} extended");
+    assert_at_most_twice(&h, "");
 }
 
 /// Mechanism: any answer to PutEvents but a definite refusal (4xx) counts as
@@ -445,13 +433,7 @@ async fn a_gateway_page_after_the_events_landed_never_makes_a_third_copy() {
     assert!(cause.contains("502"), "{cause}");
     let copies = copies_by_server(&h);
     assert!(!copies.is_empty(), "the events landed");
-    for (server, kinds) in copies {
-        for (kind, n) in kinds {
-            assert!(n <= 2, "{server}: {n} copies of {kind}");
-        }
-    }
-    let made = h.aws.world().extended().len();
-    assert!(made <= 8 + 10, "{made} extended");
+    assert_at_most_twice(&h, "");
 }
 
 /// Mechanism: an attempt that times out counts as may-have-landed, so an event

@@ -191,6 +191,18 @@ pub fn copies_by_server(h: &Harness) -> BTreeMap<String, BTreeMap<String, usize>
     by_server
 }
 
+/// The bound on copies: no outcome event went out more than twice, and at most
+/// `RECONCILE_CONCURRENCY` (8) plus one batch (10) servers were extended.
+pub fn assert_at_most_twice(h: &Harness, case: &str) {
+    for (server, kinds) in copies_by_server(h) {
+        for (kind, n) in kinds {
+            assert!(n <= 2, "{case}: {server}: {n} copies of {kind}");
+        }
+    }
+    let made = h.aws.world().extended().len();
+    assert!(made <= 8 + 10, "{case}: {made} extended");
+}
+
 /// One of DRS's own events, naming these servers, from `account`.
 pub fn drs_event_naming(servers: Vec<String>, account: &str) -> Value {
     serde_json::json!({

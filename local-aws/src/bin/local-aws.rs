@@ -232,12 +232,6 @@ async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), Strin
         "account", "region", "extended", "ready", "syncing", "not ready"
     );
     for scope in response["coverage"].as_array().into_iter().flatten() {
-        let reasons: Vec<String> = scope["notReadyReasons"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(reason, n)| format!("{reason} {n}"))
-            .collect();
         println!(
             "  {:<14} {:<10} {:>8} {:>6} {:>8} {:>10}  {}",
             scope["stagingAccountId"].as_str().unwrap_or_default(),
@@ -246,11 +240,7 @@ async fn readiness(aws: &LocalAws, events: &std::path::Path) -> Result<(), Strin
             scope["ready"].as_u64().unwrap_or(0),
             scope["syncing"].as_u64().unwrap_or(0),
             scope["notReady"].as_u64().unwrap_or(0),
-            if reasons.is_empty() {
-                "-".to_owned()
-            } else {
-                reasons.join(", ")
-            },
+            by_reason(&scope["notReadyReasons"]),
         );
     }
     print_launch_readiness(&response, &aws.world());
@@ -301,12 +291,6 @@ fn print_launch_readiness(response: &Value, world: &World) {
         "account", "region", "checked", "not launch", "unchecked"
     );
     for scope in response["coverage"].as_array().into_iter().flatten() {
-        let reasons: Vec<String> = scope["launchNotReadyReasons"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(reason, n)| format!("{reason} {n}"))
-            .collect();
         println!(
             "  {:<14} {:<10} {:>8} {:>12} {:>10}  {}",
             scope["stagingAccountId"].as_str().unwrap_or_default(),
@@ -314,11 +298,7 @@ fn print_launch_readiness(response: &Value, world: &World) {
             scope["launchChecked"].as_u64().unwrap_or(0),
             scope["launchNotReady"].as_u64().unwrap_or(0),
             scope["launchUnchecked"].as_u64().unwrap_or(0),
-            if reasons.is_empty() {
-                "-".to_owned()
-            } else {
-                reasons.join(", ")
-            },
+            by_reason(&scope["launchNotReadyReasons"]),
         );
     }
     for event in world
@@ -421,5 +401,20 @@ fn print_response(response: &Value) {
             "    {:<9} {server} {why}",
             outcome["status"].as_str().unwrap_or_default()
         );
+    }
+}
+
+/// Counts by reason, as a table cell: `STALLED 1, LAGGING 2`, or `-`.
+fn by_reason(counts: &Value) -> String {
+    let reasons: Vec<String> = counts
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    if reasons.is_empty() {
+        "-".to_owned()
+    } else {
+        reasons.join(", ")
     }
 }
