@@ -86,11 +86,15 @@ impl TargetEc2 {
                 .subnets()
                 .iter()
                 .filter_map(|s| {
-                    let subnet = Subnet {
-                        vpc_id: s.vpc_id()?.to_owned(),
-                        cidr: s.cidr_block()?.to_owned(),
-                        zone: s.availability_zone()?.to_owned(),
-                    };
+                    // Present but without what a check needs (an IPv6-only subnet
+                    // has no IPv4 CIDR): no verdict, never "not found".
+                    let subnet = (|| {
+                        Some(Subnet {
+                            vpc_id: s.vpc_id()?.to_owned(),
+                            cidr: s.cidr_block()?.to_owned(),
+                            zone: s.availability_zone()?.to_owned(),
+                        })
+                    })();
                     Some((s.subnet_id()?.to_owned(), subnet))
                 })
                 .collect())
@@ -115,7 +119,7 @@ impl TargetEc2 {
             Ok(output
                 .security_groups()
                 .iter()
-                .filter_map(|g| Some((g.group_id()?.to_owned(), g.vpc_id()?.to_owned())))
+                .filter_map(|g| Some((g.group_id()?.to_owned(), g.vpc_id().map(str::to_owned))))
                 .collect())
         })
         .await
@@ -223,7 +227,7 @@ async fn by_ids<T, F, Fut>(
 ) -> HashMap<String, Known<T>>
 where
     F: Fn(Vec<String>) -> Fut,
-    Fut: Future<Output = Result<Vec<(String, T)>, DrsError>>,
+    Fut: Future<Output = Result<Vec<(String, Option<T>)>, DrsError>>,
 {
     let mut known = HashMap::new();
     let mut unique: Vec<String> = ids.to_vec();
@@ -233,9 +237,14 @@ where
     while let Some(batch) = work.pop() {
         match within(deadline, describe(batch.clone())).await {
             Ok(Ok(found)) => {
-                let mut found: HashMap<String, T> = found.into_iter().collect();
+                let mut found: HashMap<String, Option<T>> = found.into_iter().collect();
                 for id in batch {
-                    let answer = found.remove(&id).map_or(Known::Missing, Known::Found);
+                    let answer = match found.remove(&id) {
+                        Some(Some(record)) => Known::Found(record),
+                        // Named in the answer, but not whole.
+                        Some(None) => Known::Unchecked,
+                        None => Known::Missing,
+                    };
                     known.insert(id, answer);
                 }
             }

@@ -104,7 +104,10 @@ pub async fn check(
     }
     let mut sent = 0;
     for (region, servers) in by_region {
+        // The lowest of a run's work: past the deadline nothing more is read, and
+        // nothing more is queued for a bus that may already be slow.
         let verdicts = match (clients.drs(&region), clients.ec2(&region)) {
+            _ if deadline.reached() => servers.iter().map(|_| (Verdict::Unchecked, None)).collect(),
             (Some(drs), Some(ec2)) => {
                 check_region(&drs, &ec2, &servers, rules.concurrency, &deadline).await
             }
@@ -117,7 +120,7 @@ pub async fn check(
                 .or_default();
             counts.count(&verdict);
             if let Verdict::NotReady(reason) = verdict {
-                if sent < MAX_LAUNCH_NOT_READY_EVENTS {
+                if sent < MAX_LAUNCH_NOT_READY_EVENTS && !deadline.reached() {
                     sent += 1;
                     let event = not_ready_event(server, reason, read.as_ref(), reporter);
                     reporter.send(event).await;
