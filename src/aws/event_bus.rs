@@ -18,7 +18,6 @@
 //! on the stream's `given_up` flag before its place under the run's bound is
 //! freed, so that the run starts no create after it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,6 +33,7 @@ use tracing::Instrument;
 
 use crate::domain::failure::DrsError;
 use crate::domain::outcome::OutboundEvent;
+use crate::domain::UNPOISONED;
 
 /// PutEvents takes at most 10 entries a call.
 pub const BATCH: usize = 10;
@@ -114,9 +114,9 @@ struct Sized {
     _held: Option<OwnedSemaphorePermit>,
 }
 
-/// One batch on its way, and its places under the run's bound. Should its send
-/// end abnormally (a panic, a cancellation), the events are given up before the
-/// batch, and so its places, is dropped: no create starts after an event lost
+/// One batch on its way, and its places under the run's bound. Should its send be
+/// dropped before it ends (the stream cancelled), the events are given up before
+/// the batch, and so its places, is dropped: no create starts after an event lost
 /// that way either.
 struct Sending {
     batch: Vec<Sized>,
@@ -226,7 +226,6 @@ impl EventBus {
         let mut waiting: Vec<Sized> = Vec::new();
         let mut oldest: Option<Instant> = None;
         let mut sends: JoinSet<Sent> = JoinSet::new();
-        let mut entries_of: HashMap<tokio::task::Id, usize> = HashMap::new();
         let (mut open, mut undelivered, mut last_error) = (true, 0, String::new());
         loop {
             let cut = cut_by.is_some_and(|by| Instant::now() >= by);
@@ -251,9 +250,8 @@ impl EventBus {
                     given_up: given_up.clone(),
                     ended: false,
                 };
-                let entries = sending.batch.len();
                 // In the invocation's span: its log lines carry the request id.
-                let task = sends.spawn(
+                sends.spawn(
                     async move {
                         let mut sending = sending;
                         let sent = bus.send_with_retries(&sending.batch, cut_by).await;
@@ -267,7 +265,6 @@ impl EventBus {
                     }
                     .in_current_span(),
                 );
-                entries_of.insert(task.id(), entries);
             }
             if waiting.is_empty() {
                 oldest = None;
@@ -284,21 +281,11 @@ impl EventBus {
                     }
                     None => open = false,
                 },
-                Some(joined) = sends.join_next_with_id(), if !sends.is_empty() => {
-                    match joined {
-                        Ok((id, sent)) => {
-                            entries_of.remove(&id);
-                            if sent.undelivered > 0 {
-                                undelivered += sent.undelivered;
-                                last_error = sent.last_error;
-                            }
-                        }
-                        // Whatever it sent is unknown: its whole batch counts as
-                        // undelivered (its `Sending` said so before freeing places).
-                        Err(e) => {
-                            undelivered += entries_of.remove(&e.id()).unwrap_or(1);
-                            last_error = format!("a PutEvents task ended abnormally: {e}");
-                        }
+                Some(joined) = sends.join_next(), if !sends.is_empty() => {
+                    let sent = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                    if sent.undelivered > 0 {
+                        undelivered += sent.undelivered;
+                        last_error = sent.last_error;
                     }
                 }
                 // Armed only with a send free to take the batch: with every send
@@ -355,16 +342,11 @@ impl EventBus {
     }
 
     fn attempt_timeout(&self) -> Duration {
-        self.latency
-            .lock()
-            .map(|l| l.attempt_timeout)
-            .unwrap_or(MIN_ATTEMPT)
+        self.latency.lock().expect(UNPOISONED).attempt_timeout
     }
 
     fn note_latency(&self, note: impl FnOnce(&mut Latency)) {
-        if let Ok(mut latency) = self.latency.lock() {
-            note(&mut latency);
-        }
+        note(&mut self.latency.lock().expect(UNPOISONED));
     }
 
     /// Sends one batch, and again its entries that can still get through, until
@@ -683,7 +665,7 @@ mod tests {
     }
 
     #[test]
-    fn a_send_that_ends_abnormally_gives_up_before_its_places_are_freed() {
+    fn a_send_dropped_unended_gives_up_before_its_places_are_freed() {
         let places = Arc::new(tokio::sync::Semaphore::new(1));
         let given_up = Arc::new(AtomicBool::new(false));
         let mut held = sized(10);
@@ -693,7 +675,7 @@ mod tests {
             given_up: given_up.clone(),
             ended: false,
         };
-        // A panic or a cancellation drops it unended.
+        // A cancellation drops it unended.
         drop(sending);
         assert!(given_up.load(Ordering::SeqCst));
         assert_eq!(places.available_permits(), 1);

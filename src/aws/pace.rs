@@ -30,6 +30,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::domain::UNPOISONED;
+
 /// What the service said to one request, as far as the pace cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -153,11 +155,7 @@ impl Pace {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // A poisoned lock only means another caller panicked mid-update of plain
-        // values; they are still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().expect(UNPOISONED)
     }
 
     /// The rate allowed now, in requests per second.
@@ -524,7 +522,7 @@ mod tests {
             let (pace, served) = (pace.clone(), served.clone());
             waiters.push(tokio::spawn(async move {
                 pace.wait().await;
-                served.lock().unwrap_or_else(|p| p.into_inner()).push(i);
+                served.lock().unwrap().push(i);
             }));
             // Each is queued before the next comes.
             tokio::task::yield_now().await;

@@ -81,7 +81,7 @@ impl App {
             match extension {
                 Extension::Done(outcome) => {
                     refused.note(&server.arn, &outcome);
-                    reporter.report_held(*outcome, held).await;
+                    reporter.report_held(*outcome, Some(held)).await;
                 }
                 Extension::NotReached(reason) => {
                     unfinished.push(Unfinished::server(&server.arn, reason))

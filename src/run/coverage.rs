@@ -220,12 +220,12 @@ pub async fn read(
                                 Ok(place) => {
                                     stale_deleted += 1;
                                     let deleted = deleted_event(&record, region, since, reporter);
-                                    reporter.send_held(deleted, place).await;
+                                    reporter.send_held(deleted, Some(place)).await;
                                     continue;
                                 }
                                 Err((why, place)) => {
                                     tracing::warn!(%region, why, "a stale extension was kept");
-                                    (delete_failed, held) = (Some(why), place);
+                                    (delete_failed, held) = (Some(why), Some(place));
                                 }
                             }
                         }
@@ -310,11 +310,9 @@ async fn delete_stale(
     record: &ExtendedRecord,
     deadline: &Deadline,
     reporter: &Reporter,
-) -> Result<Option<OwnedSemaphorePermit>, (String, Option<OwnedSemaphorePermit>)> {
+) -> Result<OwnedSemaphorePermit, (String, OwnedSemaphorePermit)> {
     let place = reporter.reserve().await;
-    let withheld = if place.is_none() {
-        Some(UnfinishedReason::TaskEnded)
-    } else if deadline.reached() {
+    let withheld = if deadline.reached() {
         Some(UnfinishedReason::Deadline)
     } else if reporter.events_given_up() {
         Some(UnfinishedReason::EventsUndelivered)

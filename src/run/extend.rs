@@ -20,6 +20,7 @@ use crate::domain::failure::Refusal;
 use crate::domain::outcome::{ExtendedServer, MadeBy, Outcome, Subject};
 use crate::domain::scope::UnfinishedReason;
 use crate::domain::tags::{self, Tags};
+use crate::domain::UNPOISONED;
 
 /// What every extension in one run shares.
 #[derive(Clone, Debug)]
@@ -61,7 +62,7 @@ impl Refusals {
             return;
         };
         if let Some(refusal) = Refusal::of(error_code, quota_code.as_deref()) {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(Met {
+            self.0.lock().expect(UNPOISONED).push(Met {
                 refusal,
                 code: error_code.clone(),
                 server: server.clone(),
@@ -73,7 +74,7 @@ impl Refusals {
     pub fn met(&self, account: &AccountId, region: &Region) -> Option<Met> {
         self.0
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .expect(UNPOISONED)
             .iter()
             .find(|m| m.refusal.reaches(&m.server, (account, region)))
             .cloned()

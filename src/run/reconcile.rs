@@ -7,7 +7,8 @@
 //! the end, again and again until a sweep finds no server not yet tried; each
 //! server is tried at most once a run.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -66,43 +67,26 @@ pub async fn run(
     });
     let mut report = RunReport::default();
     let mut tasks = JoinSet::new();
-    let mut scope_of_task = HashMap::new();
     let at_once = Arc::new(Semaphore::new(LISTINGS_AT_ONCE));
     for surveyed in surveyed {
         let Some(drs) = clients.drs(&surveyed.scope.region) else {
             continue;
         };
-        let scope = surveyed.scope.clone();
         let (shared, at_once) = (shared.clone(), at_once.clone());
-        let task = tasks.spawn(
+        tasks.spawn(
             async move {
                 let _working = at_once.acquire_owned().await;
-                reconcile_scope(drs, shared, surveyed).await
+                let scope = surveyed.scope.clone();
+                (scope, reconcile_scope(drs, shared, surveyed).await)
             }
             .in_current_span(),
         );
-        scope_of_task.insert(task.id(), scope);
     }
-    while let Some(joined) = tasks.join_next_with_id().await {
-        match joined {
-            Ok((id, scope_report)) => {
-                report.examined += scope_report.examined;
-                if let (Some(reason), Some(scope)) =
-                    (scope_report.unfinished, scope_of_task.get(&id))
-                {
-                    report.unfinished.push(Unfinished::scope(scope, reason));
-                }
-            }
-            // The account's outcomes so far went out; the summary says it is
-            // unfinished, so the next run takes it up again.
-            Err(error) => {
-                tracing::error!(%error, "a reconciliation task ended abnormally");
-                if let Some(scope) = scope_of_task.get(&error.id()) {
-                    report
-                        .unfinished
-                        .push(Unfinished::scope(scope, UnfinishedReason::TaskEnded));
-                }
-            }
+    while let Some(joined) = tasks.join_next().await {
+        let (scope, scope_report) = joined.unwrap_or_else(|e| resume_unwind(e.into_panic()));
+        report.examined += scope_report.examined;
+        if let Some(reason) = scope_report.unfinished {
+            report.unfinished.push(Unfinished::scope(&scope, reason));
         }
     }
     report
@@ -188,12 +172,8 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                         }
                     };
                     // A place for its event first: while the bus is behind, this waits.
-                    let Some(held) = shared.reporter.reserve().await else {
-                        break 'sweeps Some(UnfinishedReason::TaskEnded);
-                    };
-                    let Ok(permit) = shared.creates.clone().acquire_owned().await else {
-                        break 'sweeps Some(UnfinishedReason::TaskEnded);
-                    };
+                    let held = shared.reporter.reserve().await;
+                    let permit = shared.creates.clone().acquire_owned().await;
                     // Checked after the waits above, which a slow bus or DRS makes long.
                     if shared.deadline.reached() {
                         break 'sweeps Some(UnfinishedReason::Deadline);
@@ -211,7 +191,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                         not_reached.clone(),
                         withheld.clone(),
                     );
-                    in_flight.spawn(staging.clone(), async move {
+                    in_flight.spawn(async move {
                         let extension = extend(
                             &drs,
                             &task.settings,
@@ -232,7 +212,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                             Extension::NotReached(_) => not_reached.store(true, Ordering::SeqCst),
                         }
                     });
-                    in_flight.settle_finished(&shared.reporter).await;
+                    in_flight.settle_finished();
                 }
                 match pages.follow(page.next_token) {
                     Following::Done => break,
@@ -247,7 +227,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
             }
             // A sweep ends with nothing in flight, so the next one lists a list
             // that no longer changes under it because of this run.
-            in_flight.settle_all(&shared.reporter).await;
+            in_flight.settle_all().await;
             match (found_new, followed_a_token || cut_short) {
                 // One page is the whole list at one moment: nothing was skipped.
                 (_, false) => break 'sweeps None,
@@ -260,7 +240,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
         }
         Some(UnfinishedReason::StillChanging)
     };
-    in_flight.settle_all(&shared.reporter).await;
+    in_flight.settle_all().await;
     report.unfinished = match result {
         // The servers held back are the run's first loss.
         None | Some(UnfinishedReason::StillChanging) if withheld.load(Ordering::SeqCst) => {
@@ -286,57 +266,26 @@ async fn listing_failed(reporter: &Reporter, scope: &Scope, error: DrsError) {
     reporter.report(Outcome::failed(subject, error)).await;
 }
 
-/// Extensions under way. Each reports its own outcome; one whose task ended
-/// abnormally is reported here as a retryable failure, not a silence.
+/// Extensions under way; each reports its own outcome.
 #[derive(Default)]
-struct InFlight {
-    tasks: JoinSet<()>,
-    servers: HashMap<tokio::task::Id, SourceServerArn>,
-}
+struct InFlight(JoinSet<()>);
 
 impl InFlight {
-    fn spawn(
-        &mut self,
-        staging: SourceServerArn,
-        work: impl std::future::Future<Output = ()> + Send + 'static,
-    ) {
-        let task = self.tasks.spawn(work.in_current_span());
-        self.servers.insert(task.id(), staging);
+    fn spawn(&mut self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.0.spawn(work.in_current_span());
     }
 
-    async fn settle(
-        &mut self,
-        joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-        reporter: &Reporter,
-    ) {
-        match joined {
-            Ok((id, ())) => {
-                self.servers.remove(&id);
-            }
-            Err(error) => {
-                tracing::error!(%error, "an extension task ended abnormally");
-                let subject = self
-                    .servers
-                    .remove(&error.id())
-                    .map(|arn| Subject::server(&arn))
-                    .unwrap_or_default();
-                let error = DrsError::new("InternalError", error.to_string(), true);
-                reporter.report(Outcome::failed(subject, error)).await;
-            }
+    /// Drops the tasks that have finished, without waiting, so that memory does
+    /// not grow with the number of servers.
+    fn settle_finished(&mut self) {
+        while let Some(joined) = self.0.try_join_next() {
+            joined.unwrap_or_else(|e| resume_unwind(e.into_panic()));
         }
     }
 
-    /// Settles the tasks that have finished, without waiting, so that memory
-    /// does not grow with the number of servers.
-    async fn settle_finished(&mut self, reporter: &Reporter) {
-        while let Some(joined) = self.tasks.try_join_next_with_id() {
-            self.settle(joined, reporter).await;
-        }
-    }
-
-    async fn settle_all(&mut self, reporter: &Reporter) {
-        while let Some(joined) = self.tasks.join_next_with_id().await {
-            self.settle(joined, reporter).await;
+    async fn settle_all(&mut self) {
+        while let Some(joined) = self.0.join_next().await {
+            joined.unwrap_or_else(|e| resume_unwind(e.into_panic()));
         }
     }
 }

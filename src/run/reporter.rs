@@ -21,6 +21,7 @@ use crate::domain::arn::{AccountId, Region};
 use crate::domain::failure::is_source_server_quota;
 use crate::domain::outcome::{OutboundEvent, Outcome, Response, MAX_RESPONSE_OUTCOMES};
 use crate::domain::trigger::Trigger;
+use crate::domain::UNPOISONED;
 
 /// Outcome events queued for sending at most; past it reporting waits.
 const QUEUE: usize = 1_000;
@@ -147,8 +148,9 @@ impl Reporter {
 
     /// A place for one server's work, given back when its outcome event is out
     /// (or given up on). Waits while the bus is behind.
-    pub async fn reserve(&self) -> Option<OwnedSemaphorePermit> {
-        self.unpublished.clone().acquire_owned().await.ok()
+    pub async fn reserve(&self) -> OwnedSemaphorePermit {
+        let places = self.unpublished.clone().acquire_owned().await;
+        places.expect("the run's places are never closed")
     }
 
     pub async fn report(&self, outcome: Outcome) {
@@ -159,10 +161,7 @@ impl Reporter {
     pub async fn report_held(&self, outcome: Outcome, held: Option<OwnedSemaphorePermit>) {
         log(&outcome);
         let event = outcome.event(&self.trigger);
-        self.tally
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .add(outcome);
+        self.tally.lock().expect(UNPOISONED).add(outcome);
         // The stream ends only after every reporter is gone, so this cannot fail
         // while a run goes on; if it did, `finish` would count the event missing.
         let _ = self.events.send(Queued { event, held }).await;
@@ -234,17 +233,14 @@ impl Reporting {
     pub async fn finish(self) -> (Tally, Result<(), PublishError>) {
         let Reporter { tally, events, .. } = self.reporter;
         drop(events);
-        let delivered = match self.stream.await {
-            Ok(result) => result,
-            Err(error) => Err(PublishError {
-                undelivered: 0,
-                last_error: format!("the event stream ended abnormally: {error}"),
-            }),
-        };
+        let delivered = self
+            .stream
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let tally = match Arc::try_unwrap(tally) {
-            Ok(tally) => tally.into_inner().unwrap_or_else(|p| p.into_inner()),
+            Ok(tally) => tally.into_inner().expect(UNPOISONED),
             // A reporter outlived the run (a task still holding one): take the counts.
-            Err(shared) => std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner())),
+            Err(shared) => std::mem::take(&mut *shared.lock().expect(UNPOISONED)),
         };
         (tally, delivered)
     }
