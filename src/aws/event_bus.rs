@@ -22,8 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_eventbridge::config::http::HttpResponse;
-use aws_sdk_eventbridge::error::SdkError;
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, PutEventsResultEntry};
 use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
@@ -31,7 +29,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::domain::failure::DrsError;
+use crate::aws::sdk_error;
+use crate::domain::aws_error::{AwsError, Service};
 use crate::domain::outcome::OutboundEvent;
 use crate::domain::UNPOISONED;
 
@@ -415,13 +414,13 @@ impl EventBus {
                     }
                     pending = again;
                 }
-                Ok(Err(CallFailed { error, refused })) => {
+                Ok(Err(error)) => {
                     self.note_latency(|l| l.answered(started.elapsed()));
                     last_error = error.to_string();
-                    if !refused {
+                    if error.may_have_taken_effect() {
                         pending.iter().for_each(|&i| may_have_landed[i] += 1);
                     }
-                    if !error.retryable {
+                    if !error.retryable() {
                         break;
                     }
                 }
@@ -436,11 +435,7 @@ impl EventBus {
 
     /// Sends the `pending` entries of a batch; answers what became of each (by
     /// position in `pending`), or how the call failed.
-    async fn put_batch(
-        &self,
-        batch: &[Sized],
-        pending: &[usize],
-    ) -> Result<Vec<Entry>, CallFailed> {
+    async fn put_batch(&self, batch: &[Sized], pending: &[usize]) -> Result<Vec<Entry>, AwsError> {
         let entries = pending
             .iter()
             .filter_map(|&i| batch.get(i))
@@ -460,37 +455,8 @@ impl EventBus {
             .set_entries(Some(entries))
             .send()
             .await;
-        let output = match sent {
-            Ok(output) => output,
-            Err(error) => {
-                let refused = refused_whole(&error);
-                let error = DrsError::from_sdk(error);
-                // No credentials: nothing was signed, so nothing was sent.
-                let refused = refused || error.code == "CredentialsError";
-                return Err(CallFailed { error, refused });
-            }
-        };
+        let output = sent.map_err(|e| sdk_error::read(Service::EventBridge, "PutEvents", e))?;
         Ok(results_of(output.entries(), pending.len()))
-    }
-}
-
-/// How a PutEvents call failed, and whether that was a definite refusal of the
-/// whole request (so none of its entries can have landed).
-struct CallFailed {
-    error: DrsError,
-    refused: bool,
-}
-
-/// Whether a failed call is a definite refusal of the request: answered 4xx (a
-/// throttle, a validation or authorisation error, a proxy refusing it), or never
-/// built. Anything else (no answer, a 5xx with or without a readable code, a
-/// gateway's HTML page, a 2xx that could not be read) may follow a request that
-/// took effect.
-fn refused_whole<E>(error: &SdkError<E, HttpResponse>) -> bool {
-    match error {
-        SdkError::ServiceError(context) => (400..500).contains(&context.raw().status().as_u16()),
-        SdkError::ConstructionFailure(_) => true,
-        _ => false,
     }
 }
 

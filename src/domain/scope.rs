@@ -137,12 +137,3 @@ pub struct ScopeCoverage {
     #[serde(flatten)]
     pub launch: crate::domain::launch::LaunchCounts,
 }
-
-/// Accounts in a region whose coverage could not be read, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Unread {
-    pub region: Region,
-    pub staging_accounts: usize,
-    pub error_code: String,
-}

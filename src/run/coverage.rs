@@ -13,6 +13,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::aws::clients::Clients;
 use crate::aws::drs::{ExtendedRecord, Following, Pages, TargetDrs};
 use crate::domain::arn::{AccountId, Region};
+use crate::domain::aws_error::{ErrorKind, ReadStopped, Unread};
 use crate::domain::deadline::Deadline;
 use crate::domain::extension_event::{
     detail_text, Deleted, ExtendedServerSubject, LastLaunch, NotReady, Unhealthy,
@@ -21,7 +22,7 @@ use crate::domain::outcome::MadeBy;
 use crate::domain::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
 use crate::domain::readiness::{self, lag_seconds, Readiness, ReadinessRules};
 use crate::domain::scope::UnfinishedReason;
-use crate::domain::scope::{Scope, ScopeCoverage, Unread};
+use crate::domain::scope::{Scope, ScopeCoverage};
 use crate::domain::stale::{self, MarkChange, Repair, Stale, StaleRules, ERROR_SINCE_KEY};
 use crate::run::launch::LaunchCandidate;
 use crate::run::reporter::Reporter;
@@ -136,7 +137,7 @@ pub async fn read(
                     unread.push(Unread {
                         region: region.clone(),
                         staging_accounts: chunk.len(),
-                        error_code: crate::domain::failure::DEADLINE_REACHED.to_owned(),
+                        error_code: ReadStopped::Call(ErrorKind::Deadline),
                     });
                     break;
                 }
@@ -150,7 +151,7 @@ pub async fn read(
                         unread.push(Unread {
                             region: region.clone(),
                             staging_accounts: chunk.len(),
-                            error_code: error.code,
+                            error_code: ReadStopped::Call(error.kind),
                         });
                         break;
                     }
@@ -264,7 +265,7 @@ pub async fn read(
                         unread.push(Unread {
                             region: region.clone(),
                             staging_accounts: chunk.len(),
-                            error_code: reason.as_str().to_owned(),
+                            error_code: ReadStopped::Listing(reason),
                         });
                         break;
                     }
@@ -337,7 +338,7 @@ async fn delete_stale(
             UnfinishedReason::EventsUndelivered.as_str().to_owned(),
             place,
         )),
-        Err(error) => Err((error.code, place)),
+        Err(error) => Err((error.code().to_owned(), place)),
     }
 }
 

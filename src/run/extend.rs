@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::aws::drs::{CreateFailed, TargetDrs};
 use crate::domain::arn::{AccountId, Region, SourceServerArn};
+use crate::domain::aws_error::ErrorKind;
 use crate::domain::deadline::Deadline;
 use crate::domain::failure::Refusal;
 use crate::domain::outcome::{ExtendedServer, MadeBy, Outcome, Subject};
@@ -168,7 +169,7 @@ pub async fn extend(
                     Some(_) => !deadline.reached(),
                     None => rounds < ROUNDS_WITHOUT_DEADLINE,
                 };
-                if error.code == "ThrottlingException" && more {
+                if error.is_throttling() && more {
                     continue;
                 }
                 break error;
@@ -183,7 +184,7 @@ pub async fn extend(
     // effect: look once now and, after a timeout, once more a moment later. Its
     // tag says whether this invocation made what the look finds. After a plain
     // refusal (every attempt answered 4xx) the look finds who made it too.
-    let looks = if error.code == "Timeout" && !deadline.reached() {
+    let looks = if error.kind == ErrorKind::Timeout && !deadline.reached() {
         2
     } else {
         1
@@ -199,8 +200,7 @@ pub async fn extend(
             )));
         }
     }
-    let waited_its_turn =
-        error.is_deadline() || (error.code == "ThrottlingException" && deadline.reached());
+    let waited_its_turn = error.is_deadline() || (error.is_throttling() && deadline.reached());
     if waited_its_turn && !uncertain {
         return Extension::NotReached(UnfinishedReason::Deadline);
     }

@@ -19,8 +19,8 @@ use tracing::Instrument;
 use crate::aws::clients::Clients;
 use crate::aws::drs::{Following, Pages, TargetDrs};
 use crate::domain::arn::SourceServerArn;
+use crate::domain::aws_error::AwsError;
 use crate::domain::deadline::Deadline;
-use crate::domain::failure::DrsError;
 use crate::domain::outcome::{Outcome, Subject};
 use crate::domain::rejection::Rejection;
 use crate::domain::scope::UnfinishedReason;
@@ -256,11 +256,11 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
 
 /// DRS refusing a page token it gave (expired): a `ValidationException`. Any other
 /// refusal of a later page is a failed listing like the first page's.
-fn is_token_refusal(error: &DrsError) -> bool {
-    error.code == "ValidationException"
+fn is_token_refusal(error: &AwsError) -> bool {
+    error.code() == "ValidationException"
 }
 
-async fn listing_failed(reporter: &Reporter, scope: &Scope, error: DrsError) {
+async fn listing_failed(reporter: &Reporter, scope: &Scope, error: AwsError) {
     tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "could not list extensible servers");
     let subject = Subject::account(&scope.staging_account_id, Some(&scope.region));
     reporter.report(Outcome::failed(subject, error)).await;

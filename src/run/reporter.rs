@@ -278,7 +278,7 @@ fn log(outcome: &Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::failure::DrsError;
+    use crate::domain::aws_error::{AwsError, ErrorKind, Service};
     use crate::domain::outcome::Subject;
 
     use crate::domain::arn::example_server as arn;
@@ -291,7 +291,12 @@ mod tests {
         }
         tally.add(Outcome::failed(
             Subject::server(&arn()),
-            DrsError::new("X", "y", true),
+            AwsError::new(
+                Service::Drs,
+                "CreateExtendedSourceServer",
+                ErrorKind::answered(500, Some("X"), None),
+            )
+            .with_message("y"),
         ));
         assert_eq!(tally.retryable, 1);
         let response = tally.into_response();

@@ -12,8 +12,8 @@ use tracing::Instrument;
 use crate::aws::clients::Clients;
 use crate::aws::drs::{ExtensibleServer, Page};
 use crate::domain::arn::{AccountId, Region};
+use crate::domain::aws_error::AwsError;
 use crate::domain::deadline::Deadline;
-use crate::domain::failure::DrsError;
 use crate::domain::outcome::OutboundEvent;
 use crate::domain::scope::Scope;
 
@@ -26,7 +26,7 @@ pub enum Listing {
         calls: u64,
         work: bool,
     },
-    Failed(DrsError),
+    Failed(AwsError),
     /// The deadline came first.
     NotReached,
 }
