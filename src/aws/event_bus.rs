@@ -167,7 +167,9 @@ impl EventBus {
             let _ = sender.try_send(event.into());
         }
         drop(sender);
-        self.clone().stream(queued, cut_by).await
+        self.clone()
+            .stream_holding(queued, cut_by, None, Arc::default())
+            .await
     }
 
     /// Sends these events, ten at a time, and answers which were delivered.
@@ -178,8 +180,12 @@ impl EventBus {
     ) -> (Vec<bool>, String) {
         let mut delivered = Vec::with_capacity(events.len());
         let mut last_error = String::new();
-        let mut waiting: Vec<Sized> = events.into_iter().map(|e| self.sized(e.into())).collect();
-        while let Some(batch) = take_batch(&mut waiting, true) {
+        let mut waiting = Batcher::default();
+        let now = Instant::now();
+        events
+            .into_iter()
+            .for_each(|e| waiting.push(self.sized(e.into()), now));
+        while let Some(batch) = waiting.take(now, true) {
             let sent = self.send_with_retries(&batch, cut_by).await;
             delivered.extend(sent.delivered);
             if sent.undelivered > 0 {
@@ -202,19 +208,10 @@ impl EventBus {
     /// Sends what arrives on `queued` until it closes: a batch as soon as 10 are
     /// waiting, whatever is waiting once the oldest has waited a second, and the
     /// rest when the queue closes. From `cut_by` on nothing more is sent: what is
-    /// still waiting, or arrives, is counted undelivered.
-    pub async fn stream(
-        self,
-        queued: mpsc::Receiver<Queued>,
-        cut_by: Option<Instant>,
-    ) -> Result<(), PublishError> {
-        self.stream_holding(queued, cut_by, None, Arc::default())
-            .await
-    }
-
-    /// As [`EventBus::stream`]; `places` are what the events hold: when none is
-    /// left, the work waits on this stream, and a part batch goes at once.
-    /// `given_up` is set, before any place is freed, once an event is given up.
+    /// still waiting, or arrives, is counted undelivered. `places` are what the
+    /// events hold: when none is left, the work waits on this stream, and a part
+    /// batch goes at once. `given_up` is set, before any place is freed, once an
+    /// event is given up.
     pub async fn stream_holding(
         self,
         mut queued: mpsc::Receiver<Queued>,
@@ -222,25 +219,23 @@ impl EventBus {
         places: Option<Arc<tokio::sync::Semaphore>>,
         given_up: Arc<AtomicBool>,
     ) -> Result<(), PublishError> {
-        let mut waiting: Vec<Sized> = Vec::new();
-        let mut oldest: Option<Instant> = None;
+        let mut waiting = Batcher::default();
         let mut sends: JoinSet<Sent> = JoinSet::new();
         let (mut open, mut undelivered, mut last_error) = (true, 0, String::new());
         loop {
-            let cut = cut_by.is_some_and(|by| Instant::now() >= by);
+            let now = Instant::now();
+            let cut = cut_by.is_some_and(|by| now >= by);
             if cut && !waiting.is_empty() {
-                undelivered += waiting.len();
+                undelivered += waiting.give_up();
                 last_error = "the invocation's time for events ran out".to_owned();
                 given_up.store(true, Ordering::SeqCst);
-                waiting.clear();
             }
             // The work waits on events that no batch under way will free: send what
             // there is. (With a batch under way, its answer frees places.)
             let starved =
                 sends.is_empty() && places.as_ref().is_some_and(|p| p.available_permits() == 0);
-            let due = oldest.is_some_and(|at| at.elapsed() >= FLUSH_EVERY) || !open || starved;
             while sends.len() < CONCURRENT_BATCHES && !cut {
-                let Some(batch) = take_batch(&mut waiting, due) else {
+                let Some(batch) = waiting.take(now, !open || starved) else {
                     break;
                 };
                 let bus = self.clone();
@@ -265,19 +260,13 @@ impl EventBus {
                     .in_current_span(),
                 );
             }
-            if waiting.is_empty() {
-                oldest = None;
-            }
             if !open && waiting.is_empty() && sends.is_empty() {
                 break;
             }
-            let flush_at = oldest.map(|at| at + FLUSH_EVERY);
+            let flush_at = waiting.flush_at();
             tokio::select! {
-                received = queued.recv(), if open && waiting.len() < MAX_WAITING => match received {
-                    Some(event) => {
-                        waiting.push(self.sized(event));
-                        oldest.get_or_insert_with(Instant::now);
-                    }
+                received = queued.recv(), if open && waiting.has_room() => match received {
+                    Some(event) => waiting.push(self.sized(event), Instant::now()),
                     None => open = false,
                 },
                 Some(joined) = sends.join_next(), if !sends.is_empty() => {
@@ -290,7 +279,7 @@ impl EventBus {
                 // Armed only with a send free to take the batch: with every send
                 // under way, a flush time already past would be ready at once,
                 // again and again, until one returns.
-                _ = sleep_until(flush_at), if flush_at.is_some() && !waiting.is_empty() && sends.len() < CONCURRENT_BATCHES => {}
+                _ = sleep_until(flush_at), if flush_at.is_some() && sends.len() < CONCURRENT_BATCHES => {}
                 _ = sleep_until(cut_by), if cut_by.is_some() && !cut => {}
             }
         }
@@ -493,22 +482,68 @@ enum Entry {
     Unanswered,
 }
 
-/// A batch from the front of `waiting`: up to 10 entries within the size limit.
-/// Only a full batch goes before it is `due`.
-fn take_batch(waiting: &mut Vec<Sized>, due: bool) -> Option<Vec<Sized>> {
-    if waiting.is_empty() {
-        return None;
+/// The events waiting for a batch, and when a batch is due: a full one (10
+/// entries, or as many as fit in a request) at once, any other once its oldest
+/// event has waited [`FLUSH_EVERY`], or when the caller forces it. Pure: the
+/// time is given.
+#[derive(Default)]
+struct Batcher {
+    waiting: Vec<Sized>,
+    /// When the first event still waiting since the queue was last empty came.
+    oldest: Option<Instant>,
+}
+
+impl Batcher {
+    fn push(&mut self, entry: Sized, now: Instant) {
+        self.waiting.push(entry);
+        self.oldest.get_or_insert(now);
     }
-    let (mut count, mut bytes) = (0, 0);
-    for entry in waiting.iter().take(BATCH) {
-        if count > 0 && bytes + entry.bytes > MAX_BYTES {
-            break;
+
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Whether the stream may take more; past [`MAX_WAITING`] the work waits.
+    fn has_room(&self) -> bool {
+        self.waiting.len() < MAX_WAITING
+    }
+
+    /// When what waits is due, if anything waits.
+    fn flush_at(&self) -> Option<Instant> {
+        self.oldest.map(|at| at + FLUSH_EVERY)
+    }
+
+    /// Drops everything waiting (its time ran out); answers how many.
+    fn give_up(&mut self) -> usize {
+        self.oldest = None;
+        self.waiting.drain(..).count()
+    }
+
+    /// A batch from the front: up to 10 entries within the size limit. Only a
+    /// full batch goes before it is due, or `forced`.
+    fn take(&mut self, now: Instant, forced: bool) -> Option<Vec<Sized>> {
+        if self.waiting.is_empty() {
+            return None;
         }
-        count += 1;
-        bytes += entry.bytes;
+        let (mut count, mut bytes) = (0, 0);
+        for entry in self.waiting.iter().take(BATCH) {
+            if count > 0 && bytes + entry.bytes > MAX_BYTES {
+                break;
+            }
+            count += 1;
+            bytes += entry.bytes;
+        }
+        let full = count < self.waiting.len() || count == BATCH;
+        let due = forced || self.flush_at().is_some_and(|at| now >= at);
+        if !(full || due) {
+            return None;
+        }
+        let batch = self.waiting.drain(..count).collect();
+        if self.waiting.is_empty() {
+            self.oldest = None;
+        }
+        Some(batch)
     }
-    let full = count < waiting.len() || count == BATCH;
-    (full || due).then(|| waiting.drain(..count).collect())
 }
 
 /// Entry errors that a later attempt can get past; the rest (malformed detail,
@@ -561,21 +596,45 @@ mod tests {
 
     #[test]
     fn batches_hold_ten_entries_or_what_fits_in_a_request() {
-        let mut waiting: Vec<Sized> = (0..25).map(|_| sized(100)).collect();
-        assert_eq!(take_batch(&mut waiting, false).map(|b| b.len()), Some(10));
-        assert_eq!(take_batch(&mut waiting, false).map(|b| b.len()), Some(10));
-        assert!(
-            take_batch(&mut waiting, false).is_none(),
-            "five wait for more"
-        );
-        assert_eq!(take_batch(&mut waiting, true).map(|b| b.len()), Some(5));
+        let now = Instant::now();
+        let mut waiting = Batcher::default();
+        (0..25).for_each(|_| waiting.push(sized(100), now));
+        assert_eq!(waiting.take(now, false).map(|b| b.len()), Some(10));
+        assert_eq!(waiting.take(now, false).map(|b| b.len()), Some(10));
+        assert!(waiting.take(now, false).is_none(), "five wait for more");
+        assert_eq!(waiting.take(now, true).map(|b| b.len()), Some(5));
 
-        let mut large: Vec<Sized> = (0..4).map(|_| sized(MAX_BYTES / 3)).collect();
+        let mut large = Batcher::default();
+        (0..4).for_each(|_| large.push(sized(MAX_BYTES / 3), now));
         assert_eq!(
-            take_batch(&mut large, false).map(|b| b.len()),
+            large.take(now, false).map(|b| b.len()),
             Some(3),
             "a fourth would pass the request limit"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_part_batch_waits_a_second_from_its_oldest_event() {
+        let mut waiting = Batcher::default();
+        assert_eq!(waiting.flush_at(), None);
+        let first = Instant::now();
+        waiting.push(sized(100), first);
+        tokio::time::advance(Duration::from_millis(600)).await;
+        waiting.push(sized(100), Instant::now());
+        assert_eq!(waiting.flush_at(), Some(first + FLUSH_EVERY));
+        assert!(waiting.take(Instant::now(), false).is_none());
+        tokio::time::advance(Duration::from_millis(400)).await;
+        assert_eq!(
+            waiting.take(Instant::now(), false).map(|b| b.len()),
+            Some(2)
+        );
+        assert_eq!(waiting.flush_at(), None, "nothing waits, nothing is due");
+
+        // What waits when the time for events runs out is given up, all of it.
+        (0..3).for_each(|_| waiting.push(sized(100), Instant::now()));
+        assert!(waiting.has_room());
+        assert_eq!(waiting.give_up(), 3);
+        assert!(waiting.is_empty() && waiting.flush_at().is_none());
     }
 
     #[test]
