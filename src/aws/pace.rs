@@ -368,17 +368,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn spaces_requests_evenly_after_a_small_burst() {
-        // Above 10/s and below the ceiling, two go at once (one event's create
-        // and its look). A ceiling of 200 starts at 20/s.
+        // Above 10/s and below the ceiling, two go at once (`BURST`: a waiter
+        // woken a moment late keeps its slot). A ceiling of 200 starts at 20/s.
         let pace = Pace::per_second(200);
         let start = Instant::now();
         pace.wait().await;
         pace.wait().await;
-        assert_eq!(
-            start.elapsed(),
-            Duration::ZERO,
-            "one event's two calls go at once"
-        );
+        assert_eq!(start.elapsed(), Duration::ZERO, "two calls go at once");
         pace.wait().await;
         assert!(start.elapsed() > Duration::ZERO, "a third waits its turn");
         // At 10 a second or less there is no burst: evenly spaced from the first.

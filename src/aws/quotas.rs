@@ -31,7 +31,7 @@ impl TargetQuotas {
         match within(deadline, call).await? {
             Ok(output) => read_quota(output.quota().and_then(|q| q.value())).map_err(str::to_owned),
             Err(error) => {
-                let error = sdk_error::read(Service::ServiceQuotas, "GetServiceQuota", error);
+                let error = sdk_error::read(Service::Quotas, "GetServiceQuota", error);
                 tracing::warn!(%error, "could not read the applied source-server quota");
                 Err(error.code().to_owned())
             }
@@ -51,8 +51,7 @@ impl TargetQuotas {
         match within(deadline, call).await.ok()? {
             Ok(output) => read_quota(output.quota().and_then(|q| q.value())).ok(),
             Err(error) => {
-                let error =
-                    sdk_error::read(Service::ServiceQuotas, "GetAWSDefaultServiceQuota", error);
+                let error = sdk_error::read(Service::Quotas, "GetAWSDefaultServiceQuota", error);
                 tracing::warn!(%error, "could not read the source-server quota's AWS default");
                 None
             }

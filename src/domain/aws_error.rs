@@ -14,7 +14,7 @@ pub enum Service {
     Drs,
     Ec2,
     EventBridge,
-    ServiceQuotas,
+    Quotas,
 }
 
 impl Service {
@@ -23,7 +23,7 @@ impl Service {
             Self::Drs => "DRS",
             Self::Ec2 => "EC2",
             Self::EventBridge => "EventBridge",
-            Self::ServiceQuotas => "Service Quotas",
+            Self::Quotas => "Service Quotas",
         }
     }
 }

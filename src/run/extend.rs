@@ -43,11 +43,10 @@ pub struct ExtendSettings {
 #[derive(Debug, Default)]
 pub struct Refusals(Mutex<Vec<Met>>);
 
-/// One refusal, where it was met, and DRS's code for it.
+/// One refusal, and where it was met.
 #[derive(Clone, Debug)]
 pub struct Met {
     pub refusal: Refusal,
-    pub code: String,
     server: SourceServerArn,
 }
 
@@ -65,7 +64,6 @@ impl Refusals {
         if let Some(refusal) = Refusal::of(error_code, quota_code.as_deref()) {
             self.0.lock().expect(UNPOISONED).push(Met {
                 refusal,
-                code: error_code.clone(),
                 server: server.clone(),
             });
         }

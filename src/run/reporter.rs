@@ -162,8 +162,8 @@ impl Reporter {
         log(&outcome);
         let event = outcome.event(&self.trigger);
         self.tally.lock().expect(UNPOISONED).add(outcome);
-        // The stream ends only after every reporter is gone, so this cannot fail
-        // while a run goes on; if it did, `finish` would count the event missing.
+        // The stream takes events until every reporter is gone (its queue closes
+        // only then), so a send cannot fail while a reporter can call it.
         let _ = self.events.send(Queued { event, held }).await;
     }
 
