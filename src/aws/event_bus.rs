@@ -226,9 +226,8 @@ impl EventBus {
             let now = Instant::now();
             let cut = cut_by.is_some_and(|by| now >= by);
             if cut && !waiting.is_empty() {
-                undelivered += waiting.give_up();
+                undelivered += waiting.give_up(&given_up);
                 last_error = "the invocation's time for events ran out".to_owned();
-                given_up.store(true, Ordering::SeqCst);
             }
             // The work waits on events that no batch under way will free: send what
             // there is. (With a batch under way, its answer frees places.)
@@ -513,8 +512,11 @@ impl Batcher {
         self.oldest.map(|at| at + FLUSH_EVERY)
     }
 
-    /// Drops everything waiting (its time ran out); answers how many.
-    fn give_up(&mut self) -> usize {
+    /// Gives up everything waiting (its time ran out): says so on `given_up`
+    /// before any of its places is freed, so that no create starts after it.
+    /// Answers how many.
+    fn give_up(&mut self, given_up: &AtomicBool) -> usize {
+        given_up.store(true, Ordering::SeqCst);
         self.oldest = None;
         self.waiting.drain(..).count()
     }
@@ -631,9 +633,15 @@ mod tests {
         assert_eq!(waiting.flush_at(), None, "nothing waits, nothing is due");
 
         // What waits when the time for events runs out is given up, all of it.
-        (0..3).for_each(|_| waiting.push(sized(100), Instant::now()));
+        let places = Arc::new(tokio::sync::Semaphore::new(1));
+        let mut held = sized(100);
+        held._held = places.clone().try_acquire_owned().ok();
+        waiting.push(held, Instant::now());
+        (0..2).for_each(|_| waiting.push(sized(100), Instant::now()));
         assert!(waiting.has_room());
-        assert_eq!(waiting.give_up(), 3);
+        let given_up = AtomicBool::new(false);
+        assert_eq!(waiting.give_up(&given_up), 3);
+        assert!(given_up.load(Ordering::SeqCst) && places.available_permits() == 1);
         assert!(waiting.is_empty() && waiting.flush_at().is_none());
     }
 
