@@ -8,8 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
-use tokio::sync::OwnedSemaphorePermit;
-
 use crate::aws::clients::Clients;
 use crate::aws::drs::{ExtendedRecord, Following, Pages, TargetDrs};
 use crate::domain::arn::{AccountId, Region};
@@ -25,7 +23,7 @@ use crate::domain::scope::UnfinishedReason;
 use crate::domain::scope::{Scope, ScopeCoverage};
 use crate::domain::stale::{self, MarkChange, Repair, Stale, StaleRules, ERROR_SINCE_KEY};
 use crate::run::launch::LaunchCandidate;
-use crate::run::reporter::Reporter;
+use crate::run::reporter::{Place, Reporter};
 
 /// `DescribeSourceServers` takes at most 200 staging accounts a call.
 const ACCOUNTS_PER_CALL: usize = 200;
@@ -226,7 +224,7 @@ pub async fn read(
                                 }
                                 Err((why, place)) => {
                                     tracing::warn!(%region, why, "a stale extension was kept");
-                                    (delete_failed, held) = (Some(why), Some(place));
+                                    (delete_failed, held) = (Some(why), place);
                                 }
                             }
                         }
@@ -301,28 +299,20 @@ fn launch_candidate(
     }
 }
 
-/// Deletes a stale extension the way a create is made: first a place under the
-/// run's bound on servers changed without a published event (a slow bus makes
-/// this wait), then, after that wait, no delete past the deadline or once an
-/// event was given up. Answers the place, for the event that tells of it, and on
-/// failure why the extension was kept (`deleteFailed`).
+/// Deletes a stale extension the way a create is made, admitted by the run's
+/// gate ([`Reporter::admit`]). Answers the place, for the event that tells of
+/// it, and on failure why the extension was kept (`deleteFailed`), with the
+/// place where a delete was sent (it may have taken effect).
 async fn delete_stale(
     drs: &TargetDrs,
     record: &ExtendedRecord,
     deadline: &Deadline,
     reporter: &Reporter,
-) -> Result<OwnedSemaphorePermit, (String, OwnedSemaphorePermit)> {
-    let place = reporter.reserve().await;
-    let withheld = if deadline.reached() {
-        Some(UnfinishedReason::Deadline)
-    } else if reporter.events_given_up() {
-        Some(UnfinishedReason::EventsUndelivered)
-    } else {
-        None
+) -> Result<Place, (String, Option<Place>)> {
+    let place = match reporter.admit(deadline, async {}).await {
+        Ok((place, ())) => place,
+        Err(withheld) => return Err((withheld.as_str().to_owned(), None)),
     };
-    if let Some(why) = withheld {
-        return Err((why.as_str().to_owned(), place));
-    }
     let shown_disconnected = record.replication.state.as_deref() == Some("DISCONNECTED");
     match drs
         .delete_extended(
@@ -336,9 +326,9 @@ async fn delete_stale(
         Ok(()) => Ok(place),
         Err(error) if error.is_events_given_up() => Err((
             UnfinishedReason::EventsUndelivered.as_str().to_owned(),
-            place,
+            Some(place),
         )),
-        Err(error) => Err((error.code().to_owned(), place)),
+        Err(error) => Err((error.code().to_owned(), Some(place))),
     }
 }
 

@@ -171,16 +171,13 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                             continue;
                         }
                     };
-                    // A place for its event first: while the bus is behind, this waits.
-                    let held = shared.reporter.reserve().await;
-                    let permit = shared.creates.clone().acquire_owned().await;
-                    // Checked after the waits above, which a slow bus or DRS makes long.
-                    if shared.deadline.reached() {
-                        break 'sweeps Some(UnfinishedReason::Deadline);
-                    }
-                    if shared.reporter.events_given_up() {
-                        break 'sweeps Some(UnfinishedReason::EventsUndelivered);
-                    }
+                    // A place for its event, then one among the creates in flight.
+                    let creating = shared.creates.clone().acquire_owned();
+                    let (held, permit) =
+                        match shared.reporter.admit(&shared.deadline, creating).await {
+                            Ok(admitted) => admitted,
+                            Err(reason) => break 'sweeps Some(reason),
+                        };
                     let met = shared.refused.met(&scope.staging_account_id, &scope.region);
                     if let Some(met) = met {
                         break 'sweeps Some(met.refusal.reason());
