@@ -1,7 +1,7 @@
-use drs_extender::aws::clients::Clients;
-use drs_extender::domain::config::Config;
 use drs_extender::init_error;
 use drs_extender::App;
+use drs_extender::Clients;
+use drs_extender::Config;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
 

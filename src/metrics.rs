@@ -442,10 +442,11 @@ mod tests {
 
     #[test]
     fn quota_use_goes_out_per_region_and_its_highest_share_in_all() {
+        use crate::domain::aws_error::{ErrorKind, ReadStopped};
         use crate::domain::quota::{judge, QuotaReading};
-        let reading = |servers: u64, count_error: Option<&str>| QuotaReading {
+        let reading = |servers: u64, count_error: Option<ErrorKind>| QuotaReading {
             source_servers: servers,
-            count_error: count_error.map(str::to_owned),
+            count_error: count_error.map(ReadStopped::Call),
             quota: Ok(4_000),
             aws_default: None,
         };
@@ -454,7 +455,11 @@ mod tests {
                 quota: vec![
                     judge(region("us-east-1"), reading(3_300, None), 80),
                     judge(region("eu-west-1"), reading(10, None), 80),
-                    judge(region("eu-west-2"), reading(5, Some("DeadlineReached")), 80),
+                    judge(
+                        region("eu-west-2"),
+                        reading(5, Some(ErrorKind::Deadline)),
+                        80,
+                    ),
                 ],
                 ..summary()
             }),

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use drs_extender::aws::clients::CallPolicy;
+use drs_extender::CallPolicy;
 use local_aws::DuplicateCreate;
 use serde_json::{json, Value};
 
@@ -105,7 +105,7 @@ async fn the_event_path_stops_at_its_deadline_and_refuses_what_it_does_not_read(
         started.elapsed()
     );
     let error = result.expect_err("servers not reached in time fail the invocation, for its retry");
-    let drs_extender::error::InvocationError::NotReached {
+    let drs_extender::InvocationError::NotReached {
         servers: not_reached,
         ..
     } = error

@@ -110,11 +110,14 @@ async fn a_reconciliation_reports_what_is_extended_and_what_is_broken() {
 async fn a_dry_run_reports_coverage_too() {
     let h = harness(world()).await;
     let response = h
-        .ok(json!({
-            "version": "0", "id": "dry", "detail-type": "Reconciliation Requested",
-            "source": "org.example.dr-tooling", "account": TARGET_ACCOUNT, "time": "2026-11-26T12:00:00Z",
-            "region": REGION, "resources": [], "detail": {"dryRun": true}
-        }))
+        .ok(envelope(
+            "dry",
+            "Reconciliation Requested",
+            "org.example.dr-tooling",
+            TARGET_ACCOUNT,
+            "2026-11-26T12:00:00Z",
+            json!({"dryRun": true}),
+        ))
         .await;
     assert_eq!(response["skipped"], 5);
     let summary = &response["reconciliation"];

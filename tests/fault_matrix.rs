@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::*;
-use drs_extender::aws::clients::CallPolicy;
-use drs_extender::error::InvocationError;
+use drs_extender::CallPolicy;
+use drs_extender::InvocationError;
 use serde_json::Value;
 
 const SERVERS_PER_ACCOUNT: usize = 10;
@@ -80,7 +80,7 @@ async fn reconcile_under(
 
 async fn reconcile_under_policy(
     case: &str,
-    policy: drs_extender::aws::clients::CallPolicy,
+    policy: drs_extender::CallPolicy,
     inject: impl FnOnce(&mut World),
 ) -> (Harness, Result<Value, InvocationError>, Vec<String>) {
     let (mut world, servers) = world();
@@ -116,7 +116,7 @@ async fn a_throttling_storm_ends_in_one_outcome_each_and_all_created() {
 #[tokio::test]
 async fn a_run_of_server_errors_is_retried_through() {
     // More attempts than injected errors: whichever server they fall on, it gets through.
-    let policy = drs_extender::aws::clients::CallPolicy {
+    let policy = drs_extender::CallPolicy {
         max_attempts: 7,
         ..fast_policy()
     };
@@ -318,7 +318,7 @@ async fn the_same_event_delivered_twice_creates_once() {
         h.invoke(event("scheduled-reconciliation")),
         h.invoke(event("scheduled-reconciliation"))
     );
-    let created = |r: &Result<drs_extender::domain::outcome::Response, InvocationError>| {
+    let created = |r: &Result<drs_extender::Response, InvocationError>| {
         r.as_ref().map(|r| r.created).unwrap_or(0)
     };
     assert_eq!(created(&first) + created(&second), 20);

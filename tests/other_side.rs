@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use drs_extender::error::InvocationError;
+use drs_extender::InvocationError;
 use local_aws::{DuplicateCreate, EntriesReply, ExtensionClock, Landing, PageTokens};
 
 fn creates(h: &Harness) -> usize {
@@ -163,7 +163,7 @@ async fn a_drs_rate_that_falls_mid_run_slows_the_run_and_fails_no_server() {
             ("DRS_MAX_RPS", "100"),
             ("RECONCILE_CONCURRENCY", "32"),
         ],
-        drs_extender::aws::clients::CallPolicy::default(),
+        drs_extender::CallPolicy::default(),
     )
     .await;
     let deadline = Duration::from_secs(40);
@@ -260,7 +260,7 @@ async fn a_slow_bus_with_every_send_under_way_costs_no_cpu_while_waiting() {
             // Places for 110 servers: eight sends of ten under way, and more waiting.
             ("RECONCILE_CONCURRENCY", "100"),
         ],
-        drs_extender::aws::clients::CallPolicy::default(),
+        drs_extender::CallPolicy::default(),
     )
     .await;
     let (cpu, wall) = (thread_cpu(), Instant::now());
@@ -283,7 +283,7 @@ async fn pauses_between_reads_are_cut_at_the_deadline() {
     let mut world = World::new(TARGET_ACCOUNT);
     world.seed(STAGING_A, REGION, 1);
     world.inject("ListExtensibleSourceServers", usize::MAX, Fault::CutShort);
-    let policy = drs_extender::aws::clients::CallPolicy {
+    let policy = drs_extender::CallPolicy {
         attempt_timeout: Duration::from_millis(100),
         ..fast_policy()
     };
@@ -310,7 +310,7 @@ async fn a_wait_cut_by_the_deadline_does_not_unlearn_a_slow_bus() {
     let h = Harness::start_with(
         world,
         &[("STAGING_ACCOUNT_IDS", STAGING_A)],
-        drs_extender::aws::clients::CallPolicy::default(),
+        drs_extender::CallPolicy::default(),
     )
     .await;
     let puts = || h.aws.world().calls_of("PutEvents").len();
@@ -347,7 +347,7 @@ async fn a_create_dropped_on_the_wire_is_never_called_unsent() {
         usize::MAX,
         Fault::Delay(Duration::from_secs(10)),
     );
-    let policy = drs_extender::aws::clients::CallPolicy {
+    let policy = drs_extender::CallPolicy {
         max_attempts: 1,
         attempt_timeout: Duration::from_secs(5),
         operation_timeout: Duration::from_secs(2),

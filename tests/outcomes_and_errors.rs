@@ -5,7 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use drs_extender::error::InvocationError;
+use drs_extender::InvocationError;
 use local_aws::DuplicateCreate;
 use serde_json::Value;
 

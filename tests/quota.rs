@@ -231,7 +231,7 @@ async fn a_service_quotas_that_never_answers_cannot_hold_the_run_past_its_deadli
     );
     // The SDK's own timeouts are longer than the invocation: only the deadline
     // can cut the call.
-    let patient = drs_extender::aws::clients::CallPolicy {
+    let patient = drs_extender::CallPolicy {
         attempt_timeout: Duration::from_secs(300),
         operation_timeout: Duration::from_secs(300),
         ..fast_policy()

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use drs_extender::aws::clients::CallPolicy;
+use drs_extender::CallPolicy;
 
 /// The most requests received in any one-second window.
 fn busiest_second(mut times: Vec<Instant>) -> usize {

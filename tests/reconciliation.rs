@@ -9,11 +9,14 @@ use common::*;
 use serde_json::{json, Value};
 
 fn requested(detail: Value, sender: &str) -> Value {
-    json!({
-        "version": "0", "id": "test-request", "detail-type": "Reconciliation Requested",
-        "source": "org.example.dr-tooling", "account": sender, "time": "2026-11-26T12:00:00Z",
-        "region": REGION, "resources": [], "detail": detail
-    })
+    envelope(
+        "test-request",
+        "Reconciliation Requested",
+        "org.example.dr-tooling",
+        sender,
+        "2026-11-26T12:00:00Z",
+        detail,
+    )
 }
 
 fn accounts(n: usize) -> Vec<String> {
@@ -195,7 +198,7 @@ async fn a_throttling_storm_is_ridden_out() {
             ("DRS_MAX_RPS", "80"),
             ("RECONCILE_CONCURRENCY", "16"),
         ],
-        drs_extender::aws::clients::CallPolicy {
+        drs_extender::CallPolicy {
             max_attempts: 4,
             max_backoff: Duration::from_secs(2),
             operation_timeout: Duration::from_secs(30),
@@ -409,11 +412,14 @@ async fn a_run_too_large_for_one_invocation_fans_out_once() {
 
     // Each request, as the bus delivers it back, works its account and never fans out again.
     let request = &requests[0];
-    let delivered = json!({
-        "version": "0", "id": "fanned", "detail-type": "Reconciliation Requested", "source": request["Source"],
-        "account": TARGET_ACCOUNT, "time": "2026-11-26T12:00:00Z", "region": REGION, "resources": [],
-        "detail": request["Detail"],
-    });
+    let delivered = envelope(
+        "fanned",
+        "Reconciliation Requested",
+        request["Source"].clone(),
+        TARGET_ACCOUNT,
+        "2026-11-26T12:00:00Z",
+        request["Detail"].clone(),
+    );
     let result = h
         .app
         .handle(lambda_event(delivered, Duration::from_secs(60)))

@@ -374,7 +374,7 @@ async fn a_give_up_stops_a_delete_already_under_way() {
     world.bus_refuses = true;
     world.drs_rate_limit = Some(2);
     world.drs_rate_burst = Some(1);
-    let policy = drs_extender::aws::clients::CallPolicy {
+    let policy = drs_extender::CallPolicy {
         max_attempts: 10,
         initial_backoff: Duration::from_millis(200),
         max_backoff: Duration::from_secs(1),

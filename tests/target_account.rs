@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use drs_extender::error::InvocationError;
+use drs_extender::InvocationError;
 use serde_json::json;
 
 const ROLE: &str = "arn:aws:iam::555566667777:role/drs-extender-target";

@@ -23,6 +23,7 @@ use crate::aws::quotas::TargetQuotas;
 use crate::aws::retry_after::RetryAfterClassifier;
 use crate::domain::arn::{AccountId, Region};
 use crate::domain::config::{Config, TargetRole};
+use crate::domain::UNPOISONED;
 
 /// How hard and how long one AWS call may try. The defaults bound a single call
 /// to well under a minute, so an invocation cannot hang on a dead endpoint.
@@ -176,10 +177,7 @@ impl Clients {
         if !self.regions.contains(region) {
             return None;
         }
-        let mut clients = self
-            .drs
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut clients = self.drs.lock().expect(UNPOISONED);
         let drs = clients.entry(region.clone()).or_insert_with(|| {
             let pace = Arc::new(Pace::per_second(self.drs_max_rps));
             let config = aws_sdk_drs::config::Builder::from(&self.target)
@@ -215,10 +213,7 @@ impl Clients {
         if !self.regions.contains(region) {
             return None;
         }
-        let mut clients = self
-            .quotas
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut clients = self.quotas.lock().expect(UNPOISONED);
         let quotas = clients.entry(region.clone()).or_insert_with(|| {
             let config = aws_sdk_servicequotas::config::Builder::from(&self.target)
                 .region(aws_sdk_servicequotas::config::Region::new(
@@ -244,10 +239,7 @@ impl Clients {
         if !self.regions.contains(region) {
             return None;
         }
-        let mut clients = self
-            .ec2
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut clients = self.ec2.lock().expect(UNPOISONED);
         let ec2 = clients.entry(region.clone()).or_insert_with(|| {
             let config = aws_sdk_ec2::config::Builder::from(&self.target)
                 .region(aws_sdk_ec2::config::Region::new(region.to_string()))

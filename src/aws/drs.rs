@@ -14,10 +14,10 @@ use aws_sdk_drs::types::DescribeSourceServersRequestFilters;
 
 use crate::aws::pace::Pace;
 use crate::aws::paced_http::CallScope;
-use crate::aws::sdk_error::{CallFuture, SdkCall};
+use crate::aws::sdk_error::{self, Call, SdkCall};
 use crate::domain::arn::{AccountId, SourceServerArn};
+use crate::domain::aws_error::{AwsError, ErrorKind, Service};
 use crate::domain::deadline::Deadline;
-use crate::domain::failure::DrsError;
 use crate::domain::outcome::{ExtendedServer, MadeBy};
 use crate::domain::readiness::Replication;
 use crate::domain::scope::UnfinishedReason;
@@ -135,6 +135,16 @@ fn quota_code_of<R>(
     }
 }
 
+const CREATE: &str = "CreateExtendedSourceServer";
+
+/// What an operation that got no attempt through in its time says: DRS's own
+/// code for its rate.
+fn throttled() -> ErrorKind {
+    ErrorKind::Throttled {
+        code: "ThrottlingException".to_owned(),
+    }
+}
+
 /// DRS's refusal of a call that conflicts with the server's state.
 const CONFLICT: &str = "ConflictException";
 
@@ -154,7 +164,7 @@ pub const MAX_PAGES: usize = 200;
 /// on its side, or its success could not be read. A refusal (4xx) did not.
 #[derive(Debug)]
 pub struct CreateFailed {
-    pub error: DrsError,
+    pub error: AwsError,
     pub may_have_taken_effect: bool,
 }
 
@@ -226,82 +236,72 @@ impl TargetDrs {
         &self,
         deadline: &Deadline,
         scope: &CallScope,
-        operation: CallFuture<'_, T>,
-    ) -> Result<T, DrsError> {
+        call: Call<'_, T>,
+    ) -> Result<T, AwsError> {
+        let Call { operation, future } = call;
+        let error = |kind| AwsError::new(Service::Drs, operation, kind);
         let calls_by = deadline.calls_by();
         if calls_by.is_some_and(|by| tokio::time::Instant::now() >= by) {
-            return Err(DrsError::deadline_reached());
+            return Err(AwsError::deadline_reached(Service::Drs, operation));
         }
         if scope.stopped() {
-            return Err(DrsError::events_given_up());
+            return Err(AwsError::events_given_up(Service::Drs, operation));
         }
         let admitted = match calls_by {
             Some(by) => match tokio::time::timeout_at(by, self.pace.admit()).await {
                 Ok(admitted) => admitted,
-                Err(_) => return Err(DrsError::deadline_reached()),
+                Err(_) => return Err(AwsError::deadline_reached(Service::Drs, operation)),
             },
             None => self.pace.admit().await,
         };
         // The wait for admission can be long; the connector checks again before
         // every attempt.
         if scope.stopped() {
-            return Err(DrsError::events_given_up());
+            return Err(AwsError::events_given_up(Service::Drs, operation));
         }
         let cut_at = crate::domain::deadline::cut(self.operation_timeout, calls_by);
         let by_deadline = calls_by.is_some_and(|by| by <= cut_at);
         // The connector sends no attempt it could not see answered by the cut: the
         // outer timeout then finds none on the wire that had no chance.
-        let result = tokio::time::timeout_at(cut_at, scope.cut_at(cut_at).run(operation)).await;
+        let result = tokio::time::timeout_at(cut_at, scope.cut_at(cut_at).run(future)).await;
         drop(admitted);
         let deadline_came = calls_by.is_some_and(|by| tokio::time::Instant::now() >= by);
         match result {
             // Held back by the operation's own cut, not the deadline: it waited
             // its turn (throttles, the pace) and nothing was sent late.
-            Ok(Err(error)) if error.is_deadline() && !deadline_came && !by_deadline => {
-                Err(DrsError::new(
-                    "ThrottlingException",
-                    format!(
-                        "held back: the operation timeout of {:?} left no room for another attempt",
-                        self.operation_timeout
-                    ),
-                    true,
-                ))
+            Ok(Err(e)) if e.is_deadline() && !deadline_came && !by_deadline => {
+                Err(error(throttled()).with_message(format!(
+                    "held back: the operation timeout of {:?} left no room for another attempt",
+                    self.operation_timeout
+                )))
             }
             Ok(result) => result,
-            Err(_) if by_deadline => Err(DrsError::deadline_reached()),
+            Err(_) if by_deadline => Err(AwsError::deadline_reached(Service::Drs, operation)),
             // Every attempt was refused (throttled) or still waiting its turn:
             // DRS's rate, not a fault, and nothing took effect.
-            Err(_) if !scope.may_have_taken_effect() => Err(DrsError::new(
-                "ThrottlingException",
-                format!(
-                    "every attempt within the operation timeout of {:?} was throttled or waited its turn",
-                    self.operation_timeout
-                ),
-                true,
-            )),
-            Err(_) => Err(DrsError::new(
-                "Timeout",
-                format!(
-                    "no answer within the operation timeout of {:?}",
-                    self.operation_timeout
-                ),
-                true,
-            )),
+            Err(_) if !scope.may_have_taken_effect() => Err(error(throttled()).with_message(format!(
+                "every attempt within the operation timeout of {:?} was throttled or waited its turn",
+                self.operation_timeout
+            ))),
+            Err(_) => Err(error(ErrorKind::Timeout).with_message(format!(
+                "no answer within the operation timeout of {:?}",
+                self.operation_timeout
+            ))),
         }
     }
 
     /// A read, repeated while it fails in a way a later try can get past (the SDK
     /// does not repeat an answer it could not parse), within the deadline.
-    async fn read<'a, T: Send, F>(&'a self, deadline: &Deadline, mut once: F) -> Result<T, DrsError>
+    async fn read<'a, T: Send, F>(&'a self, deadline: &Deadline, mut once: F) -> Result<T, AwsError>
     where
-        F: FnMut() -> CallFuture<'a, T>,
+        F: FnMut() -> Call<'a, T>,
     {
         let mut tries = 0;
         loop {
             tries += 1;
             let scope = CallScope::until(deadline.calls_by());
             match self.call(deadline, &scope, once()).await {
-                Err(error) if error.retryable && !error.is_deadline() && tries < READ_TRIES => {
+                Err(error) if error.retryable() && !error.is_deadline() && tries < READ_TRIES => {
                     tracing::warn!(%error, tries, "read failed, reading again");
                     let pause = crate::domain::deadline::cut(
                         Duration::from_millis(100 << tries),
@@ -320,7 +320,7 @@ impl TargetDrs {
         &self,
         staging: &AccountId,
         deadline: &Deadline,
-    ) -> Result<HashMap<String, ExtendedServer>, DrsError> {
+    ) -> Result<HashMap<String, ExtendedServer>, AwsError> {
         let mut found = HashMap::new();
         let mut next_token = None;
         let mut pages = Pages::default();
@@ -360,7 +360,7 @@ impl TargetDrs {
         deadline: &Deadline,
     ) -> Result<
         aws_sdk_drs::operation::describe_source_servers::DescribeSourceServersOutput,
-        DrsError,
+        AwsError,
     > {
         self.read(deadline, || {
             self.client
@@ -369,7 +369,7 @@ impl TargetDrs {
                 .max_results(page_size)
                 .set_next_token(next_token.clone())
                 .send()
-                .map_err_into()
+                .map_err_into(Service::Drs, "DescribeSourceServers")
         })
         .await
     }
@@ -383,7 +383,7 @@ impl TargetDrs {
         next_token: Option<String>,
         page_size: i32,
         deadline: &Deadline,
-    ) -> Result<Page<ExtendedRecord>, DrsError> {
+    ) -> Result<Page<ExtendedRecord>, AwsError> {
         let filters = DescribeSourceServersRequestFilters::builder()
             .set_staging_account_ids(Some(
                 staging.iter().map(|a| a.as_str().to_owned()).collect(),
@@ -435,7 +435,7 @@ impl TargetDrs {
         next_token: Option<String>,
         page_size: i32,
         deadline: &Deadline,
-    ) -> Result<Page<String>, DrsError> {
+    ) -> Result<Page<String>, AwsError> {
         let page = self
             .describe_page(None, next_token, page_size, deadline)
             .await?;
@@ -456,7 +456,7 @@ impl TargetDrs {
         &self,
         staging: &SourceServerArn,
         deadline: &Deadline,
-    ) -> Result<Option<ExtendedServer>, DrsError> {
+    ) -> Result<Option<ExtendedServer>, AwsError> {
         let mut extended = self.extended_from(staging.account(), deadline).await?;
         Ok(extended.remove(&staging.to_string()))
     }
@@ -474,21 +474,27 @@ impl TargetDrs {
             .call(
                 deadline,
                 &scope,
-                Box::pin(async move {
-                    self.client
-                        .create_extended_source_server()
-                        .source_server_arn(staging.to_string())
-                        .set_tags((!tags.is_empty()).then(|| tags.clone().into_iter().collect()))
-                        .send()
-                        .await
-                        .map_err(|error| {
-                            let quota_code = quota_code_of(&error);
-                            DrsError {
-                                quota_code,
-                                ..DrsError::from_sdk(error)
-                            }
-                        })
-                }),
+                Call {
+                    operation: CREATE,
+                    future: Box::pin(async move {
+                        self.client
+                            .create_extended_source_server()
+                            .source_server_arn(staging.to_string())
+                            .set_tags(
+                                (!tags.is_empty()).then(|| tags.clone().into_iter().collect()),
+                            )
+                            .send()
+                            .await
+                            .map_err(|error| {
+                                let met = quota_code_of(&error);
+                                let mut error = sdk_error::read(Service::Drs, CREATE, error);
+                                if let ErrorKind::Service { quota_code, .. } = &mut error.kind {
+                                    *quota_code = met;
+                                }
+                                error
+                            })
+                    }),
+                },
             )
             .await;
         let output = sent.map_err(|error| CreateFailed {
@@ -508,11 +514,10 @@ impl TargetDrs {
                 made_by: MadeBy::from_tags(server.and_then(|s| s.tags())),
             }),
             _ => Err(CreateFailed {
-                error: DrsError::new(
-                    "InvalidResponse",
-                    "CreateExtendedSourceServer succeeded but named no extended server",
-                    false,
-                ),
+                error: AwsError::new(Service::Drs, CREATE, ErrorKind::SucceededUnnamed)
+                    .with_message(
+                        "CreateExtendedSourceServer succeeded but named no extended server",
+                    ),
                 may_have_taken_effect: true,
             }),
         }
@@ -525,7 +530,7 @@ impl TargetDrs {
         key: &str,
         value: &str,
         deadline: &Deadline,
-    ) -> Result<(), DrsError> {
+    ) -> Result<(), AwsError> {
         let scope = CallScope::until(deadline.calls_by());
         self.call(
             deadline,
@@ -535,13 +540,13 @@ impl TargetDrs {
                 .resource_arn(arn)
                 .tags(key, value)
                 .send()
-                .map_err_into(),
+                .map_err_into(Service::Drs, "TagResource"),
         )
         .await
         .map(drop)
     }
 
-    pub async fn untag(&self, arn: &str, key: &str, deadline: &Deadline) -> Result<(), DrsError> {
+    pub async fn untag(&self, arn: &str, key: &str, deadline: &Deadline) -> Result<(), AwsError> {
         let scope = CallScope::until(deadline.calls_by());
         self.call(
             deadline,
@@ -551,7 +556,7 @@ impl TargetDrs {
                 .resource_arn(arn)
                 .tag_keys(key)
                 .send()
-                .map_err_into(),
+                .map_err_into(Service::Drs, "UntagResource"),
         )
         .await
         .map(drop)
@@ -573,10 +578,10 @@ impl TargetDrs {
         shown_disconnected: bool,
         deadline: &Deadline,
         stop: &Arc<AtomicBool>,
-    ) -> Result<(), DrsError> {
+    ) -> Result<(), AwsError> {
         if shown_disconnected {
             match self.delete_source_server(id, deadline, stop).await {
-                Err(error) if error.code == CONFLICT => {
+                Err(error) if error.code() == CONFLICT => {
                     tracing::info!(%error, "shown disconnected, yet not deletable; disconnecting");
                 }
                 done => return done,
@@ -593,7 +598,7 @@ impl TargetDrs {
         id: &str,
         deadline: &Deadline,
         stop: &Arc<AtomicBool>,
-    ) -> Result<(), DrsError> {
+    ) -> Result<(), AwsError> {
         let scope = CallScope::until(deadline.calls_by()).stopped_by(stop);
         let disconnected = self
             .call(
@@ -603,12 +608,12 @@ impl TargetDrs {
                     .disconnect_source_server()
                     .source_server_id(id)
                     .send()
-                    .map_err_into(),
+                    .map_err_into(Service::Drs, "DisconnectSourceServer"),
             )
             .await;
         match disconnected {
             Ok(_) => Ok(()),
-            Err(error) if error.code == CONFLICT => {
+            Err(error) if error.code() == CONFLICT => {
                 tracing::info!(%error, "disconnect refused; deleting all the same");
                 Ok(())
             }
@@ -621,7 +626,7 @@ impl TargetDrs {
         id: &str,
         deadline: &Deadline,
         stop: &Arc<AtomicBool>,
-    ) -> Result<(), DrsError> {
+    ) -> Result<(), AwsError> {
         let scope = CallScope::until(deadline.calls_by()).stopped_by(stop);
         self.call(
             deadline,
@@ -630,7 +635,7 @@ impl TargetDrs {
                 .delete_source_server()
                 .source_server_id(id)
                 .send()
-                .map_err_into(),
+                .map_err_into(Service::Drs, "DeleteSourceServer"),
         )
         .await
         .map(drop)
@@ -644,7 +649,7 @@ impl TargetDrs {
         next_token: Option<String>,
         keep_tags: bool,
         deadline: &Deadline,
-    ) -> Result<Page<ExtensibleServer>, DrsError> {
+    ) -> Result<Page<ExtensibleServer>, AwsError> {
         let page = self
             .read(deadline, || {
                 self.client
@@ -653,7 +658,7 @@ impl TargetDrs {
                     .max_results(EXTENSIBLE_PAGE_SIZE)
                     .set_next_token(next_token.clone())
                     .send()
-                    .map_err_into()
+                    .map_err_into(Service::Drs, "ListExtensibleSourceServers")
             })
             .await?;
         let items = page
@@ -681,14 +686,14 @@ impl TargetDrs {
         &self,
         server_id: &str,
         deadline: &Deadline,
-    ) -> Result<crate::domain::launch::LaunchConfiguration, DrsError> {
+    ) -> Result<crate::domain::launch::LaunchConfiguration, AwsError> {
         let output = self
             .read(deadline, || {
                 self.client
                     .get_launch_configuration()
                     .source_server_id(server_id)
                     .send()
-                    .map_err_into()
+                    .map_err_into(Service::Drs, "GetLaunchConfiguration")
             })
             .await?;
         Ok(crate::domain::launch::LaunchConfiguration {
@@ -706,14 +711,17 @@ impl TargetDrs {
     pub async fn list_staging_accounts(
         &self,
         deadline: Deadline,
-    ) -> Result<Vec<AccountId>, DrsError> {
+    ) -> Result<Vec<AccountId>, AwsError> {
         let mut accounts = Vec::new();
         let mut seen = HashSet::new();
         let mut next_token = None;
         let mut pages = Pages::default();
         loop {
             if deadline.reached() {
-                return Err(DrsError::deadline_reached());
+                return Err(AwsError::deadline_reached(
+                    Service::Drs,
+                    "ListStagingAccounts",
+                ));
             }
             let page = self
                 .read(&deadline, || {
@@ -722,7 +730,7 @@ impl TargetDrs {
                         .max_results(STAGING_ACCOUNTS_PAGE_SIZE)
                         .set_next_token(next_token.clone())
                         .send()
-                        .map_err_into()
+                        .map_err_into(Service::Drs, "ListStagingAccounts")
                 })
                 .await?;
             for account in page.accounts() {
@@ -741,11 +749,12 @@ impl TargetDrs {
                 // Accounts past where DRS repeated itself were never seen: the
                 // region is reported unlisted, not taken as whole.
                 Following::Stopped(reason) => {
-                    return Err(DrsError::new(
-                        "InvalidResponse",
-                        format!("ListStagingAccounts stopped short: {reason}"),
-                        true,
-                    ))
+                    return Err(AwsError::new(
+                        Service::Drs,
+                        "ListStagingAccounts",
+                        ErrorKind::InvalidResponse,
+                    )
+                    .with_message(format!("ListStagingAccounts stopped short: {reason}")))
                 }
             }
         }

@@ -10,8 +10,8 @@ use std::future::Future;
 use aws_sdk_ec2::types::{Filter, LocationType};
 
 use crate::aws::sdk_error::SdkCall;
+use crate::domain::aws_error::{AwsError, Service};
 use crate::domain::deadline::Deadline;
-use crate::domain::failure::DrsError;
 use crate::domain::launch::{Known, Subnet, TemplateData};
 
 /// Ids a describe names at once: EC2 publishes no limit on id lists, and a
@@ -49,7 +49,7 @@ impl TargetEc2 {
             .launch_template_id(template_id)
             .versions("$Default")
             .send()
-            .map_err_into();
+            .map_err_into(Service::Ec2, "DescribeLaunchTemplateVersions");
         match within(deadline, call).await {
             Ok(Ok(output)) => {
                 let Some(version) = output.launch_template_versions().first() else {
@@ -60,7 +60,7 @@ impl TargetEc2 {
                 };
                 Known::Found(template_data(data))
             }
-            Ok(Err(error)) if TEMPLATE_NOT_FOUND.contains(&error.code.as_str()) => Known::Missing,
+            Ok(Err(error)) if TEMPLATE_NOT_FOUND.contains(&error.code()) => Known::Missing,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "could not read a launch template");
                 Known::Unchecked
@@ -80,7 +80,7 @@ impl TargetEc2 {
                 .describe_subnets()
                 .set_subnet_ids(Some(batch))
                 .send()
-                .map_err_into()
+                .map_err_into(Service::Ec2, "DescribeSubnets")
                 .await?;
             Ok(output
                 .subnets()
@@ -114,7 +114,7 @@ impl TargetEc2 {
                 .describe_security_groups()
                 .set_group_ids(Some(batch))
                 .send()
-                .map_err_into()
+                .map_err_into(Service::Ec2, "DescribeSecurityGroups")
                 .await?;
             Ok(output
                 .security_groups()
@@ -132,7 +132,7 @@ impl TargetEc2 {
             .describe_vpcs()
             .filters(Filter::builder().name("is-default").values("true").build())
             .send()
-            .map_err_into();
+            .map_err_into(Service::Ec2, "DescribeVpcs");
         match within(deadline, call).await {
             Ok(Ok(output)) => match output.vpcs().iter().find_map(|v| v.vpc_id()) {
                 Some(id) => Known::Found(id.to_owned()),
@@ -170,7 +170,7 @@ impl TargetEc2 {
                 )
                 .set_next_token(next_token.clone())
                 .send()
-                .map_err_into();
+                .map_err_into(Service::Ec2, "DescribeInstanceTypeOfferings");
             let output = match within(deadline, call).await {
                 Ok(Ok(output)) => output,
                 Ok(Err(error)) => {
@@ -227,7 +227,7 @@ async fn by_ids<T, F, Fut>(
 ) -> HashMap<String, Known<T>>
 where
     F: Fn(Vec<String>) -> Fut,
-    Fut: Future<Output = Result<Vec<(String, Option<T>)>, DrsError>>,
+    Fut: Future<Output = Result<Vec<(String, Option<T>)>, AwsError>>,
 {
     let mut known = HashMap::new();
     let mut unique: Vec<String> = ids.to_vec();
@@ -248,7 +248,7 @@ where
                     known.insert(id, answer);
                 }
             }
-            Ok(Err(error)) if not_found.contains(&error.code.as_str()) => {
+            Ok(Err(error)) if not_found.contains(&error.code()) => {
                 if let [id] = batch.as_slice() {
                     known.insert(id.clone(), Known::Missing);
                 } else {

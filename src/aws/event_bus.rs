@@ -18,13 +18,10 @@
 //! on the stream's `given_up` flag before its place under the run's bound is
 //! freed, so that the run starts no create after it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_eventbridge::config::http::HttpResponse;
-use aws_sdk_eventbridge::error::SdkError;
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, PutEventsResultEntry};
 use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
@@ -32,8 +29,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::domain::failure::DrsError;
+use crate::aws::sdk_error;
+use crate::domain::aws_error::{AwsError, Service};
 use crate::domain::outcome::OutboundEvent;
+use crate::domain::UNPOISONED;
 
 /// PutEvents takes at most 10 entries a call.
 pub const BATCH: usize = 10;
@@ -114,9 +113,9 @@ struct Sized {
     _held: Option<OwnedSemaphorePermit>,
 }
 
-/// One batch on its way, and its places under the run's bound. Should its send
-/// end abnormally (a panic, a cancellation), the events are given up before the
-/// batch, and so its places, is dropped: no create starts after an event lost
+/// One batch on its way, and its places under the run's bound. Should its send be
+/// dropped before it ends (the stream cancelled), the events are given up before
+/// the batch, and so its places, is dropped: no create starts after an event lost
 /// that way either.
 struct Sending {
     batch: Vec<Sized>,
@@ -168,7 +167,9 @@ impl EventBus {
             let _ = sender.try_send(event.into());
         }
         drop(sender);
-        self.clone().stream(queued, cut_by).await
+        self.clone()
+            .stream_holding(queued, cut_by, None, Arc::default())
+            .await
     }
 
     /// Sends these events, ten at a time, and answers which were delivered.
@@ -179,8 +180,12 @@ impl EventBus {
     ) -> (Vec<bool>, String) {
         let mut delivered = Vec::with_capacity(events.len());
         let mut last_error = String::new();
-        let mut waiting: Vec<Sized> = events.into_iter().map(|e| self.sized(e.into())).collect();
-        while let Some(batch) = take_batch(&mut waiting, true) {
+        let mut waiting = Batcher::default();
+        let now = Instant::now();
+        events
+            .into_iter()
+            .for_each(|e| waiting.push(self.sized(e.into()), now));
+        while let Some(batch) = waiting.take(now, true) {
             let sent = self.send_with_retries(&batch, cut_by).await;
             delivered.extend(sent.delivered);
             if sent.undelivered > 0 {
@@ -203,19 +208,10 @@ impl EventBus {
     /// Sends what arrives on `queued` until it closes: a batch as soon as 10 are
     /// waiting, whatever is waiting once the oldest has waited a second, and the
     /// rest when the queue closes. From `cut_by` on nothing more is sent: what is
-    /// still waiting, or arrives, is counted undelivered.
-    pub async fn stream(
-        self,
-        queued: mpsc::Receiver<Queued>,
-        cut_by: Option<Instant>,
-    ) -> Result<(), PublishError> {
-        self.stream_holding(queued, cut_by, None, Arc::default())
-            .await
-    }
-
-    /// As [`EventBus::stream`]; `places` are what the events hold: when none is
-    /// left, the work waits on this stream, and a part batch goes at once.
-    /// `given_up` is set, before any place is freed, once an event is given up.
+    /// still waiting, or arrives, is counted undelivered. `places` are what the
+    /// events hold: when none is left, the work waits on this stream, and a part
+    /// batch goes at once. `given_up` is set, before any place is freed, once an
+    /// event is given up.
     pub async fn stream_holding(
         self,
         mut queued: mpsc::Receiver<Queued>,
@@ -223,26 +219,22 @@ impl EventBus {
         places: Option<Arc<tokio::sync::Semaphore>>,
         given_up: Arc<AtomicBool>,
     ) -> Result<(), PublishError> {
-        let mut waiting: Vec<Sized> = Vec::new();
-        let mut oldest: Option<Instant> = None;
+        let mut waiting = Batcher::default();
         let mut sends: JoinSet<Sent> = JoinSet::new();
-        let mut entries_of: HashMap<tokio::task::Id, usize> = HashMap::new();
         let (mut open, mut undelivered, mut last_error) = (true, 0, String::new());
         loop {
-            let cut = cut_by.is_some_and(|by| Instant::now() >= by);
+            let now = Instant::now();
+            let cut = cut_by.is_some_and(|by| now >= by);
             if cut && !waiting.is_empty() {
-                undelivered += waiting.len();
+                undelivered += waiting.give_up(&given_up);
                 last_error = "the invocation's time for events ran out".to_owned();
-                given_up.store(true, Ordering::SeqCst);
-                waiting.clear();
             }
             // The work waits on events that no batch under way will free: send what
             // there is. (With a batch under way, its answer frees places.)
             let starved =
                 sends.is_empty() && places.as_ref().is_some_and(|p| p.available_permits() == 0);
-            let due = oldest.is_some_and(|at| at.elapsed() >= FLUSH_EVERY) || !open || starved;
             while sends.len() < CONCURRENT_BATCHES && !cut {
-                let Some(batch) = take_batch(&mut waiting, due) else {
+                let Some(batch) = waiting.take(now, !open || starved) else {
                     break;
                 };
                 let bus = self.clone();
@@ -251,9 +243,8 @@ impl EventBus {
                     given_up: given_up.clone(),
                     ended: false,
                 };
-                let entries = sending.batch.len();
                 // In the invocation's span: its log lines carry the request id.
-                let task = sends.spawn(
+                sends.spawn(
                     async move {
                         let mut sending = sending;
                         let sent = bus.send_with_retries(&sending.batch, cut_by).await;
@@ -267,44 +258,27 @@ impl EventBus {
                     }
                     .in_current_span(),
                 );
-                entries_of.insert(task.id(), entries);
-            }
-            if waiting.is_empty() {
-                oldest = None;
             }
             if !open && waiting.is_empty() && sends.is_empty() {
                 break;
             }
-            let flush_at = oldest.map(|at| at + FLUSH_EVERY);
+            let flush_at = waiting.flush_at();
             tokio::select! {
-                received = queued.recv(), if open && waiting.len() < MAX_WAITING => match received {
-                    Some(event) => {
-                        waiting.push(self.sized(event));
-                        oldest.get_or_insert_with(Instant::now);
-                    }
+                received = queued.recv(), if open && waiting.has_room() => match received {
+                    Some(event) => waiting.push(self.sized(event), Instant::now()),
                     None => open = false,
                 },
-                Some(joined) = sends.join_next_with_id(), if !sends.is_empty() => {
-                    match joined {
-                        Ok((id, sent)) => {
-                            entries_of.remove(&id);
-                            if sent.undelivered > 0 {
-                                undelivered += sent.undelivered;
-                                last_error = sent.last_error;
-                            }
-                        }
-                        // Whatever it sent is unknown: its whole batch counts as
-                        // undelivered (its `Sending` said so before freeing places).
-                        Err(e) => {
-                            undelivered += entries_of.remove(&e.id()).unwrap_or(1);
-                            last_error = format!("a PutEvents task ended abnormally: {e}");
-                        }
+                Some(joined) = sends.join_next(), if !sends.is_empty() => {
+                    let sent = joined.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                    if sent.undelivered > 0 {
+                        undelivered += sent.undelivered;
+                        last_error = sent.last_error;
                     }
                 }
                 // Armed only with a send free to take the batch: with every send
                 // under way, a flush time already past would be ready at once,
                 // again and again, until one returns.
-                _ = sleep_until(flush_at), if flush_at.is_some() && !waiting.is_empty() && sends.len() < CONCURRENT_BATCHES => {}
+                _ = sleep_until(flush_at), if flush_at.is_some() && sends.len() < CONCURRENT_BATCHES => {}
                 _ = sleep_until(cut_by), if cut_by.is_some() && !cut => {}
             }
         }
@@ -355,16 +329,11 @@ impl EventBus {
     }
 
     fn attempt_timeout(&self) -> Duration {
-        self.latency
-            .lock()
-            .map(|l| l.attempt_timeout)
-            .unwrap_or(MIN_ATTEMPT)
+        self.latency.lock().expect(UNPOISONED).attempt_timeout
     }
 
     fn note_latency(&self, note: impl FnOnce(&mut Latency)) {
-        if let Ok(mut latency) = self.latency.lock() {
-            note(&mut latency);
-        }
+        note(&mut self.latency.lock().expect(UNPOISONED));
     }
 
     /// Sends one batch, and again its entries that can still get through, until
@@ -433,13 +402,13 @@ impl EventBus {
                     }
                     pending = again;
                 }
-                Ok(Err(CallFailed { error, refused })) => {
+                Ok(Err(error)) => {
                     self.note_latency(|l| l.answered(started.elapsed()));
                     last_error = error.to_string();
-                    if !refused {
+                    if error.may_have_taken_effect() {
                         pending.iter().for_each(|&i| may_have_landed[i] += 1);
                     }
-                    if !error.retryable {
+                    if !error.retryable() {
                         break;
                     }
                 }
@@ -454,11 +423,7 @@ impl EventBus {
 
     /// Sends the `pending` entries of a batch; answers what became of each (by
     /// position in `pending`), or how the call failed.
-    async fn put_batch(
-        &self,
-        batch: &[Sized],
-        pending: &[usize],
-    ) -> Result<Vec<Entry>, CallFailed> {
+    async fn put_batch(&self, batch: &[Sized], pending: &[usize]) -> Result<Vec<Entry>, AwsError> {
         let entries = pending
             .iter()
             .filter_map(|&i| batch.get(i))
@@ -478,37 +443,8 @@ impl EventBus {
             .set_entries(Some(entries))
             .send()
             .await;
-        let output = match sent {
-            Ok(output) => output,
-            Err(error) => {
-                let refused = refused_whole(&error);
-                let error = DrsError::from_sdk(error);
-                // No credentials: nothing was signed, so nothing was sent.
-                let refused = refused || error.code == "CredentialsError";
-                return Err(CallFailed { error, refused });
-            }
-        };
+        let output = sent.map_err(|e| sdk_error::read(Service::EventBridge, "PutEvents", e))?;
         Ok(results_of(output.entries(), pending.len()))
-    }
-}
-
-/// How a PutEvents call failed, and whether that was a definite refusal of the
-/// whole request (so none of its entries can have landed).
-struct CallFailed {
-    error: DrsError,
-    refused: bool,
-}
-
-/// Whether a failed call is a definite refusal of the request: answered 4xx (a
-/// throttle, a validation or authorisation error, a proxy refusing it), or never
-/// built. Anything else (no answer, a 5xx with or without a readable code, a
-/// gateway's HTML page, a 2xx that could not be read) may follow a request that
-/// took effect.
-fn refused_whole<E>(error: &SdkError<E, HttpResponse>) -> bool {
-    match error {
-        SdkError::ServiceError(context) => (400..500).contains(&context.raw().status().as_u16()),
-        SdkError::ConstructionFailure(_) => true,
-        _ => false,
     }
 }
 
@@ -545,22 +481,71 @@ enum Entry {
     Unanswered,
 }
 
-/// A batch from the front of `waiting`: up to 10 entries within the size limit.
-/// Only a full batch goes before it is `due`.
-fn take_batch(waiting: &mut Vec<Sized>, due: bool) -> Option<Vec<Sized>> {
-    if waiting.is_empty() {
-        return None;
+/// The events waiting for a batch, and when a batch is due: a full one (10
+/// entries, or as many as fit in a request) at once, any other once its oldest
+/// event has waited [`FLUSH_EVERY`], or when the caller forces it. Pure: the
+/// time is given.
+#[derive(Default)]
+struct Batcher {
+    waiting: Vec<Sized>,
+    /// When the first event still waiting since the queue was last empty came.
+    oldest: Option<Instant>,
+}
+
+impl Batcher {
+    fn push(&mut self, entry: Sized, now: Instant) {
+        self.waiting.push(entry);
+        self.oldest.get_or_insert(now);
     }
-    let (mut count, mut bytes) = (0, 0);
-    for entry in waiting.iter().take(BATCH) {
-        if count > 0 && bytes + entry.bytes > MAX_BYTES {
-            break;
+
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Whether the stream may take more; past [`MAX_WAITING`] the work waits.
+    fn has_room(&self) -> bool {
+        self.waiting.len() < MAX_WAITING
+    }
+
+    /// When what waits is due, if anything waits.
+    fn flush_at(&self) -> Option<Instant> {
+        self.oldest.map(|at| at + FLUSH_EVERY)
+    }
+
+    /// Gives up everything waiting (its time ran out): says so on `given_up`
+    /// before any of its places is freed, so that no create starts after it.
+    /// Answers how many.
+    fn give_up(&mut self, given_up: &AtomicBool) -> usize {
+        given_up.store(true, Ordering::SeqCst);
+        self.oldest = None;
+        self.waiting.drain(..).count()
+    }
+
+    /// A batch from the front: up to 10 entries within the size limit. Only a
+    /// full batch goes before it is due, or `forced`.
+    fn take(&mut self, now: Instant, forced: bool) -> Option<Vec<Sized>> {
+        if self.waiting.is_empty() {
+            return None;
         }
-        count += 1;
-        bytes += entry.bytes;
+        let (mut count, mut bytes) = (0, 0);
+        for entry in self.waiting.iter().take(BATCH) {
+            if count > 0 && bytes + entry.bytes > MAX_BYTES {
+                break;
+            }
+            count += 1;
+            bytes += entry.bytes;
+        }
+        let full = count < self.waiting.len() || count == BATCH;
+        let due = forced || self.flush_at().is_some_and(|at| now >= at);
+        if !(full || due) {
+            return None;
+        }
+        let batch = self.waiting.drain(..count).collect();
+        if self.waiting.is_empty() {
+            self.oldest = None;
+        }
+        Some(batch)
     }
-    let full = count < waiting.len() || count == BATCH;
-    (full || due).then(|| waiting.drain(..count).collect())
 }
 
 /// Entry errors that a later attempt can get past; the rest (malformed detail,
@@ -613,21 +598,51 @@ mod tests {
 
     #[test]
     fn batches_hold_ten_entries_or_what_fits_in_a_request() {
-        let mut waiting: Vec<Sized> = (0..25).map(|_| sized(100)).collect();
-        assert_eq!(take_batch(&mut waiting, false).map(|b| b.len()), Some(10));
-        assert_eq!(take_batch(&mut waiting, false).map(|b| b.len()), Some(10));
-        assert!(
-            take_batch(&mut waiting, false).is_none(),
-            "five wait for more"
-        );
-        assert_eq!(take_batch(&mut waiting, true).map(|b| b.len()), Some(5));
+        let now = Instant::now();
+        let mut waiting = Batcher::default();
+        (0..25).for_each(|_| waiting.push(sized(100), now));
+        assert_eq!(waiting.take(now, false).map(|b| b.len()), Some(10));
+        assert_eq!(waiting.take(now, false).map(|b| b.len()), Some(10));
+        assert!(waiting.take(now, false).is_none(), "five wait for more");
+        assert_eq!(waiting.take(now, true).map(|b| b.len()), Some(5));
 
-        let mut large: Vec<Sized> = (0..4).map(|_| sized(MAX_BYTES / 3)).collect();
+        let mut large = Batcher::default();
+        (0..4).for_each(|_| large.push(sized(MAX_BYTES / 3), now));
         assert_eq!(
-            take_batch(&mut large, false).map(|b| b.len()),
+            large.take(now, false).map(|b| b.len()),
             Some(3),
             "a fourth would pass the request limit"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_part_batch_waits_a_second_from_its_oldest_event() {
+        let mut waiting = Batcher::default();
+        assert_eq!(waiting.flush_at(), None);
+        let first = Instant::now();
+        waiting.push(sized(100), first);
+        tokio::time::advance(Duration::from_millis(600)).await;
+        waiting.push(sized(100), Instant::now());
+        assert_eq!(waiting.flush_at(), Some(first + FLUSH_EVERY));
+        assert!(waiting.take(Instant::now(), false).is_none());
+        tokio::time::advance(Duration::from_millis(400)).await;
+        assert_eq!(
+            waiting.take(Instant::now(), false).map(|b| b.len()),
+            Some(2)
+        );
+        assert_eq!(waiting.flush_at(), None, "nothing waits, nothing is due");
+
+        // What waits when the time for events runs out is given up, all of it.
+        let places = Arc::new(tokio::sync::Semaphore::new(1));
+        let mut held = sized(100);
+        held._held = places.clone().try_acquire_owned().ok();
+        waiting.push(held, Instant::now());
+        (0..2).for_each(|_| waiting.push(sized(100), Instant::now()));
+        assert!(waiting.has_room());
+        let given_up = AtomicBool::new(false);
+        assert_eq!(waiting.give_up(&given_up), 3);
+        assert!(given_up.load(Ordering::SeqCst) && places.available_permits() == 1);
+        assert!(waiting.is_empty() && waiting.flush_at().is_none());
     }
 
     #[test]
@@ -683,7 +698,7 @@ mod tests {
     }
 
     #[test]
-    fn a_send_that_ends_abnormally_gives_up_before_its_places_are_freed() {
+    fn a_send_dropped_unended_gives_up_before_its_places_are_freed() {
         let places = Arc::new(tokio::sync::Semaphore::new(1));
         let given_up = Arc::new(AtomicBool::new(false));
         let mut held = sized(10);
@@ -693,7 +708,7 @@ mod tests {
             given_up: given_up.clone(),
             ended: false,
         };
-        // A panic or a cancellation drops it unended.
+        // A cancellation drops it unended.
         drop(sending);
         assert!(given_up.load(Ordering::SeqCst));
         assert_eq!(places.available_permits(), 1);

@@ -30,6 +30,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::domain::UNPOISONED;
+
 /// What the service said to one request, as far as the pace cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Answer {
@@ -153,11 +155,7 @@ impl Pace {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // A poisoned lock only means another caller panicked mid-update of plain
-        // values; they are still usable.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().expect(UNPOISONED)
     }
 
     /// The rate allowed now, in requests per second.
@@ -370,17 +368,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn spaces_requests_evenly_after_a_small_burst() {
-        // Above 10/s and below the ceiling, two go at once (one event's create
-        // and its look). A ceiling of 200 starts at 20/s.
+        // Above 10/s and below the ceiling, two go at once (`BURST`: a waiter
+        // woken a moment late keeps its slot). A ceiling of 200 starts at 20/s.
         let pace = Pace::per_second(200);
         let start = Instant::now();
         pace.wait().await;
         pace.wait().await;
-        assert_eq!(
-            start.elapsed(),
-            Duration::ZERO,
-            "one event's two calls go at once"
-        );
+        assert_eq!(start.elapsed(), Duration::ZERO, "two calls go at once");
         pace.wait().await;
         assert!(start.elapsed() > Duration::ZERO, "a third waits its turn");
         // At 10 a second or less there is no burst: evenly spaced from the first.
@@ -524,7 +518,7 @@ mod tests {
             let (pace, served) = (pace.clone(), served.clone());
             waiters.push(tokio::spawn(async move {
                 pace.wait().await;
-                served.lock().unwrap_or_else(|p| p.into_inner()).push(i);
+                served.lock().unwrap().push(i);
             }));
             // Each is queued before the next comes.
             tokio::task::yield_now().await;

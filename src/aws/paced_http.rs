@@ -30,6 +30,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::result::ConnectorError;
 
 use crate::aws::pace::{Answer, Pace};
+use crate::domain::aws_error::is_throttling;
 
 /// The client the SDK would use by default (hyper 1 and rustls), built here
 /// because the shared config leaves it unset and it must be wrapped.
@@ -207,19 +208,13 @@ impl HttpConnector for PacedConnector {
     }
 }
 
-/// DRS answers throttling with 429 and `ThrottlingException`; some AWS front
-/// ends use 400 with the code alone.
+/// What an answer teaches the pace; throttling is judged as every AWS error is
+/// (`domain::aws_error::is_throttling`), from the status or the code alone.
 fn answer_of(status: u16, error_type: Option<&str>) -> Answer {
-    let throttling_code = error_type.is_some_and(|code| {
-        let code = code.split(':').next().unwrap_or_default();
-        matches!(
-            code,
-            "ThrottlingException" | "Throttling" | "TooManyRequestsException"
-        )
-    });
+    // The header may carry a namespace after the code: `Code:http://...`.
+    let code = error_type.map(|code| code.split(':').next().unwrap_or_default());
     match status {
-        429 => Answer::Throttled,
-        _ if throttling_code => Answer::Throttled,
+        _ if is_throttling(status, code) => Answer::Throttled,
         500.. => Answer::Other,
         _ => Answer::Accepted,
     }

@@ -3,8 +3,9 @@
 //! two calls a region and run; what it cannot read is said, and the caller judges
 //! by the documented default as the last resort.
 
+use crate::aws::sdk_error;
+use crate::domain::aws_error::{ErrorKind, Service};
 use crate::domain::deadline::Deadline;
-use crate::domain::failure::DrsError;
 use crate::domain::quota::{read_quota, SERVICE_CODE, SOURCE_SERVER_QUOTA_CODE};
 
 #[derive(Clone, Debug)]
@@ -30,9 +31,9 @@ impl TargetQuotas {
         match within(deadline, call).await? {
             Ok(output) => read_quota(output.quota().and_then(|q| q.value())).map_err(str::to_owned),
             Err(error) => {
-                let error = DrsError::from_sdk(error);
+                let error = sdk_error::read(Service::Quotas, "GetServiceQuota", error);
                 tracing::warn!(%error, "could not read the applied source-server quota");
-                Err(error.code)
+                Err(error.code().to_owned())
             }
         }
     }
@@ -50,7 +51,7 @@ impl TargetQuotas {
         match within(deadline, call).await.ok()? {
             Ok(output) => read_quota(output.quota().and_then(|q| q.value())).ok(),
             Err(error) => {
-                let error = DrsError::from_sdk(error);
+                let error = sdk_error::read(Service::Quotas, "GetAWSDefaultServiceQuota", error);
                 tracing::warn!(%error, "could not read the source-server quota's AWS default");
                 None
             }
@@ -63,7 +64,7 @@ async fn within<F: std::future::Future>(deadline: &Deadline, call: F) -> Result<
     match deadline.calls_by() {
         Some(by) => tokio::time::timeout_at(by, call)
             .await
-            .map_err(|_| crate::domain::failure::DEADLINE_REACHED.to_owned()),
+            .map_err(|_| ErrorKind::Deadline.code().to_owned()),
         None => Ok(call.await),
     }
 }

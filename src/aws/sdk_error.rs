@@ -1,5 +1,5 @@
-//! The SDK's errors read into a [`DrsError`]: DRS's code, or a name for what went
-//! wrong on the way, and whether a later attempt can succeed.
+//! The SDK's errors read into an [`AwsError`]: the service's code, or the kind of
+//! thing that went wrong on the way.
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_drs::config::http::HttpResponse;
@@ -7,16 +7,32 @@ use aws_sdk_drs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_drs::operation::RequestId;
 
 use crate::aws::paced_http::NotSent;
-use crate::domain::failure::DrsError;
+use crate::domain::aws_error::{AwsError, ErrorKind, Service};
 
-/// A call's future, boxed and erased: the SDK's futures are deep, and every
-/// caller's type would otherwise hold them.
+/// A call's future, boxed and erased (the SDK's futures are deep, and every
+/// caller's type would otherwise hold them), with the operation it calls.
+pub struct Call<'a, T> {
+    pub operation: &'static str,
+    pub future: CallFuture<'a, T>,
+}
+
+impl<T> std::future::Future for Call<'_, T> {
+    type Output = Result<T, AwsError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
 pub type CallFuture<'a, T> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, DrsError>> + Send + 'a>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, AwsError>> + Send + 'a>>;
 
-/// An SDK call whose error is read into a [`DrsError`].
+/// An SDK call whose error is read into an [`AwsError`].
 pub trait SdkCall<'a, T> {
-    fn map_err_into(self) -> CallFuture<'a, T>;
+    fn map_err_into(self, service: Service, operation: &'static str) -> Call<'a, T>;
 }
 
 impl<'a, T, E, F> SdkCall<'a, T> for F
@@ -24,8 +40,13 @@ where
     F: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>> + Send + 'a,
     E: ProvideErrorMetadata + RequestId + std::error::Error + Send + Sync + 'static,
 {
-    fn map_err_into(self) -> CallFuture<'a, T> {
-        Box::pin(async move { self.await.map_err(DrsError::from_sdk) })
+    fn map_err_into(self, service: Service, operation: &'static str) -> Call<'a, T> {
+        Call {
+            operation,
+            future: Box::pin(
+                async move { self.await.map_err(|error| read(service, operation, error)) },
+            ),
+        }
     }
 }
 
@@ -41,105 +62,69 @@ fn not_sent(err: &(dyn std::error::Error + 'static)) -> Option<NotSent> {
     None
 }
 
-/// DRS's codes for faults on its side or of pace: trying later can help.
-const RETRYABLE_CODES: &[&str] = &[
-    "ThrottlingException",
-    "InternalServerException",
-    "ServiceUnavailableException",
-    "RequestTimeout",
-    "RequestTimeoutException",
-];
-
-impl DrsError {
-    /// Maps any SDK error of any AWS service into the code DRS gave (or a name for
-    /// what went wrong on the way) and whether a later attempt can succeed.
-    pub fn from_sdk<E>(err: SdkError<E, HttpResponse>) -> Self
-    where
-        E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
-    {
-        let credentials = credentials_failure(&err);
-        match &err {
-            SdkError::ServiceError(context) => {
-                let status = context.raw().status().as_u16();
-                let inner = context.err();
-                let code = inner
-                    .code()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("Http{status}"));
-                let message = inner
-                    .message()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| code.clone());
-                // A success whose body could not be read (cut off, garbled) is no
-                // refusal: the same read again can succeed.
-                if (200..300).contains(&status) {
-                    return Self::new(
-                        "InvalidResponse",
-                        format!(
-                            "answered {status} with a body that could not be read: {}",
-                            source_chain(&err)
-                        ),
-                        true,
-                    );
-                }
-                let retryable =
-                    RETRYABLE_CODES.contains(&code.as_str()) || status == 429 || status >= 500;
-                let message = match inner.request_id() {
-                    Some(id) => format!("{message} (request id {id})"),
-                    None => message,
-                };
-                Self::new(code, message, retryable)
+/// Any SDK error of any AWS service, read into its kind and a message that
+/// tells an operator what happened.
+pub fn read<E>(
+    service: Service,
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+) -> AwsError
+where
+    E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
+{
+    let error = |kind| AwsError::new(service, operation, kind);
+    match &err {
+        SdkError::ServiceError(context) => {
+            let status = context.raw().status().as_u16();
+            // A success whose body could not be read (cut off, garbled) is no
+            // refusal: the same read again can succeed.
+            if (200..300).contains(&status) {
+                return error(ErrorKind::InvalidResponse).with_message(format!(
+                    "answered {status} with a body that could not be read: {}",
+                    source_chain(&err)
+                ));
             }
-            SdkError::TimeoutError(_) => {
-                Self::new("Timeout", "the call timed out, after retries", true)
-            }
-            SdkError::DispatchFailure(_) if credentials.is_some() => {
-                let retryable = credentials.unwrap_or(false);
-                Self::new(
-                    "CredentialsError",
-                    format!("no credentials for the call: {}", source_chain(&err)),
-                    retryable,
-                )
-            }
-            // The paced connector held the attempt back: the deadline came while it
-            // waited its turn. Nothing was sent by it.
-            SdkError::DispatchFailure(_) if not_sent(&err) == Some(NotSent::Deadline) => {
-                Self::deadline_reached()
-            }
-            SdkError::DispatchFailure(_) if not_sent(&err) == Some(NotSent::Stopped) => {
-                Self::events_given_up()
-            }
-            SdkError::DispatchFailure(failure) if failure.is_timeout() => Self::new(
-                "Timeout",
+            let inner = context.err();
+            let kind = ErrorKind::answered(status, inner.code(), None);
+            let message = inner.message().unwrap_or(kind.code()).to_owned();
+            let message = match inner.request_id() {
+                Some(id) => format!("{message} (request id {id})"),
+                None => message,
+            };
+            error(kind).with_message(message)
+        }
+        SdkError::TimeoutError(_) => {
+            error(ErrorKind::Timeout).with_message("the call timed out, after retries")
+        }
+        SdkError::DispatchFailure(failure) => match (credentials_failure(&err), not_sent(&err)) {
+            (Some(passing), _) => error(ErrorKind::Credentials { passing }).with_message(format!(
+                "no credentials for the call: {}",
+                source_chain(&err)
+            )),
+            // The paced connector held the attempt back: nothing was sent by it.
+            (None, Some(NotSent::Deadline)) => AwsError::deadline_reached(service, operation),
+            (None, Some(NotSent::Stopped)) => AwsError::events_given_up(service, operation),
+            (None, None) if failure.is_timeout() => error(ErrorKind::Timeout).with_message(
                 format!("the call timed out, after retries: {}", source_chain(&err)),
-                true,
             ),
-            SdkError::DispatchFailure(failure) => {
-                let what = if failure.is_timeout() {
-                    "connection timed out"
-                } else if failure.is_io() {
+            (None, None) => {
+                let what = if failure.is_io() {
                     "connection failed"
                 } else {
                     "request could not be sent"
                 };
-                Self::new(
-                    "ConnectionError",
-                    format!("{what}: {}", source_chain(&err)),
-                    true,
-                )
+                error(ErrorKind::Connection).with_message(format!("{what}: {}", source_chain(&err)))
             }
-            SdkError::ResponseError(_) => Self::new(
-                "InvalidResponse",
-                format!("the response could not be read: {}", source_chain(&err)),
-                true,
-            ),
-            SdkError::ConstructionFailure(_) => Self::new(
-                "RequestNotBuilt",
-                format!("the request could not be built: {}", source_chain(&err)),
-                false,
-            ),
-            _ => Self::new("Unknown", source_chain(&err), false),
-        }
+        },
+        SdkError::ResponseError(_) => error(ErrorKind::InvalidResponse).with_message(format!(
+            "the response could not be read: {}",
+            source_chain(&err)
+        )),
+        SdkError::ConstructionFailure(_) => error(ErrorKind::NotBuilt).with_message(format!(
+            "the request could not be built: {}",
+            source_chain(&err)
+        )),
+        _ => error(ErrorKind::Unknown).with_message(source_chain(&err)),
     }
 }
 

@@ -1,21 +1,9 @@
-//! What a DRS call that did not succeed said, and which of DRS's refusals no retry
-//! changes: the facts that drive retries, outcome events and whether an invocation
-//! fails. Read from the SDK's errors in `aws::sdk_error`.
+//! Which of DRS's refusals no retry changes, and how far each reaches; a
+//! configuration value that does not parse.
 
 use crate::domain::arn::{AccountId, Region, SourceServerArn};
 use crate::domain::quota::SOURCE_SERVER_QUOTA_CODE;
 use crate::domain::scope::UnfinishedReason;
-
-/// A DRS call that did not succeed, as DRS (or the network) put it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {message}")]
-pub struct DrsError {
-    pub code: String,
-    pub message: String,
-    pub retryable: bool,
-    /// The `quotaCode` of a `ServiceQuotaExceededException`: which quota was met.
-    pub quota_code: Option<String>,
-}
 
 /// DRS's answer when a quota is met; its `quotaCode` says which.
 pub const QUOTA_EXCEEDED: &str = "ServiceQuotaExceededException";
@@ -68,49 +56,6 @@ impl Refusal {
     pub fn reaches(&self, met_in: &SourceServerArn, server: (&AccountId, &Region)) -> bool {
         met_in.region() == server.1
             && (matches!(self, Self::Region(_)) || met_in.account() == server.0)
-    }
-}
-
-/// The code of a listing stopped by the invocation's deadline, not by DRS.
-pub const DEADLINE_REACHED: &str = "DeadlineReached";
-
-/// The code of a create or delete not sent because an outcome event was given up.
-pub const EVENTS_GIVEN_UP: &str = "EventsGivenUp";
-
-impl DrsError {
-    /// A create or delete held back, unsent, once an outcome event was given up:
-    /// the run makes no change the bus could not tell of.
-    pub fn events_given_up() -> Self {
-        Self::new(
-            EVENTS_GIVEN_UP,
-            "not sent: an outcome event was given up, so no more changes are made",
-            true,
-        )
-    }
-
-    pub fn is_events_given_up(&self) -> bool {
-        self.code == EVENTS_GIVEN_UP
-    }
-
-    pub fn deadline_reached() -> Self {
-        Self::new(
-            DEADLINE_REACHED,
-            "stopped at the invocation's deadline",
-            true,
-        )
-    }
-
-    pub fn is_deadline(&self) -> bool {
-        self.code == DEADLINE_REACHED
-    }
-
-    pub fn new(code: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
-        Self {
-            code: code.into(),
-            message: message.into(),
-            retryable,
-            quota_code: None,
-        }
     }
 }
 

@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::domain::arn::{AccountId, Region, SourceServerArn};
-use crate::domain::failure::DrsError;
+use crate::domain::aws_error::AwsError;
 use crate::domain::rejection::Rejection;
 use crate::domain::tags::DroppedTag;
 use crate::domain::trigger::Trigger;
@@ -156,14 +156,14 @@ impl Outcome {
         }
     }
 
-    pub fn failed(subject: Subject, error: DrsError) -> Self {
+    pub fn failed(subject: Subject, error: AwsError) -> Self {
         Self::Failed {
             subject,
-            hint: crate::domain::hint::for_failure(&error.code, &error.message),
-            error_code: bounded(error.code, 128),
+            hint: crate::domain::hint::for_failure(error.code(), &error.message),
+            error_code: bounded(error.code().to_owned(), 128),
+            retryable: error.retryable(),
+            quota_code: error.quota_code().map(|q| bounded(q.to_owned(), 128)),
             error_message: bounded(error.message, MAX_ERROR_MESSAGE),
-            retryable: error.retryable,
-            quota_code: error.quota_code.map(|q| bounded(q, 128)),
         }
     }
 
@@ -360,6 +360,7 @@ mod tests {
     use serde_json::json;
 
     use crate::domain::arn::example_server as arn;
+    use crate::domain::aws_error::{ErrorKind, Service};
 
     fn detail(event: &OutboundEvent) -> Value {
         serde_json::from_str(&event.detail).unwrap()
@@ -400,7 +401,12 @@ mod tests {
     fn failed_and_skipped_and_rejected_events() {
         let failed = Outcome::failed(
             Subject::server(&arn()),
-            DrsError::new("ThrottlingException", "slow down", true),
+            AwsError::new(
+                Service::Drs,
+                "CreateExtendedSourceServer",
+                ErrorKind::answered(429, Some("ThrottlingException"), None),
+            )
+            .with_message("slow down"),
         );
         let event = failed.event(&trigger());
         assert_eq!(event.detail_type, "Extended Source Server Failed");

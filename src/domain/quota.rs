@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::domain::arn::Region;
+use crate::domain::aws_error::ReadStopped;
 
 /// Service Quotas' code for "Max Total source servers Per AWS Account" (`drs`).
 pub const SOURCE_SERVER_QUOTA_CODE: &str = "L-E28BE5E0";
@@ -52,7 +53,7 @@ pub struct RegionQuota {
     pub source_servers: u64,
     pub counted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub count_error: Option<String>,
+    pub count_error: Option<ReadStopped>,
     pub quota: u64,
     pub quota_source: QuotaSource,
     /// Why Service Quotas could not be read, when the default is used.
@@ -68,7 +69,7 @@ pub struct RegionQuota {
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuotaReading {
     pub source_servers: u64,
-    pub count_error: Option<String>,
+    pub count_error: Option<ReadStopped>,
     /// The applied quota, or why it could not be read.
     pub quota: Result<u64, String>,
     /// Service Quotas' AWS default for the quota, asked for only when the applied
@@ -110,6 +111,7 @@ pub fn judge(region: Region, reading: QuotaReading, warn_percent: u8) -> RegionQ
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::aws_error::ErrorKind;
 
     fn region() -> Region {
         Region::parse("us-east-1").unwrap()
@@ -178,7 +180,7 @@ mod tests {
             region(),
             QuotaReading {
                 source_servers: 3_500,
-                count_error: Some("DEADLINE_REACHED".into()),
+                count_error: Some(ReadStopped::Call(ErrorKind::Deadline)),
                 quota: Ok(4_000),
                 aws_default: None,
             },

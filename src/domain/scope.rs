@@ -27,8 +27,6 @@ pub enum UnfinishedReason {
     StillChanging,
     /// DRS refused a page token it had handed out.
     PageTokenRefused,
-    /// A task of the run ended without its work.
-    TaskEnded,
     /// An outcome event was given up: the run started no create after it.
     EventsUndelivered,
     /// Fan-out requests the bus did not take: their accounts were not handed on.
@@ -51,7 +49,6 @@ impl UnfinishedReason {
             Self::StagingAccountsNotListed => "STAGING_ACCOUNTS_NOT_LISTED",
             Self::StillChanging => "STILL_CHANGING",
             Self::PageTokenRefused => "PAGE_TOKEN_REFUSED",
-            Self::TaskEnded => "TASK_ENDED",
             Self::EventsUndelivered => "EVENTS_UNDELIVERED",
             Self::FanOutUndelivered => "FAN_OUT_UNDELIVERED",
             Self::PageTokenRepeated => "PAGE_TOKEN_REPEATED",
@@ -139,13 +136,4 @@ pub struct ScopeCoverage {
     /// Launch settings checked this run (`launchChecked`, ...).
     #[serde(flatten)]
     pub launch: crate::domain::launch::LaunchCounts,
-}
-
-/// Accounts in a region whose coverage could not be read, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Unread {
-    pub region: Region,
-    pub staging_accounts: usize,
-    pub error_code: String,
 }

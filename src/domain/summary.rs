@@ -59,7 +59,7 @@ pub struct Summary {
     pub launch_not_ready_unsent: usize,
     /// Where coverage could not be read (those counts are then short).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub coverage_unread: Vec<crate::domain::scope::Unread>,
+    pub coverage_unread: Vec<crate::domain::aws_error::Unread>,
     /// The target account's source-server quota, per region (absent in the run
     /// of a fan-out request: the run that fanned out reports it).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -8,7 +8,6 @@ use crate::domain::arn::AccountId;
 use crate::domain::outcome::Outcome;
 use crate::domain::rejection::Rejection;
 use crate::domain::scope::Unfinished;
-use crate::domain::scope::UnfinishedReason;
 use crate::inbound::authorize::{authorize, serves, Trusted};
 use crate::inbound::classify::ServerRequest;
 use crate::run::extend::{extend, ExtendSettings, Extension, Known, Refusals};
@@ -56,20 +55,14 @@ impl App {
                 unfinished.push(Unfinished::server(&server.arn, met.refusal.reason()));
                 continue;
             }
-            // A place for its event before anything is created; then the checks
-            // again, since a slow bus makes that wait long.
-            let held = reporter.reserve().await;
-            let not_tried = if settings.deadline.reached() {
-                Some(UnfinishedReason::Deadline)
-            } else if reporter.events_given_up() {
-                Some(UnfinishedReason::EventsUndelivered)
-            } else {
-                None
+            // A place for its event before anything is created.
+            let held = match reporter.admit(&settings.deadline, async {}).await {
+                Ok((held, ())) => held,
+                Err(reason) => {
+                    unfinished.push(Unfinished::server(&server.arn, reason));
+                    continue;
+                }
             };
-            if let Some(reason) = not_tried {
-                unfinished.push(Unfinished::server(&server.arn, reason));
-                continue;
-            }
             let extension = extend(
                 &drs,
                 settings,
@@ -81,7 +74,7 @@ impl App {
             match extension {
                 Extension::Done(outcome) => {
                     refused.note(&server.arn, &outcome);
-                    reporter.report_held(*outcome, held).await;
+                    reporter.report_held(*outcome, Some(held)).await;
                 }
                 Extension::NotReached(reason) => {
                     unfinished.push(Unfinished::server(&server.arn, reason))

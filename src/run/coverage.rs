@@ -8,11 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
-use tokio::sync::OwnedSemaphorePermit;
-
 use crate::aws::clients::Clients;
 use crate::aws::drs::{ExtendedRecord, Following, Pages, TargetDrs};
 use crate::domain::arn::{AccountId, Region};
+use crate::domain::aws_error::{ErrorKind, ReadStopped, Unread};
 use crate::domain::deadline::Deadline;
 use crate::domain::extension_event::{
     detail_text, Deleted, ExtendedServerSubject, LastLaunch, NotReady, Unhealthy,
@@ -21,10 +20,10 @@ use crate::domain::outcome::MadeBy;
 use crate::domain::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
 use crate::domain::readiness::{self, lag_seconds, Readiness, ReadinessRules};
 use crate::domain::scope::UnfinishedReason;
-use crate::domain::scope::{Scope, ScopeCoverage, Unread};
+use crate::domain::scope::{Scope, ScopeCoverage};
 use crate::domain::stale::{self, MarkChange, Repair, Stale, StaleRules, ERROR_SINCE_KEY};
 use crate::run::launch::LaunchCandidate;
-use crate::run::reporter::Reporter;
+use crate::run::reporter::{Place, Reporter};
 
 /// `DescribeSourceServers` takes at most 200 staging accounts a call.
 const ACCOUNTS_PER_CALL: usize = 200;
@@ -136,7 +135,7 @@ pub async fn read(
                     unread.push(Unread {
                         region: region.clone(),
                         staging_accounts: chunk.len(),
-                        error_code: crate::domain::failure::DEADLINE_REACHED.to_owned(),
+                        error_code: ReadStopped::Call(ErrorKind::Deadline),
                     });
                     break;
                 }
@@ -150,7 +149,7 @@ pub async fn read(
                         unread.push(Unread {
                             region: region.clone(),
                             staging_accounts: chunk.len(),
-                            error_code: error.code,
+                            error_code: ReadStopped::Call(error.kind),
                         });
                         break;
                     }
@@ -220,7 +219,7 @@ pub async fn read(
                                 Ok(place) => {
                                     stale_deleted += 1;
                                     let deleted = deleted_event(&record, region, since, reporter);
-                                    reporter.send_held(deleted, place).await;
+                                    reporter.send_held(deleted, Some(place)).await;
                                     continue;
                                 }
                                 Err((why, place)) => {
@@ -264,7 +263,7 @@ pub async fn read(
                         unread.push(Unread {
                             region: region.clone(),
                             staging_accounts: chunk.len(),
-                            error_code: reason.as_str().to_owned(),
+                            error_code: ReadStopped::Listing(reason),
                         });
                         break;
                     }
@@ -300,30 +299,20 @@ fn launch_candidate(
     }
 }
 
-/// Deletes a stale extension the way a create is made: first a place under the
-/// run's bound on servers changed without a published event (a slow bus makes
-/// this wait), then, after that wait, no delete past the deadline or once an
-/// event was given up. Answers the place, for the event that tells of it, and on
-/// failure why the extension was kept (`deleteFailed`).
+/// Deletes a stale extension the way a create is made, admitted by the run's
+/// gate ([`Reporter::admit`]). Answers the place, for the event that tells of
+/// it, and on failure why the extension was kept (`deleteFailed`), with the
+/// place where a delete was sent (it may have taken effect).
 async fn delete_stale(
     drs: &TargetDrs,
     record: &ExtendedRecord,
     deadline: &Deadline,
     reporter: &Reporter,
-) -> Result<Option<OwnedSemaphorePermit>, (String, Option<OwnedSemaphorePermit>)> {
-    let place = reporter.reserve().await;
-    let withheld = if place.is_none() {
-        Some(UnfinishedReason::TaskEnded)
-    } else if deadline.reached() {
-        Some(UnfinishedReason::Deadline)
-    } else if reporter.events_given_up() {
-        Some(UnfinishedReason::EventsUndelivered)
-    } else {
-        None
+) -> Result<Place, (String, Option<Place>)> {
+    let place = match reporter.admit(deadline, async {}).await {
+        Ok((place, ())) => place,
+        Err(withheld) => return Err((withheld.as_str().to_owned(), None)),
     };
-    if let Some(why) = withheld {
-        return Err((why.as_str().to_owned(), place));
-    }
     let shown_disconnected = record.replication.state.as_deref() == Some("DISCONNECTED");
     match drs
         .delete_extended(
@@ -337,9 +326,9 @@ async fn delete_stale(
         Ok(()) => Ok(place),
         Err(error) if error.is_events_given_up() => Err((
             UnfinishedReason::EventsUndelivered.as_str().to_owned(),
-            place,
+            Some(place),
         )),
-        Err(error) => Err((error.code, place)),
+        Err(error) => Err((error.code().to_owned(), Some(place))),
     }
 }
 

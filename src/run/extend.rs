@@ -15,11 +15,13 @@ use std::sync::{Arc, Mutex};
 
 use crate::aws::drs::{CreateFailed, TargetDrs};
 use crate::domain::arn::{AccountId, Region, SourceServerArn};
+use crate::domain::aws_error::ErrorKind;
 use crate::domain::deadline::Deadline;
 use crate::domain::failure::Refusal;
 use crate::domain::outcome::{ExtendedServer, MadeBy, Outcome, Subject};
 use crate::domain::scope::UnfinishedReason;
 use crate::domain::tags::{self, Tags};
+use crate::domain::UNPOISONED;
 
 /// What every extension in one run shares.
 #[derive(Clone, Debug)]
@@ -41,11 +43,10 @@ pub struct ExtendSettings {
 #[derive(Debug, Default)]
 pub struct Refusals(Mutex<Vec<Met>>);
 
-/// One refusal, where it was met, and DRS's code for it.
+/// One refusal, and where it was met.
 #[derive(Clone, Debug)]
 pub struct Met {
     pub refusal: Refusal,
-    pub code: String,
     server: SourceServerArn,
 }
 
@@ -61,9 +62,8 @@ impl Refusals {
             return;
         };
         if let Some(refusal) = Refusal::of(error_code, quota_code.as_deref()) {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).push(Met {
+            self.0.lock().expect(UNPOISONED).push(Met {
                 refusal,
-                code: error_code.clone(),
                 server: server.clone(),
             });
         }
@@ -73,7 +73,7 @@ impl Refusals {
     pub fn met(&self, account: &AccountId, region: &Region) -> Option<Met> {
         self.0
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .expect(UNPOISONED)
             .iter()
             .find(|m| m.refusal.reaches(&m.server, (account, region)))
             .cloned()
@@ -167,7 +167,7 @@ pub async fn extend(
                     Some(_) => !deadline.reached(),
                     None => rounds < ROUNDS_WITHOUT_DEADLINE,
                 };
-                if error.code == "ThrottlingException" && more {
+                if error.is_throttling() && more {
                     continue;
                 }
                 break error;
@@ -182,7 +182,7 @@ pub async fn extend(
     // effect: look once now and, after a timeout, once more a moment later. Its
     // tag says whether this invocation made what the look finds. After a plain
     // refusal (every attempt answered 4xx) the look finds who made it too.
-    let looks = if error.code == "Timeout" && !deadline.reached() {
+    let looks = if error.kind == ErrorKind::Timeout && !deadline.reached() {
         2
     } else {
         1
@@ -198,8 +198,7 @@ pub async fn extend(
             )));
         }
     }
-    let waited_its_turn =
-        error.is_deadline() || (error.code == "ThrottlingException" && deadline.reached());
+    let waited_its_turn = error.is_deadline() || (error.is_throttling() && deadline.reached());
     if waited_its_turn && !uncertain {
         return Extension::NotReached(UnfinishedReason::Deadline);
     }

@@ -200,9 +200,8 @@ async fn read_each(
     }
     let mut reads: Vec<Option<Read>> = vec![None; servers.len()];
     while let Some(done) = tasks.join_next().await {
-        if let Ok((at, read)) = done {
-            reads[at] = read;
-        }
+        let (at, read) = done.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        reads[at] = read;
     }
     reads
 }

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use crate::aws::clients::Clients;
 use crate::aws::drs::{Following, Pages, TargetDrs};
 use crate::domain::arn::Region;
+use crate::domain::aws_error::{ErrorKind, ReadStopped};
 use crate::domain::deadline::Deadline;
 use crate::domain::quota::{judge, QuotaReading, RegionQuota};
 use crate::run::coverage::hash_of;
@@ -73,7 +74,7 @@ fn no_applied_value(why: &str) -> bool {
 /// How many source servers DRS lists in the region, and why the count stopped
 /// short if it did (it is then as many as were seen). A page handed out twice is
 /// counted once: each server is remembered by a hash of its ARN.
-async fn count_source_servers(drs: &TargetDrs, deadline: &Deadline) -> (u64, Option<String>) {
+async fn count_source_servers(drs: &TargetDrs, deadline: &Deadline) -> (u64, Option<ReadStopped>) {
     let mut seen: HashSet<u64> = HashSet::new();
     let mut pages = Pages::default();
     let mut next_token = None;
@@ -81,7 +82,7 @@ async fn count_source_servers(drs: &TargetDrs, deadline: &Deadline) -> (u64, Opt
         if deadline.reached() {
             return (
                 seen.len() as u64,
-                Some(crate::domain::failure::DEADLINE_REACHED.to_owned()),
+                Some(ReadStopped::Call(ErrorKind::Deadline)),
             );
         }
         let page = match drs
@@ -91,7 +92,7 @@ async fn count_source_servers(drs: &TargetDrs, deadline: &Deadline) -> (u64, Opt
             Ok(page) => page,
             Err(error) => {
                 tracing::warn!(%error, "could not count the source servers");
-                return (seen.len() as u64, Some(error.code));
+                return (seen.len() as u64, Some(ReadStopped::Call(error.kind)));
             }
         };
         seen.extend(page.items.iter().map(|id| hash_of(id)));
@@ -99,7 +100,7 @@ async fn count_source_servers(drs: &TargetDrs, deadline: &Deadline) -> (u64, Opt
             Following::Next(token) => next_token = Some(token),
             Following::Done => return (seen.len() as u64, None),
             Following::Stopped(reason) => {
-                return (seen.len() as u64, Some(reason.as_str().to_owned()))
+                return (seen.len() as u64, Some(ReadStopped::Listing(reason)))
             }
         }
     }

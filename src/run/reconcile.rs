@@ -7,7 +7,8 @@
 //! the end, again and again until a sweep finds no server not yet tried; each
 //! server is tried at most once a run.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::panic::resume_unwind;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -18,8 +19,8 @@ use tracing::Instrument;
 use crate::aws::clients::Clients;
 use crate::aws::drs::{Following, Pages, TargetDrs};
 use crate::domain::arn::SourceServerArn;
+use crate::domain::aws_error::AwsError;
 use crate::domain::deadline::Deadline;
-use crate::domain::failure::DrsError;
 use crate::domain::outcome::{Outcome, Subject};
 use crate::domain::rejection::Rejection;
 use crate::domain::scope::UnfinishedReason;
@@ -66,43 +67,26 @@ pub async fn run(
     });
     let mut report = RunReport::default();
     let mut tasks = JoinSet::new();
-    let mut scope_of_task = HashMap::new();
     let at_once = Arc::new(Semaphore::new(LISTINGS_AT_ONCE));
     for surveyed in surveyed {
         let Some(drs) = clients.drs(&surveyed.scope.region) else {
             continue;
         };
-        let scope = surveyed.scope.clone();
         let (shared, at_once) = (shared.clone(), at_once.clone());
-        let task = tasks.spawn(
+        tasks.spawn(
             async move {
                 let _working = at_once.acquire_owned().await;
-                reconcile_scope(drs, shared, surveyed).await
+                let scope = surveyed.scope.clone();
+                (scope, reconcile_scope(drs, shared, surveyed).await)
             }
             .in_current_span(),
         );
-        scope_of_task.insert(task.id(), scope);
     }
-    while let Some(joined) = tasks.join_next_with_id().await {
-        match joined {
-            Ok((id, scope_report)) => {
-                report.examined += scope_report.examined;
-                if let (Some(reason), Some(scope)) =
-                    (scope_report.unfinished, scope_of_task.get(&id))
-                {
-                    report.unfinished.push(Unfinished::scope(scope, reason));
-                }
-            }
-            // The account's outcomes so far went out; the summary says it is
-            // unfinished, so the next run takes it up again.
-            Err(error) => {
-                tracing::error!(%error, "a reconciliation task ended abnormally");
-                if let Some(scope) = scope_of_task.get(&error.id()) {
-                    report
-                        .unfinished
-                        .push(Unfinished::scope(scope, UnfinishedReason::TaskEnded));
-                }
-            }
+    while let Some(joined) = tasks.join_next().await {
+        let (scope, scope_report) = joined.unwrap_or_else(|e| resume_unwind(e.into_panic()));
+        report.examined += scope_report.examined;
+        if let Some(reason) = scope_report.unfinished {
+            report.unfinished.push(Unfinished::scope(&scope, reason));
         }
     }
     report
@@ -187,20 +171,13 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                             continue;
                         }
                     };
-                    // A place for its event first: while the bus is behind, this waits.
-                    let Some(held) = shared.reporter.reserve().await else {
-                        break 'sweeps Some(UnfinishedReason::TaskEnded);
-                    };
-                    let Ok(permit) = shared.creates.clone().acquire_owned().await else {
-                        break 'sweeps Some(UnfinishedReason::TaskEnded);
-                    };
-                    // Checked after the waits above, which a slow bus or DRS makes long.
-                    if shared.deadline.reached() {
-                        break 'sweeps Some(UnfinishedReason::Deadline);
-                    }
-                    if shared.reporter.events_given_up() {
-                        break 'sweeps Some(UnfinishedReason::EventsUndelivered);
-                    }
+                    // A place for its event, then one among the creates in flight.
+                    let creating = shared.creates.clone().acquire_owned();
+                    let (held, permit) =
+                        match shared.reporter.admit(&shared.deadline, creating).await {
+                            Ok(admitted) => admitted,
+                            Err(reason) => break 'sweeps Some(reason),
+                        };
                     let met = shared.refused.met(&scope.staging_account_id, &scope.region);
                     if let Some(met) = met {
                         break 'sweeps Some(met.refusal.reason());
@@ -211,7 +188,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                         not_reached.clone(),
                         withheld.clone(),
                     );
-                    in_flight.spawn(staging.clone(), async move {
+                    in_flight.spawn(async move {
                         let extension = extend(
                             &drs,
                             &task.settings,
@@ -232,7 +209,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                             Extension::NotReached(_) => not_reached.store(true, Ordering::SeqCst),
                         }
                     });
-                    in_flight.settle_finished(&shared.reporter).await;
+                    in_flight.settle_finished();
                 }
                 match pages.follow(page.next_token) {
                     Following::Done => break,
@@ -247,7 +224,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
             }
             // A sweep ends with nothing in flight, so the next one lists a list
             // that no longer changes under it because of this run.
-            in_flight.settle_all(&shared.reporter).await;
+            in_flight.settle_all().await;
             match (found_new, followed_a_token || cut_short) {
                 // One page is the whole list at one moment: nothing was skipped.
                 (_, false) => break 'sweeps None,
@@ -260,7 +237,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
         }
         Some(UnfinishedReason::StillChanging)
     };
-    in_flight.settle_all(&shared.reporter).await;
+    in_flight.settle_all().await;
     report.unfinished = match result {
         // The servers held back are the run's first loss.
         None | Some(UnfinishedReason::StillChanging) if withheld.load(Ordering::SeqCst) => {
@@ -276,67 +253,36 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
 
 /// DRS refusing a page token it gave (expired): a `ValidationException`. Any other
 /// refusal of a later page is a failed listing like the first page's.
-fn is_token_refusal(error: &DrsError) -> bool {
-    error.code == "ValidationException"
+fn is_token_refusal(error: &AwsError) -> bool {
+    error.code() == "ValidationException"
 }
 
-async fn listing_failed(reporter: &Reporter, scope: &Scope, error: DrsError) {
+async fn listing_failed(reporter: &Reporter, scope: &Scope, error: AwsError) {
     tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "could not list extensible servers");
     let subject = Subject::account(&scope.staging_account_id, Some(&scope.region));
     reporter.report(Outcome::failed(subject, error)).await;
 }
 
-/// Extensions under way. Each reports its own outcome; one whose task ended
-/// abnormally is reported here as a retryable failure, not a silence.
+/// Extensions under way; each reports its own outcome.
 #[derive(Default)]
-struct InFlight {
-    tasks: JoinSet<()>,
-    servers: HashMap<tokio::task::Id, SourceServerArn>,
-}
+struct InFlight(JoinSet<()>);
 
 impl InFlight {
-    fn spawn(
-        &mut self,
-        staging: SourceServerArn,
-        work: impl std::future::Future<Output = ()> + Send + 'static,
-    ) {
-        let task = self.tasks.spawn(work.in_current_span());
-        self.servers.insert(task.id(), staging);
+    fn spawn(&mut self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.0.spawn(work.in_current_span());
     }
 
-    async fn settle(
-        &mut self,
-        joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
-        reporter: &Reporter,
-    ) {
-        match joined {
-            Ok((id, ())) => {
-                self.servers.remove(&id);
-            }
-            Err(error) => {
-                tracing::error!(%error, "an extension task ended abnormally");
-                let subject = self
-                    .servers
-                    .remove(&error.id())
-                    .map(|arn| Subject::server(&arn))
-                    .unwrap_or_default();
-                let error = DrsError::new("InternalError", error.to_string(), true);
-                reporter.report(Outcome::failed(subject, error)).await;
-            }
+    /// Drops the tasks that have finished, without waiting, so that memory does
+    /// not grow with the number of servers.
+    fn settle_finished(&mut self) {
+        while let Some(joined) = self.0.try_join_next() {
+            joined.unwrap_or_else(|e| resume_unwind(e.into_panic()));
         }
     }
 
-    /// Settles the tasks that have finished, without waiting, so that memory
-    /// does not grow with the number of servers.
-    async fn settle_finished(&mut self, reporter: &Reporter) {
-        while let Some(joined) = self.tasks.try_join_next_with_id() {
-            self.settle(joined, reporter).await;
-        }
-    }
-
-    async fn settle_all(&mut self, reporter: &Reporter) {
-        while let Some(joined) = self.tasks.join_next_with_id().await {
-            self.settle(joined, reporter).await;
+    async fn settle_all(&mut self) {
+        while let Some(joined) = self.0.join_next().await {
+            joined.unwrap_or_else(|e| resume_unwind(e.into_panic()));
         }
     }
 }

@@ -18,9 +18,12 @@ use tracing::Instrument;
 
 use crate::aws::event_bus::{EventBus, PublishError, Queued, BATCH};
 use crate::domain::arn::{AccountId, Region};
+use crate::domain::deadline::Deadline;
 use crate::domain::failure::is_source_server_quota;
 use crate::domain::outcome::{OutboundEvent, Outcome, Response, MAX_RESPONSE_OUTCOMES};
+use crate::domain::scope::UnfinishedReason;
 use crate::domain::trigger::Trigger;
+use crate::domain::UNPOISONED;
 
 /// Outcome events queued for sending at most; past it reporting waits.
 const QUEUE: usize = 1_000;
@@ -121,6 +124,13 @@ impl Tally {
     }
 }
 
+/// A place under the run's bound on servers changed without a published event:
+/// taken before a change is sent, held by its event until the stream has it out
+/// or gives it up (the stream says so on the run's flag before it frees a place
+/// it gave up on).
+#[derive(Debug)]
+pub struct Place(OwnedSemaphorePermit);
+
 /// A handle that tasks report outcomes through.
 #[derive(Clone)]
 pub struct Reporter {
@@ -145,26 +155,40 @@ impl Reporter {
         &self.given_up
     }
 
-    /// A place for one server's work, given back when its outcome event is out
-    /// (or given up on). Waits while the bus is behind.
-    pub async fn reserve(&self) -> Option<OwnedSemaphorePermit> {
-        self.unpublished.clone().acquire_owned().await.ok()
+    /// Admits one server's change: a place first (it waits while the bus is
+    /// behind), then `also` (a limit of the caller's own), then what those waits
+    /// may have changed: no change starts past the deadline or once an event was
+    /// given up. Answers the place and what `also` gave, or why the server is not
+    /// tried (its place then freed: nothing was changed).
+    pub async fn admit<T>(
+        &self,
+        deadline: &Deadline,
+        also: impl std::future::Future<Output = T>,
+    ) -> Result<(Place, T), UnfinishedReason> {
+        let place = self.unpublished.clone().acquire_owned().await;
+        let place = Place(place.expect("the run's places are never closed"));
+        let also = also.await;
+        if deadline.reached() {
+            return Err(UnfinishedReason::Deadline);
+        }
+        if self.events_given_up() {
+            return Err(UnfinishedReason::EventsUndelivered);
+        }
+        Ok((place, also))
     }
 
     pub async fn report(&self, outcome: Outcome) {
         self.report_held(outcome, None).await
     }
 
-    /// Reports an outcome whose server held `held` (from [`Reporter::reserve`]).
-    pub async fn report_held(&self, outcome: Outcome, held: Option<OwnedSemaphorePermit>) {
+    /// Reports an outcome whose server held `held` (from [`Reporter::admit`]).
+    pub async fn report_held(&self, outcome: Outcome, held: Option<Place>) {
         log(&outcome);
         let event = outcome.event(&self.trigger);
-        self.tally
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .add(outcome);
-        // The stream ends only after every reporter is gone, so this cannot fail
-        // while a run goes on; if it did, `finish` would count the event missing.
+        self.tally.lock().expect(UNPOISONED).add(outcome);
+        // The stream takes events until every reporter is gone (its queue closes
+        // only then), so a send cannot fail while a reporter can call it.
+        let held = held.map(|place| place.0);
         let _ = self.events.send(Queued { event, held }).await;
     }
 
@@ -175,7 +199,8 @@ impl Reporter {
 
     /// Sends an event that is not an outcome but tells of a change made to a
     /// server (a deletion), holding `held` until it is out, as an outcome would.
-    pub async fn send_held(&self, event: OutboundEvent, held: Option<OwnedSemaphorePermit>) {
+    pub async fn send_held(&self, event: OutboundEvent, held: Option<Place>) {
+        let held = held.map(|place| place.0);
         let _ = self.events.send(Queued { event, held }).await;
     }
 
@@ -234,17 +259,14 @@ impl Reporting {
     pub async fn finish(self) -> (Tally, Result<(), PublishError>) {
         let Reporter { tally, events, .. } = self.reporter;
         drop(events);
-        let delivered = match self.stream.await {
-            Ok(result) => result,
-            Err(error) => Err(PublishError {
-                undelivered: 0,
-                last_error: format!("the event stream ended abnormally: {error}"),
-            }),
-        };
+        let delivered = self
+            .stream
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         let tally = match Arc::try_unwrap(tally) {
-            Ok(tally) => tally.into_inner().unwrap_or_else(|p| p.into_inner()),
+            Ok(tally) => tally.into_inner().expect(UNPOISONED),
             // A reporter outlived the run (a task still holding one): take the counts.
-            Err(shared) => std::mem::take(&mut *shared.lock().unwrap_or_else(|p| p.into_inner())),
+            Err(shared) => std::mem::take(&mut *shared.lock().expect(UNPOISONED)),
         };
         (tally, delivered)
     }
@@ -282,7 +304,7 @@ fn log(outcome: &Outcome) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::failure::DrsError;
+    use crate::domain::aws_error::{AwsError, ErrorKind, Service};
     use crate::domain::outcome::Subject;
 
     use crate::domain::arn::example_server as arn;
@@ -295,7 +317,12 @@ mod tests {
         }
         tally.add(Outcome::failed(
             Subject::server(&arn()),
-            DrsError::new("X", "y", true),
+            AwsError::new(
+                Service::Drs,
+                "CreateExtendedSourceServer",
+                ErrorKind::answered(500, Some("X"), None),
+            )
+            .with_message("y"),
         ));
         assert_eq!(tally.retryable, 1);
         let response = tally.into_response();

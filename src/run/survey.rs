@@ -2,7 +2,7 @@
 //! few at once, and whether the work found fits this invocation or is handed on
 //! to one invocation per staging account.
 
-use std::collections::HashMap;
+use std::panic::resume_unwind;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
@@ -12,8 +12,8 @@ use tracing::Instrument;
 use crate::aws::clients::Clients;
 use crate::aws::drs::{ExtensibleServer, Page};
 use crate::domain::arn::{AccountId, Region};
+use crate::domain::aws_error::AwsError;
 use crate::domain::deadline::Deadline;
-use crate::domain::failure::DrsError;
 use crate::domain::outcome::OutboundEvent;
 use crate::domain::scope::Scope;
 
@@ -26,7 +26,7 @@ pub enum Listing {
         calls: u64,
         work: bool,
     },
-    Failed(DrsError),
+    Failed(AwsError),
     /// The deadline came first.
     NotReached,
 }
@@ -101,40 +101,28 @@ pub async fn survey(
     keep_tags: bool,
 ) -> Vec<Surveyed> {
     let mut listings = JoinSet::new();
-    let mut scope_of_task = HashMap::new();
     let mut surveyed = Vec::new();
     let at_once = Arc::new(Semaphore::new(LISTINGS_AT_ONCE));
     for scope in scopes {
         let Some(drs) = clients.drs(&scope.region) else {
             continue;
         };
-        let account = scope.staging_account_id.clone();
         let at_once = at_once.clone();
         let listing = async move {
-            let _listing = at_once.acquire_owned().await.ok()?;
+            let _listing = at_once.acquire_owned().await;
             if deadline.reached() {
-                return None;
+                return (scope, None);
             }
-            Some(
-                drs.list_extensible(&account, None, keep_tags, &deadline)
-                    .await,
-            )
+            let first = drs
+                .list_extensible(&scope.staging_account_id, None, keep_tags, &deadline)
+                .await;
+            (scope, Some(first))
         };
-        let task = listings.spawn(listing.in_current_span());
-        scope_of_task.insert(task.id(), scope);
+        listings.spawn(listing.in_current_span());
     }
     let mut kept = 0;
-    while let Some(joined) = listings.join_next_with_id().await {
-        let (id, first) = match joined {
-            Ok((id, first)) => (id, first),
-            Err(error) => (
-                error.id(),
-                Some(Err(DrsError::new("InternalError", error.to_string(), true))),
-            ),
-        };
-        let Some(scope) = scope_of_task.remove(&id) else {
-            continue;
-        };
+    while let Some(joined) = listings.join_next().await {
+        let (scope, first) = joined.unwrap_or_else(|e| resume_unwind(e.into_panic()));
         surveyed.push(match first {
             None => Surveyed {
                 scope,

@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_drs::config::{Credentials, SharedCredentialsProvider};
-use drs_extender::aws::clients::{CallPolicy, Clients};
-use drs_extender::domain::config::Config;
-use drs_extender::domain::outcome::Response;
-use drs_extender::error::InvocationError;
 use drs_extender::App;
+use drs_extender::Config;
+use drs_extender::InvocationError;
+use drs_extender::Response;
+use drs_extender::{CallPolicy, Clients};
 use lambda_runtime::{Context, LambdaEvent};
 pub use local_aws::{Fault, LocalAws, World, TARGET_ACCOUNT};
 use serde_json::Value;
@@ -127,12 +127,31 @@ pub fn arn(account: &str, id: &str) -> String {
     format!("arn:aws:drs:{REGION}:{account}:source-server/{id}")
 }
 
-pub fn announcement(staging_arn: &str, sender: &str) -> Value {
+/// An event as EventBridge delivers it in `REGION`: the envelope around `detail`.
+pub fn envelope(
+    id: &str,
+    detail_type: &str,
+    source: impl Into<Value>,
+    account: &str,
+    time: &str,
+    detail: Value,
+) -> Value {
     serde_json::json!({
-        "version": "0", "id": "test-announcement", "detail-type": "Staging Source Server Added",
-        "source": "org.example.dr-tooling", "account": sender, "time": "2026-11-26T09:00:00Z",
-        "region": REGION, "resources": [], "detail": {"sourceServerArn": staging_arn}
+        "version": "0", "id": id, "detail-type": detail_type, "source": source.into(),
+        "account": account, "time": time, "region": REGION, "resources": [], "detail": detail
     })
+}
+
+pub fn announcement(staging_arn: &str, sender: &str) -> Value {
+    let detail = serde_json::json!({"sourceServerArn": staging_arn});
+    envelope(
+        "test-announcement",
+        "Staging Source Server Added",
+        "org.example.dr-tooling",
+        sender,
+        "2026-11-26T09:00:00Z",
+        detail,
+    )
 }
 
 pub fn statuses(response: &Value) -> Vec<String> {
@@ -205,9 +224,14 @@ pub fn assert_at_most_twice(h: &Harness, case: &str) {
 
 /// One of DRS's own events, naming these servers, from `account`.
 pub fn drs_event_naming(servers: Vec<String>, account: &str) -> Value {
-    serde_json::json!({
-        "version": "0", "id": "drs-event", "detail-type": "DRS Source Server Launch Result",
-        "source": "aws.drs", "account": account, "time": "2026-11-26T09:00:00Z",
-        "region": REGION, "resources": servers, "detail": {}
-    })
+    let mut event = envelope(
+        "drs-event",
+        "DRS Source Server Launch Result",
+        "aws.drs",
+        account,
+        "2026-11-26T09:00:00Z",
+        serde_json::json!({}),
+    );
+    event["resources"] = servers.into();
+    event
 }
