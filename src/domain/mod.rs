@@ -3,6 +3,7 @@
 //! imports nothing from the layers above.
 
 pub mod arn;
+pub mod baseline;
 pub mod config;
 pub mod deadline;
 pub mod extension_event;
