@@ -108,30 +108,40 @@ async fn the_built_function_serves_events_and_logs_json_with_the_request_id() {
 
 #[tokio::test]
 async fn a_bad_variable_is_the_init_error() {
-    let aws = LocalAws::start(World::sample()).await.unwrap();
-    let child = spawn(&aws, &[("DRS_MAX_RPS", "fast")]);
-    let status = tokio::time::timeout(Duration::from_secs(20), async {
-        let mut running = child;
-        running.child.wait().await
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(!status.success());
-    let result = aws
-        .invoke(event("announcement-by-arn"), Duration::from_secs(5))
-        .await;
-    let Some(Invocation::InitError(error)) = result else {
-        panic!("{result:?}")
-    };
-    assert_eq!(error["errorType"], "ConfigError");
-    assert!(
-        error["errorMessage"]
-            .as_str()
-            .unwrap()
-            .starts_with("DRS_MAX_RPS:"),
-        "{error}"
-    );
+    // A malformed launch baseline stops the start like any other bad value,
+    // naming the variable (and the field) rather than running without it.
+    let cases = [
+        ("DRS_MAX_RPS", "fast", "DRS_MAX_RPS:"),
+        (
+            "LAUNCH_BASELINE",
+            r#"{"default": {"subnetId": "matchSourceIP"}}"#,
+            "LAUNCH_BASELINE: default.subnetId",
+        ),
+    ];
+    for (variable, value, says) in cases {
+        let aws = LocalAws::start(World::sample()).await.unwrap();
+        let child = spawn(&aws, &[(variable, value)]);
+        let status = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut running = child;
+            running.child.wait().await
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(!status.success());
+        let result = aws
+            .invoke(event("announcement-by-arn"), Duration::from_secs(5))
+            .await;
+        let Some(Invocation::InitError(error)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(error["errorType"], "ConfigError");
+        assert!(
+            error["errorMessage"].as_str().unwrap().starts_with(says),
+            "{error}"
+        );
+        assert_eq!(aws.world().drs_calls(), 0, "{variable}: no DRS call");
+    }
 }
 
 #[tokio::test]

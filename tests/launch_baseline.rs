@@ -110,10 +110,11 @@ async fn a_baseline_is_applied_to_the_servers_created_and_to_no_other() {
     assert!(updated
         .iter()
         .all(|b| b["sourceServerID"] != theirs_id.as_str()));
-    let mut world = h.aws.world();
-    let template = world.launch_template_of(&theirs_id).unwrap();
-    assert_eq!(world.launch_template_versions(&template), 1);
-    drop(world);
+    {
+        let mut world = h.aws.world();
+        let template = world.launch_template_of(&theirs_id).unwrap();
+        assert_eq!(world.launch_template_versions(&template), 1);
+    }
 
     // The event path applies it too.
     let late = h.aws.world().seed(STAGING_B, REGION, 1);
@@ -126,9 +127,7 @@ async fn a_baseline_is_applied_to_the_servers_created_and_to_no_other() {
 
     // A dry run creates nothing, and so applies nothing.
     let before = calls_of(&h, "UpdateLaunchConfiguration").len();
-    let mut world = h.aws.world();
-    world.seed(STAGING_A, REGION, 1);
-    drop(world);
+    h.aws.world().seed(STAGING_A, REGION, 1);
     let mut e = event("reconciliation-requested");
     e["detail"] = json!({"stagingAccountIds": [STAGING_A], "dryRun": true});
     let response = h.ok(e).await;
