@@ -55,6 +55,9 @@ async fn a_baseline_is_applied_to_the_servers_created_and_to_no_other() {
     let staging = world.seed(STAGING_A, REGION, 3);
     // Extended before this invocation: it is skipped, and its settings are not ours.
     let theirs_arn = world.extend_directly(TARGET_ACCOUNT, &staging[0]).unwrap();
+    // Without a default VPC a template naming no subnet would not launch: only
+    // the baseline's subnet makes the created servers launchable.
+    world.remove_default_vpc(REGION);
     let theirs_id = theirs_arn.rsplit('/').next().unwrap().to_owned();
     let fields = baseline(
         json!({"launchDisposition": "STARTED", "copyPrivateIp": true,
@@ -72,9 +75,14 @@ async fn a_baseline_is_applied_to_the_servers_created_and_to_no_other() {
     // DRS lists only servers not yet extended: the other one is not even tried.
     assert_eq!(summary["created"], 2, "{summary}");
     assert!(summary.get("launchBaselineFailed").is_none(), "{summary}");
-    // The servers it created are launch-checked in the same run, as the baseline left them.
+    // The servers it created are launch-checked in the same run, as the baseline
+    // left them; the one it did not create still names no subnet.
     assert_eq!(summary["launchChecked"], 3, "{summary}");
-    assert_eq!(summary["launchNotReady"], 0, "{summary}");
+    assert_eq!(
+        summary["launchNotReadyReasons"],
+        json!({"NO_SUBNET": 1}),
+        "{summary}"
+    );
 
     let events = created_events(&h);
     assert_eq!(events.len(), 2);
