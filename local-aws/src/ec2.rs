@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::reply::{xml_escape, Reply};
-use crate::world::{Ec2UnknownIds, World};
+use crate::world::{Ec2UnknownIds, InterfaceInheritance, World};
 
 /// Instance types every zone offers unless told otherwise.
 const OFFERED: &[&str] = &["t3.small", "t3.medium", "m5.large", "m5.xlarge", "c5.large"];
@@ -58,6 +58,9 @@ pub struct Ec2State {
     pub(crate) no_default_vpc: BTreeSet<String>,
     /// Instance types by (region, zone), where not the usual list.
     pub(crate) offered: BTreeMap<(String, String), BTreeSet<String>>,
+    /// The first version of the templates DRS makes from now on, where not
+    /// the usual one.
+    pub(crate) new_templates: Option<TemplateVersion>,
 }
 
 /// A region's default VPC.
@@ -107,6 +110,11 @@ impl World {
             (region.to_owned(), zone.to_owned()),
             types.iter().map(|t| (*t).to_owned()).collect(),
         );
+    }
+
+    /// The templates DRS makes for servers from now on start as `first`.
+    pub fn make_templates_like(&mut self, first: TemplateVersion) {
+        self.ec2.new_templates = Some(first);
     }
 
     pub fn delete_launch_template(&mut self, id: &str) {
@@ -159,6 +167,17 @@ pub fn handle(world: &mut World, region: &str, form: &[(String, String)]) -> Rep
         );
     }
     let action = value(form, "Action").unwrap_or_default();
+    let writes = matches!(
+        action,
+        "CreateLaunchTemplateVersion" | "ModifyLaunchTemplate"
+    );
+    if writes && world.ec2_refuses_writes {
+        return error(
+            403,
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+        );
+    }
     if value(form, "Version") != Some("2016-11-15") {
         return error(400, "InvalidParameterValue", "Version must be 2016-11-15");
     }
@@ -460,6 +479,7 @@ fn describe_offerings(world: &World, region: &str, form: &[(String, String)]) ->
 /// A new version from the source version (or the default), with the network
 /// interface's subnet and groups the request gives.
 fn create_template_version(world: &mut World, region: &str, form: &[(String, String)]) -> Reply {
+    let inheritance = world.template_interfaces;
     let Some(id) = value(form, "LaunchTemplateId").map(str::to_owned) else {
         return error(
             400,
@@ -494,12 +514,38 @@ fn create_template_version(world: &mut World, region: &str, form: &[(String, Str
         );
     };
     let prefix = "LaunchTemplateData.NetworkInterface.1.";
-    if let Some(subnet) = value(form, &format!("{prefix}SubnetId")) {
-        version.subnet_id = Some(subnet.to_owned());
+    let interface_sent = form.iter().any(|(k, _)| k.starts_with(prefix));
+    let own_groups = list(form, "LaunchTemplateData.SecurityGroupId");
+    // EC2: "If you specify a network interface, you must specify any security
+    // groups as part of the network interface instead of using this parameter."
+    if interface_sent && !own_groups.is_empty() {
+        return error(
+            400,
+            "InvalidParameterCombination",
+            "Network interfaces and an instance-level security groups may not be specified on the same request",
+        );
     }
-    let groups = list(form, &format!("{prefix}SecurityGroupId"));
-    if !groups.is_empty() {
-        version.security_group_ids = groups;
+    if interface_sent {
+        let sent = |field: &str| value(form, &format!("{prefix}{field}")).map(str::to_owned);
+        let groups = list(form, &format!("{prefix}SecurityGroupId"));
+        match inheritance {
+            // The interface sent is the interface: what it leaves out is gone.
+            InterfaceInheritance::Replace => {
+                version.subnet_id = sent("SubnetId");
+                version.security_group_ids = groups;
+                version.private_ip = sent("PrivateIpAddress");
+            }
+            // Field by field over the source version's interface.
+            InterfaceInheritance::Merge => {
+                version.subnet_id = sent("SubnetId").or(version.subnet_id);
+                if !groups.is_empty() {
+                    version.security_group_ids = groups;
+                }
+                version.private_ip = sent("PrivateIpAddress").or(version.private_ip);
+            }
+        }
+    } else if !own_groups.is_empty() {
+        version.security_group_ids = own_groups;
     }
     template.versions.push(version.clone());
     let number = template.versions.len();

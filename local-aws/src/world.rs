@@ -354,6 +354,18 @@ struct Planned {
     fault: Fault,
 }
 
+/// What `CreateLaunchTemplateVersion` with a `SourceVersion` keeps of the
+/// source's network interface when the request gives one. EC2 says given
+/// parameters "overwrite any corresponding launch parameters inherited from the
+/// source version", not whether an interface is one parameter or many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterfaceInheritance {
+    /// The interface sent replaces the source's whole: what it leaves out is gone.
+    Replace,
+    /// Field by field: what it leaves out is kept from the source.
+    Merge,
+}
+
 /// What an EC2 describe answers when it names an id that does not exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ec2UnknownIds {
@@ -448,6 +460,13 @@ pub struct World {
     pub ec2_refuses: bool,
     /// What a describe naming an id that does not exist answers.
     pub ec2_unknown_ids: Ec2UnknownIds,
+    /// EC2 refuses the launch baseline's writes (`CreateLaunchTemplateVersion`,
+    /// `ModifyLaunchTemplate`) with `UnauthorizedOperation`, and answers reads:
+    /// a role granted the reads only, or an SCP denying the writes.
+    pub ec2_refuses_writes: bool,
+    /// What a new template version made from a source version keeps of the
+    /// source's network interface when the request gives one.
+    pub template_interfaces: InterfaceInheritance,
     pub(crate) ec2: crate::ec2::Ec2State,
     /// DRS launch configurations of the target account's servers, by server id.
     pub(crate) launch_configs: HashMap<String, crate::drs_launch::LaunchConfig>,
@@ -512,6 +531,8 @@ impl World {
             token_ttl: None,
             ec2_refuses: false,
             ec2_unknown_ids: Ec2UnknownIds::FailCall,
+            ec2_refuses_writes: false,
+            template_interfaces: InterfaceInheritance::Replace,
             ec2: crate::ec2::Ec2State::default(),
             launch_configs: HashMap::new(),
             source_ips: HashMap::new(),

@@ -231,6 +231,12 @@ impl App {
             copy_staging_tags: self.config.copy_staging_tags,
             // A request may ask for a dry run; it may not lift a configured one.
             dry_run: self.config.dry_run || dry_run.unwrap_or(false),
+            // One per invocation: what it reads once (tagged subnets) is this run's.
+            baseline: self
+                .config
+                .launch_baseline
+                .clone()
+                .map(|rules| std::sync::Arc::new(crate::run::baseline::Baseline::new(rules))),
         }
     }
 

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::aws::clients::Clients;
 use crate::aws::drs::{Following, Pages, TargetDrs};
+use crate::aws::ec2::TargetEc2;
 use crate::domain::arn::SourceServerArn;
 use crate::domain::aws_error::AwsError;
 use crate::domain::deadline::Deadline;
@@ -72,12 +73,13 @@ pub async fn run(
         let Some(drs) = clients.drs(&surveyed.scope.region) else {
             continue;
         };
+        let ec2 = clients.ec2(&surveyed.scope.region);
         let (shared, at_once) = (shared.clone(), at_once.clone());
         tasks.spawn(
             async move {
                 let _working = at_once.acquire_owned().await;
                 let scope = surveyed.scope.clone();
-                (scope, reconcile_scope(drs, shared, surveyed).await)
+                (scope, reconcile_scope(drs, ec2, shared, surveyed).await)
             }
             .in_current_span(),
         );
@@ -95,7 +97,12 @@ pub async fn run(
 /// Sweeps after which an account still showing new servers is left unfinished.
 const MAX_SWEEPS: usize = 20;
 
-async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed) -> ScopeReport {
+async fn reconcile_scope(
+    drs: TargetDrs,
+    ec2: Option<TargetEc2>,
+    shared: Arc<Shared>,
+    surveyed: Surveyed,
+) -> ScopeReport {
     let Surveyed { scope, first } = surveyed;
     let mut report = ScopeReport {
         examined: 0,
@@ -182,14 +189,15 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                     if let Some(met) = met {
                         break 'sweeps Some(met.refusal.reason());
                     }
-                    let (drs, task, not_reached, withheld) = (
+                    let (drs, ec2, task, not_reached, withheld) = (
                         drs.clone(),
+                        ec2.clone(),
                         shared.clone(),
                         not_reached.clone(),
                         withheld.clone(),
                     );
                     in_flight.spawn(async move {
-                        let extension = extend(
+                        let mut extension = extend(
                             &drs,
                             &task.settings,
                             &staging,
@@ -198,6 +206,11 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
                         )
                         .await;
                         drop(permit);
+                        // After the create's permit (EC2 is not DRS's rate), but
+                        // before the event: `held` covers these calls.
+                        task.settings
+                            .apply_baseline(&mut extension, &drs, ec2.as_ref())
+                            .await;
                         match extension {
                             Extension::Done(outcome) => {
                                 task.refused.note(&staging, &outcome);

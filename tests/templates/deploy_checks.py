@@ -346,11 +346,17 @@ def granted_actions(stack, role_id):
 def assumed_role_grants_what_the_function_does(target, target_role):
     """With TARGET_ROLE_ARN set, every DRS and Service Quotas call goes through the assumed
     role: it must grant what the function's own role grants when it calls them itself."""
+    writes = {"drs:UpdateLaunchConfiguration", "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"}
     for stale in ["report", "delete"]:
-        own = Stack("target", target, REGIONS[0], {"SenderAccountIds": "222233334444", "StaleExtensions": stale})
-        role = Stack("target-role", target_role, REGIONS[0], {"ExtenderRoleArn": f"arn:aws:iam::{ACCOUNT}:role/r", "StaleExtensions": stale})
-        mine, theirs = granted_actions(own, "ExtenderFunctionRole"), granted_actions(role, "TargetRole")
-        check(f"target-role grants what the function grants itself (StaleExtensions={stale})", mine == theirs and {"servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota"} <= mine, sorted(mine ^ theirs))
+        for baseline in [False, True]:
+            own = Stack("target", target, REGIONS[0], {"SenderAccountIds": "222233334444", "StaleExtensions": stale,
+                                                        "LaunchBaseline": '{"default": {"copyTags": true}}' if baseline else ""})
+            role = Stack("target-role", target_role, REGIONS[0], {"ExtenderRoleArn": f"arn:aws:iam::{ACCOUNT}:role/r", "StaleExtensions": stale,
+                                                                  "AppliesLaunchBaseline": "true" if baseline else "false"})
+            mine, theirs = granted_actions(own, "ExtenderFunctionRole"), granted_actions(role, "TargetRole")
+            check(f"target-role grants what the function grants itself (StaleExtensions={stale}, baseline={baseline})",
+                  mine == theirs and {"servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota"} <= mine
+                  and (writes <= mine if baseline else not writes & mine), sorted(mine ^ theirs))
 
 
 def branches(stack, value):
