@@ -3,12 +3,14 @@
 //! one tagged subnet that holds the staging server's IP, read once a run; a
 //! baseline that cannot be applied leaving the server `created`, counted and
 //! said so in its event; the network interface kept whole whatever EC2 keeps
-//! of a source version. The kill bound is in `tests/binary.rs`.
+//! of a source version; a version EC2 warns about never made the default, and
+//! what would not launch refused before anything is written. The kill bound is
+//! in `tests/binary.rs`.
 
 mod common;
 
 use common::*;
-use local_aws::{Fault, InterfaceInheritance, TemplateVersion, World};
+use local_aws::{Fault, InterfaceInheritance, TemplateChecks, TemplateVersion, World};
 use serde_json::{json, Value};
 
 const CREATED: &str = "Extended Source Server Created";
@@ -332,8 +334,119 @@ async fn the_primary_interface_is_kept_whole_whatever_ec2_keeps_of_a_source_vers
                 security_group_ids: vec![GROUP.into()],
                 private_ip: Some("10.0.1.50".into()),
                 instance_type: Some("t3.small".into()),
+                instance_groups: vec![],
             },
             "{inheritance:?}"
         );
     }
+}
+
+/// One server announced under `fields`, in a world `prepare` changed: its
+/// `launchBaseline`, and its template's versions and default afterwards.
+async fn announced_under(
+    fields: Value,
+    prepare: impl FnOnce(&mut World),
+) -> (Value, usize, TemplateVersion) {
+    let mut world = with_network(World::new(TARGET_ACCOUNT));
+    prepare(&mut world);
+    let staging = world.seed(STAGING_A, REGION, 1);
+    let h = Harness::start(
+        world,
+        &[
+            ("STAGING_ACCOUNT_IDS", STAGING_A),
+            ("LAUNCH_BASELINE", &baseline(fields)),
+        ],
+    )
+    .await;
+    let response = h.ok(announcement(&staging[0], STAGING_A)).await;
+    let outcome = &response["outcomes"][0];
+    assert_eq!(outcome["status"], "created", "{outcome}");
+    let id = outcome["extendedSourceServerId"].as_str().unwrap();
+    let mut world = h.aws.world();
+    let template = world.launch_template_of(id).unwrap();
+    let versions = world.launch_template_versions(&template);
+    let default = world.launch_template_default(&template).unwrap().clone();
+    (outcome["launchBaseline"].clone(), versions, default)
+}
+
+#[tokio::test]
+async fn a_version_ec2_finds_not_valid_is_never_made_the_default() {
+    // EC2's model: the version is made and each issue is in its `warning`; a
+    // refusal is the other plausible answer. Neither changes the default.
+    for checks in [TemplateChecks::Warn, TemplateChecks::Refuse] {
+        let (result, versions, default) =
+            announced_under(json!({"securityGroupIds": ["sg-000000aa"]}), |w| {
+                w.template_checks = checks
+            })
+            .await;
+        assert_eq!(
+            result,
+            json!({"applied": false, "errorCode": "InvalidGroup.NotFound"}),
+            "{checks:?}"
+        );
+        let made = if checks == TemplateChecks::Warn { 2 } else { 1 };
+        assert_eq!(versions, made, "{checks:?}");
+        assert!(
+            default.security_group_ids.is_empty(),
+            "{checks:?}: {default:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn what_would_not_launch_is_refused_before_anything_is_written() {
+    // A subnet that does not exist.
+    let (result, versions, _) =
+        announced_under(json!({"subnetId": "subnet-000000ff"}), |_| {}).await;
+    assert_eq!(
+        result,
+        json!({"applied": false, "errorCode": "SUBNET_NOT_FOUND"})
+    );
+    assert_eq!(versions, 1);
+    // The template keeps a private address the new subnet cannot hold.
+    let (result, versions, default) = announced_under(json!({"subnetId": SUBNET_B}), |w| {
+        w.add_subnet(REGION, SUBNET_B, "vpc-1", "10.0.2.0/24", "us-east-1a");
+        w.make_templates_like(TemplateVersion {
+            subnet_id: Some(SUBNET_A.into()),
+            private_ip: Some("10.0.1.50".into()),
+            ..TemplateVersion::default()
+        });
+    })
+    .await;
+    assert_eq!(
+        result,
+        json!({"applied": false, "errorCode": "PRIVATE_IP_OUTSIDE_SUBNET"})
+    );
+    assert_eq!(
+        (versions, default.subnet_id.as_deref()),
+        (1, Some(SUBNET_A))
+    );
+    // Groups on the instance, which a version from it cannot drop.
+    let (result, versions, _) = announced_under(json!({"subnetId": SUBNET_A}), |w| {
+        w.make_templates_like(TemplateVersion {
+            instance_groups: vec![GROUP.into()],
+            ..TemplateVersion::default()
+        });
+    })
+    .await;
+    assert_eq!(
+        result,
+        json!({"applied": false, "errorCode": "GROUPS_OUTSIDE_INTERFACE"})
+    );
+    assert_eq!(versions, 1);
+    // The same subnet move with an address it holds goes through.
+    let (result, versions, default) = announced_under(json!({"subnetId": SUBNET_B}), |w| {
+        w.add_subnet(REGION, SUBNET_B, "vpc-1", "10.0.0.0/16", "us-east-1a");
+        w.make_templates_like(TemplateVersion {
+            subnet_id: Some(SUBNET_A.into()),
+            private_ip: Some("10.0.1.50".into()),
+            ..TemplateVersion::default()
+        });
+    })
+    .await;
+    assert_eq!(result, json!({"applied": true}));
+    assert_eq!(
+        (versions, default.subnet_id.as_deref()),
+        (2, Some(SUBNET_B))
+    );
 }

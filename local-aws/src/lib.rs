@@ -38,7 +38,7 @@ pub use world::{
     BacklogLag, Call, DuplicateCreate, Ec2UnknownIds, EntriesReply, ExtendedServer, ExtensionClock,
     ExtensionReplication, Fault, InterfaceInheritance, Landing, LaunchResultFields, Limiter,
     OwnServer, PageTokens, RepeatDisconnect, Replication, SourceServerQuota, StagingDeletion,
-    StagingServer, World, FUNCTION_KEY,
+    StagingServer, TemplateChecks, World, FUNCTION_KEY,
 };
 
 /// The target account the demo and tests use unless told otherwise.

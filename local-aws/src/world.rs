@@ -366,6 +366,19 @@ pub enum InterfaceInheritance {
     Merge,
 }
 
+/// What `CreateLaunchTemplateVersion` does with parameters that are not valid
+/// (a subnet or group that does not exist, groups both on an interface and on
+/// the instance). EC2's model: the version is made, and "an error code and an
+/// error message are returned for each issue" in its `warning`; its user guide:
+/// parameters "are not fully validated". A refusal is offered too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemplateChecks {
+    /// The version is made; each issue is in the answer's `warning`.
+    Warn,
+    /// The call fails with the first issue's code (400).
+    Refuse,
+}
+
 /// What an EC2 describe answers when it names an id that does not exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ec2UnknownIds {
@@ -467,6 +480,8 @@ pub struct World {
     /// What a new template version made from a source version keeps of the
     /// source's network interface when the request gives one.
     pub template_interfaces: InterfaceInheritance,
+    /// What a new template version with parameters that are not valid answers.
+    pub template_checks: TemplateChecks,
     pub(crate) ec2: crate::ec2::Ec2State,
     /// DRS launch configurations of the target account's servers, by server id.
     pub(crate) launch_configs: HashMap<String, crate::drs_launch::LaunchConfig>,
@@ -533,6 +548,7 @@ impl World {
             ec2_unknown_ids: Ec2UnknownIds::FailCall,
             ec2_refuses_writes: false,
             template_interfaces: InterfaceInheritance::Replace,
+            template_checks: TemplateChecks::Warn,
             ec2: crate::ec2::Ec2State::default(),
             launch_configs: HashMap::new(),
             source_ips: HashMap::new(),

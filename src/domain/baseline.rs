@@ -284,6 +284,14 @@ pub enum BaselineFailure {
     NoSourceIp,
     /// DRS names no EC2 launch template for the server, or it has no default version.
     NoLaunchTemplate,
+    /// The subnet the baseline names does not exist in the server's region.
+    SubnetNotFound,
+    /// The template's primary interface names a private IPv4 address outside
+    /// the subnet the baseline sets.
+    PrivateIpOutsideSubnet,
+    /// The template has security groups on the instance, which an interface's
+    /// subnet or groups cannot be set beside.
+    GroupsOutsideInterface,
     /// The invocation's deadline came before it could be applied.
     Deadline,
     /// A call was refused or failed: the service's own code.
@@ -297,6 +305,9 @@ impl BaselineFailure {
             Self::AmbiguousSubnet => "AMBIGUOUS_SUBNET",
             Self::NoSourceIp => "NO_SOURCE_IP",
             Self::NoLaunchTemplate => "NO_LAUNCH_TEMPLATE",
+            Self::SubnetNotFound => "SUBNET_NOT_FOUND",
+            Self::PrivateIpOutsideSubnet => "PRIVATE_IP_OUTSIDE_SUBNET",
+            Self::GroupsOutsideInterface => "GROUPS_OUTSIDE_INTERFACE",
             Self::Deadline => "DEADLINE",
             Self::Service(code) => code,
         }
@@ -330,12 +341,15 @@ impl BaselineResult {
 }
 
 /// The one tagged subnet whose CIDR holds `ip`, among `(id, cidr)` pairs.
-pub fn pick_subnet(ip: &str, tagged: &[(String, String)]) -> Result<String, BaselineFailure> {
+pub fn pick_subnet<'a>(
+    ip: &str,
+    tagged: &'a [(String, String)],
+) -> Result<&'a (String, String), BaselineFailure> {
     let mut holding = tagged
         .iter()
         .filter(|(_, cidr)| crate::domain::launch::cidr_holds(cidr, ip) == Some(true));
     match (holding.next(), holding.next()) {
-        (Some((id, _)), None) => Ok(id.clone()),
+        (Some(subnet), None) => Ok(subnet),
         (None, _) => Err(BaselineFailure::NoMatchingSubnet),
         (Some(_), Some(_)) => Err(BaselineFailure::AmbiguousSubnet),
     }
@@ -450,10 +464,7 @@ mod tests {
             pick_subnet("10.0.1.5", &tagged),
             Err(BaselineFailure::AmbiguousSubnet)
         );
-        assert_eq!(
-            pick_subnet("10.0.1.5", &tagged[..2]),
-            Ok("subnet-1".to_owned())
-        );
+        assert_eq!(pick_subnet("10.0.1.5", &tagged[..2]), Ok(&tagged[0]));
         assert_eq!(
             pick_subnet("not an ip", &tagged),
             Err(BaselineFailure::NoMatchingSubnet)

@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 
 use crate::aws::drs::TargetDrs;
 use crate::aws::ec2::TargetEc2;
-use crate::aws::ec2_template::NetworkChange;
+use crate::aws::ec2_template::{NetworkChange, NotSet};
 use crate::domain::arn::Region;
 use crate::domain::aws_error::AwsError;
 use crate::domain::baseline::{
@@ -24,23 +24,35 @@ use crate::domain::baseline::{
     LAUNCH_SUBNET_TAG,
 };
 use crate::domain::deadline::Deadline;
+use crate::domain::launch::Known;
 use crate::domain::outcome::Outcome;
 use crate::domain::UNPOISONED;
 
-type Tagged = Result<Vec<(String, String)>, BaselineFailure>;
+/// Subnets as `(id, IPv4 CIDR)`, as read once a run.
+type Subnets = Result<Vec<(String, String)>, BaselineFailure>;
+
+/// A read made once, by the first server that needs it.
+type SharedRead = Arc<OnceCell<Subnets>>;
+
+/// Which subnets a read is for: those tagged for `matchSourceIp`, or one by id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum SubnetRead {
+    Tagged,
+    Id(String),
+}
 
 /// One invocation's baseline, and what it read once per region.
 #[derive(Debug)]
 pub struct Baseline {
     rules: LaunchBaseline,
-    tagged: Mutex<HashMap<Region, Arc<OnceCell<Tagged>>>>,
+    subnets: Mutex<HashMap<(Region, SubnetRead), SharedRead>>,
 }
 
 impl Baseline {
     pub fn new(rules: LaunchBaseline) -> Self {
         Self {
             rules,
-            tagged: Mutex::new(HashMap::new()),
+            subnets: Mutex::new(HashMap::new()),
         }
     }
 
@@ -96,16 +108,24 @@ impl Baseline {
             (true, Some(ec2)) => Some(ec2),
             (true, None) => return Err(BaselineFailure::Service("RegionNotServed".into())),
         };
-        let subnet = match (&fields.subnet, ec2) {
-            (Some(SubnetChoice::Id(id)), _) => Some(id.clone()),
+        // `(id, CIDR)`; the CIDR unknown where EC2 could not be read for it.
+        let subnet: Option<(String, Option<String>)> = match (&fields.subnet, ec2) {
+            (Some(SubnetChoice::Id(id)), Some(ec2)) => {
+                let read = SubnetRead::Id(id.clone());
+                let found = self.subnets(region, read, ec2, deadline).await?;
+                Some((id.clone(), found.first().map(|(_, cidr)| cidr.clone())))
+            }
             (Some(SubnetChoice::MatchSourceIp), Some(ec2)) => {
                 let ip = drs
                     .source_ip(server_id, deadline)
                     .await
                     .map_err(failure)?
                     .ok_or(BaselineFailure::NoSourceIp)?;
-                let tagged = self.tagged_subnets(region, ec2, deadline).await?;
-                Some(pick_subnet(&ip, &tagged)?)
+                let tagged = self
+                    .subnets(region, SubnetRead::Tagged, ec2, deadline)
+                    .await?;
+                let (id, cidr) = pick_subnet(&ip, &tagged)?;
+                Some((id.clone(), Some(cidr.clone())))
             }
             _ => None,
         };
@@ -128,36 +148,58 @@ impl Baseline {
         }
         let template = template.ok_or(BaselineFailure::NoLaunchTemplate)?;
         let change = NetworkChange {
-            subnet_id: subnet.as_deref(),
+            subnet_id: subnet.as_ref().map(|(id, _)| id.as_str()),
+            subnet_cidr: subnet.as_ref().and_then(|(_, cidr)| cidr.as_deref()),
             security_group_ids: fields.security_group_ids.as_deref(),
         };
-        match ec2.set_network(&template, &change, deadline).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(BaselineFailure::NoLaunchTemplate),
-            Err(error) => Err(failure(error)),
-        }
+        ec2.set_network(&template, &change, deadline)
+            .await
+            .map_err(|not_set| match not_set {
+                NotSet::NoTemplate => BaselineFailure::NoLaunchTemplate,
+                NotSet::PrivateIpOutsideSubnet => BaselineFailure::PrivateIpOutsideSubnet,
+                NotSet::GroupsOutsideInterface => BaselineFailure::GroupsOutsideInterface,
+                // EC2's own code for what it found not valid.
+                NotSet::Warned(code) => BaselineFailure::Service(code),
+                NotSet::Failed(error) => failure(error),
+            })
     }
 
-    /// The region's subnets tagged for `matchSourceIp`, read by the first
-    /// server that needs them and shared with the rest of the run (a failed
-    /// read too: one refusal is not asked again for every server).
-    async fn tagged_subnets(
+    /// Subnets the baseline reads, each read by the first server that needs
+    /// it and shared with the rest of the run (a failed read too: one refusal is
+    /// not asked again for every server). A subnet named by id that EC2 could
+    /// not be asked about is an empty list: its CIDR unknown, not a failure.
+    async fn subnets(
         &self,
         region: &Region,
+        read: SubnetRead,
         ec2: &TargetEc2,
         deadline: &Deadline,
-    ) -> Tagged {
+    ) -> Subnets {
         let cell = self
-            .tagged
+            .subnets
             .lock()
             .expect(UNPOISONED)
-            .entry(region.clone())
+            .entry((region.clone(), read.clone()))
             .or_default()
             .clone();
         cell.get_or_init(|| async {
-            ec2.subnets_tagged(LAUNCH_SUBNET_TAG, deadline)
-                .await
-                .map_err(failure)
+            match &read {
+                SubnetRead::Tagged => ec2
+                    .subnets_tagged(LAUNCH_SUBNET_TAG, deadline)
+                    .await
+                    .map_err(failure),
+                SubnetRead::Id(id) => {
+                    match ec2
+                        .subnets(std::slice::from_ref(id), deadline)
+                        .await
+                        .remove(id)
+                    {
+                        Some(Known::Found(subnet)) => Ok(vec![(id.clone(), subnet.cidr)]),
+                        Some(Known::Missing) => Err(BaselineFailure::SubnetNotFound),
+                        Some(Known::Unchecked) | None => Ok(Vec::new()),
+                    }
+                }
+            }
         })
         .await
         .clone()
