@@ -203,10 +203,12 @@ for value, node in walk(role.get("Policies")):
             for action in actions:
                 if action in BASELINE_WRITES:
                     baseline_grants[action] = (cond, yes.get("Resource"), yes.get("Condition"))
+DRS_MANAGED = {"Null": {"aws:ResourceTag/AWSElasticDisasterRecoveryManaged": "false"}}
 check(
-    "the launch baseline's writes only with LaunchBaseline set, each on its own resource type in this account",
+    "the launch baseline's writes only with LaunchBaseline set, each on its own resource type in this account, templates only DRS's",
     set(baseline_grants) == set(BASELINE_WRITES)
     and all(cond == "AppliesLaunchBaseline" and res == BASELINE_WRITES[a] for a, (cond, res, _) in baseline_grants.items())
+    and all(c == DRS_MANAGED for a, (_, _, c) in baseline_grants.items() if a.startswith("ec2:"))
     and sum(policy_text.count(f'"{a}"') for a in BASELINE_WRITES) == len(BASELINE_WRITES),
     baseline_grants,
 )
