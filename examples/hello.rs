@@ -6,7 +6,7 @@ use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    tracing_subscriber::fmt().json().init();
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         Ok::<Value, Error>(event.payload)
     }))

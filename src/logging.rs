@@ -5,57 +5,96 @@
 
 use std::str::FromStr;
 
-use tracing_subscriber::filter::{Directive, LevelFilter};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The module whose TRACE line carries the raw event; DEBUG is its ceiling here.
-const RAW_EVENT_CAP: &str = "lambda_runtime::layers::api_response=debug";
+const RAW_EVENT: &str = "lambda_runtime::layers::api_response";
 
 pub fn init() {
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok();
-    let builder = tracing_subscriber::fmt()
+    let filter = filter(level.as_deref(), std::env::var("RUST_LOG").ok().as_deref());
+    let lines = tracing_subscriber::fmt::layer()
         .with_target(false)
-        .without_time()
-        .with_env_filter(filter(
-            level.as_deref(),
-            std::env::var("RUST_LOG").ok().as_deref(),
-        ));
+        .without_time();
+    let registry = tracing_subscriber::registry().with(filter);
     if json {
-        builder.json().init();
+        registry.with(lines.json()).init();
     } else {
-        builder.init();
+        registry.with(lines).init();
     }
 }
 
-/// The filter: `level` as the default, `RUST_LOG`'s directives, and the cap.
-fn filter(level: Option<&str>, rust_log: Option<&str>) -> EnvFilter {
+/// The filter: `level` as the default, `RUST_LOG`'s `target=level` directives
+/// (any it cannot read are skipped, as `EnvFilter` skips them; span and field
+/// filters are not read: targets only, which keeps a regex engine out of the
+/// binary), and the cap on the raw event, which no directive lifts.
+fn filter(level: Option<&str>, rust_log: Option<&str>) -> Targets {
     let level = level
         .and_then(|l| LevelFilter::from_str(l).ok())
         .unwrap_or(LevelFilter::INFO);
-    let mut filter = EnvFilter::builder()
-        .with_default_directive(level.into())
-        .parse_lossy(rust_log.unwrap_or_default());
-    if let Ok(cap) = Directive::from_str(RAW_EVENT_CAP) {
-        filter = filter.add_directive(cap);
+    let mut default = None;
+    let mut targets = Targets::new();
+    let directives = rust_log.unwrap_or_default().split(',').map(str::trim);
+    // An empty directive would read as a default of ERROR.
+    for directive in directives.filter(|d| !d.is_empty()) {
+        let Ok(read) = Targets::from_str(directive) else {
+            continue;
+        };
+        default = read.default_level().or(default);
+        targets = targets.with_targets(
+            read.iter()
+                .filter(|(target, _)| !target.starts_with(RAW_EVENT))
+                .collect::<Vec<_>>(),
+        );
     }
-    filter
+    targets
+        .with_default(default.unwrap_or(level))
+        .with_target(RAW_EVENT, LevelFilter::DEBUG)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use tracing::Level;
+
     #[test]
     fn the_raw_event_is_capped_at_debug_whatever_the_level() {
-        for rust_log in [None, Some("trace"), Some("lambda_runtime=trace")] {
-            let shown = filter(Some("trace"), rust_log).to_string();
-            assert!(shown.contains(RAW_EVENT_CAP), "{shown}");
+        for rust_log in [
+            None,
+            Some("trace"),
+            Some("lambda_runtime=trace"),
+            Some("lambda_runtime::layers::api_response=trace"),
+        ] {
+            let filter = filter(Some("trace"), rust_log);
+            assert!(
+                !filter.would_enable(RAW_EVENT, &Level::TRACE),
+                "{rust_log:?}"
+            );
+            assert!(
+                filter.would_enable(RAW_EVENT, &Level::DEBUG),
+                "{rust_log:?}"
+            );
         }
-        assert!(filter(Some("not-a-level"), None)
-            .to_string()
-            .contains("info"));
+        let unread = filter(Some("not-a-level"), None);
+        assert!(unread.would_enable("drs_extender", &Level::INFO));
+        assert!(!unread.would_enable("drs_extender", &Level::DEBUG));
+    }
+
+    #[test]
+    fn rust_log_sets_the_default_and_each_target_skipping_what_it_cannot_read() {
+        let read = filter(
+            Some("info"),
+            Some("warn,aws_smithy_runtime=debug,not a directive"),
+        );
+        assert!(!read.would_enable("drs_extender", &Level::INFO));
+        assert!(read.would_enable("aws_smithy_runtime::client", &Level::DEBUG));
+        let level_only = filter(Some("debug"), None);
+        assert!(level_only.would_enable("drs_extender", &Level::DEBUG));
     }
 }

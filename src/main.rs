@@ -12,7 +12,7 @@ async fn main() -> Result<(), Error> {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {
-            lambda_runtime::tracing::error!(%error, "configuration refused");
+            tracing::error!(%error, "configuration refused");
             init_error::report("ConfigError", &error.to_string()).await;
             return Err(error.into());
         }
