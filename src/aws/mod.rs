@@ -8,6 +8,7 @@ pub mod ec2;
 pub mod event_bus;
 pub mod pace;
 pub mod paced_http;
+pub mod paging;
 pub mod quotas;
 pub mod retry_after;
 pub mod sdk_error;

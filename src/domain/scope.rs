@@ -33,7 +33,7 @@ pub enum UnfinishedReason {
     FanOutUndelivered,
     /// A listing stopped on a page token it had followed already.
     PageTokenRepeated,
-    /// A listing stopped after `aws::drs::MAX_PAGES` pages.
+    /// A listing stopped after `aws::paging::MAX_PAGES` pages.
     TooManyPages,
     /// Refusals no retry changes (`domain::failure::Refusal`).
     ServiceQuotaExceeded,

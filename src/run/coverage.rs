@@ -9,9 +9,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
 use crate::aws::clients::Clients;
-use crate::aws::drs::{ExtendedRecord, Following, Pages, TargetDrs};
+use crate::aws::drs::{ExtendedRecord, TargetDrs};
+use crate::aws::paging::{Paging, Stop};
 use crate::domain::arn::{AccountId, Region};
-use crate::domain::aws_error::{ErrorKind, ReadStopped, Unread};
+use crate::domain::aws_error::Unread;
 use crate::domain::deadline::Deadline;
 use crate::domain::extension_event::{
     detail_text, Deleted, ExtendedServerSubject, LastLaunch, NotReady, Unhealthy,
@@ -124,37 +125,37 @@ pub async fn read(
         };
         let accounts: Vec<AccountId> = accounts.into_iter().cloned().collect();
         for chunk in accounts.chunks(ACCOUNTS_PER_CALL) {
-            let mut next_token = None;
-            let mut pages = Pages::default();
+            let mut listing = Paging::until(deadline);
             // A page DRS hands out twice (under a token not yet seen) must not
             // count its servers twice: each is remembered by a hash of its ARN,
             // eight bytes a server.
             let mut counted: HashSet<u64> = HashSet::new();
             loop {
-                if deadline.reached() {
-                    unread.push(Unread {
-                        region: region.clone(),
-                        staging_accounts: chunk.len(),
-                        error_code: ReadStopped::Call(ErrorKind::Deadline),
-                    });
-                    break;
-                }
-                let page = match drs
-                    .extended_records(chunk, next_token, PAGE_SIZE, &deadline)
-                    .await
-                {
-                    Ok(page) => page,
-                    Err(error) => {
-                        tracing::warn!(%region, %error, "could not read coverage");
+                let listed = listing
+                    .next(|token| drs.extended_records(chunk, token, PAGE_SIZE, &deadline))
+                    .await;
+                let page = match listed {
+                    Ok(Some(records)) => records,
+                    Ok(None) => break,
+                    Err(stop) => {
+                        match &stop {
+                            Stop::Deadline => {}
+                            Stop::Failed(error) => {
+                                tracing::warn!(%region, %error, "could not read coverage")
+                            }
+                            Stop::Short(reason) => {
+                                tracing::warn!(%region, %reason, "coverage read stopped short")
+                            }
+                        }
                         unread.push(Unread {
                             region: region.clone(),
                             staging_accounts: chunk.len(),
-                            error_code: ReadStopped::Call(error.kind),
+                            error_code: stop.into(),
                         });
                         break;
                     }
                 };
-                for record in page.items {
+                for record in page {
                     if !counted.insert(hash_of(&record.arn)) {
                         continue;
                     }
@@ -253,19 +254,6 @@ pub async fn read(
                         }
                         let account = entry.staging_account_id.clone();
                         launch_candidates.push(launch_candidate(record, account, region, rules));
-                    }
-                }
-                match pages.follow(page.next_token) {
-                    Following::Done => break,
-                    Following::Next(token) => next_token = Some(token),
-                    Following::Stopped(reason) => {
-                        tracing::warn!(%region, %reason, "coverage read stopped short");
-                        unread.push(Unread {
-                            region: region.clone(),
-                            staging_accounts: chunk.len(),
-                            error_code: ReadStopped::Listing(reason),
-                        });
-                        break;
                     }
                 }
             }
