@@ -19,27 +19,10 @@ use crate::aws::sdk_error::{self, Call, SdkCall};
 use crate::domain::arn::{AccountId, SourceServerArn};
 use crate::domain::aws_error::{AwsError, ErrorKind, Service};
 use crate::domain::deadline::Deadline;
+use crate::domain::extended::ExtendedRecord;
 use crate::domain::outcome::{ExtendedServer, MadeBy};
 use crate::domain::readiness::Replication;
 use crate::domain::tags::Tags;
-
-/// What coverage keeps of one extended server (a real record is a few KB).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExtendedRecord {
-    pub id: String,
-    pub arn: String,
-    pub staging_arn: String,
-    pub staging_account: String,
-    /// DRS's message when the extension is in `EXTENSION_ERROR`.
-    pub extension_error: Option<String>,
-    pub made_by: MadeBy,
-    /// What readiness is sorted from; dropped with the page.
-    pub replication: Replication,
-    /// The mark of a broken extension (`stale::ERROR_SINCE_KEY`), as tagged.
-    pub error_since: Option<crate::domain::stale::Mark>,
-    /// The staging server's primary IPv4 address, as its source properties show.
-    pub source_ip: Option<String>,
-}
 
 /// A staging server that is not yet extended into the target account.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,6 +6,7 @@ pub mod arn;
 pub(crate) mod aws_error;
 pub(crate) mod config;
 pub(crate) mod deadline;
+pub(crate) mod extended;
 pub(crate) mod extension_event;
 pub(crate) mod failure;
 pub(crate) mod hint;

@@ -137,3 +137,21 @@ pub struct ScopeCoverage {
     #[serde(flatten)]
     pub launch: crate::domain::launch::LaunchCounts,
 }
+
+impl ScopeCoverage {
+    /// Nothing found yet.
+    pub fn new(scope: &Scope) -> Self {
+        Self {
+            staging_account_id: scope.staging_account_id.clone(),
+            region: scope.region.clone(),
+            extended: 0,
+            extension_errors: 0,
+            not_extended: 0,
+            ready: 0,
+            syncing: 0,
+            not_ready: 0,
+            not_ready_reasons: std::collections::BTreeMap::new(),
+            launch: Default::default(),
+        }
+    }
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use crate::aws::event_bus::PublishError;
 use crate::domain::arn::{AccountId, Region};
 use crate::domain::deadline::Deadline;
+use crate::domain::extended::CoverageRules;
 use crate::domain::outcome::{Outcome, Subject};
 use crate::domain::quota::RegionQuota;
 use crate::domain::rejection::Rejection;
@@ -207,7 +208,7 @@ impl App {
             none_listed,
         } = coverage;
         let mut summary = Summary::covering(&scopes, &regions, settings.dry_run);
-        let rules = coverage::CoverageRules {
+        let rules = CoverageRules {
             readiness: self.config.readiness,
             stale: self.config.stale,
             dry_run: settings.dry_run,
