@@ -23,6 +23,8 @@ pub struct InvocationMetrics {
     pub quota_exceeded: usize,
     /// Requests refused for a region this function does not serve.
     pub region_not_served: usize,
+    /// Servers created whose launch baseline was not applied.
+    pub launch_baseline_failed: usize,
     /// Milliseconds, when the invocation reconciled.
     pub reconciliation_duration_ms: Option<u64>,
     /// Whether that reconciliation was complete; its heartbeat (1 or 0), which
@@ -82,6 +84,7 @@ impl InvocationMetrics {
             rejected: response.rejected,
             quota_exceeded: response.quota_exceeded,
             region_not_served: response.region_not_served,
+            launch_baseline_failed: response.launch_baseline_failed,
             reconciliation_duration_ms: summary.map(|s| s.duration_ms),
             reconciliation_complete: summary.map(|s| s.complete),
             unfinished_scopes: summary.map(|s| s.unfinished.len()),
@@ -115,6 +118,11 @@ impl InvocationMetrics {
         add("Rejected", "Count", json!(self.rejected));
         add("QuotaExceeded", "Count", json!(self.quota_exceeded));
         add("RegionNotServed", "Count", json!(self.region_not_served));
+        add(
+            "LaunchBaselineFailed",
+            "Count",
+            json!(self.launch_baseline_failed),
+        );
         if let Some(ms) = self.reconciliation_duration_ms {
             add("ReconciliationDuration", "Milliseconds", json!(ms));
         }
@@ -345,6 +353,7 @@ mod tests {
                 "Rejected",
                 "QuotaExceeded",
                 "RegionNotServed",
+                "LaunchBaselineFailed",
                 "ReconciliationDuration",
                 "ReconciliationComplete",
                 "ColdStart"
@@ -524,8 +533,8 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .len(),
-            6,
-            "the four counts, QuotaExceeded and RegionNotServed"
+            7,
+            "the four counts, QuotaExceeded, RegionNotServed and LaunchBaselineFailed"
         );
         assert!(doc.get("ColdStart").is_none());
     }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use local_aws::{EntriesReply, Invocation, Landing};
+use local_aws::{EntriesReply, Fault, Invocation, Landing};
 use serde_json::Value;
 
 /// The request id a JSON log line carries, from the runtime's span.
@@ -108,30 +108,40 @@ async fn the_built_function_serves_events_and_logs_json_with_the_request_id() {
 
 #[tokio::test]
 async fn a_bad_variable_is_the_init_error() {
-    let aws = LocalAws::start(World::sample()).await.unwrap();
-    let child = spawn(&aws, &[("DRS_MAX_RPS", "fast")]);
-    let status = tokio::time::timeout(Duration::from_secs(20), async {
-        let mut running = child;
-        running.child.wait().await
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(!status.success());
-    let result = aws
-        .invoke(event("announcement-by-arn"), Duration::from_secs(5))
-        .await;
-    let Some(Invocation::InitError(error)) = result else {
-        panic!("{result:?}")
-    };
-    assert_eq!(error["errorType"], "ConfigError");
-    assert!(
-        error["errorMessage"]
-            .as_str()
-            .unwrap()
-            .starts_with("DRS_MAX_RPS:"),
-        "{error}"
-    );
+    // A malformed launch baseline stops the start like any other bad value,
+    // naming the variable (and the field) rather than running without it.
+    let cases = [
+        ("DRS_MAX_RPS", "fast", "DRS_MAX_RPS:"),
+        (
+            "LAUNCH_BASELINE",
+            r#"{"default": {"subnetId": "matchSourceIP"}}"#,
+            "LAUNCH_BASELINE: default.subnetId",
+        ),
+    ];
+    for (variable, value, says) in cases {
+        let aws = LocalAws::start(World::sample()).await.unwrap();
+        let child = spawn(&aws, &[(variable, value)]);
+        let status = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut running = child;
+            running.child.wait().await
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(!status.success());
+        let result = aws
+            .invoke(event("announcement-by-arn"), Duration::from_secs(5))
+            .await;
+        let Some(Invocation::InitError(error)) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(error["errorType"], "ConfigError");
+        assert!(
+            error["errorMessage"].as_str().unwrap().starts_with(says),
+            "{error}"
+        );
+        assert_eq!(aws.world().drs_calls(), 0, "{variable}: no DRS call");
+    }
 }
 
 #[tokio::test]
@@ -287,6 +297,27 @@ async fn a_bus_answering_short_does_not_widen_the_loss_on_a_kill() {
     killed_mid_run(short, Kill::After(Duration::from_secs(6))).await;
 }
 
+/// A launch baseline whose template writes EC2 answers slowly: each server
+/// keeps its place for its event through the baseline's calls, so they slow the
+/// run rather than widen the loss on a kill.
+#[tokio::test]
+async fn a_slow_launch_baseline_does_not_widen_the_loss_on_a_kill() {
+    let slow = |world: &mut World| {
+        world.inject(
+            "CreateLaunchTemplateVersion",
+            1_000,
+            Fault::Delay(Duration::from_secs(1)),
+        )
+    };
+    let baseline = r#"{"default": {"copyTags": true, "securityGroupIds": ["sg-0000000f"]}}"#;
+    killed_mid_run_with(
+        slow,
+        Kill::AtExtended(150),
+        &[("LAUNCH_BASELINE", baseline)],
+    )
+    .await;
+}
+
 enum Kill {
     /// Once this many servers are extended.
     AtExtended(usize),
@@ -295,6 +326,10 @@ enum Kill {
 }
 
 async fn killed_mid_run(setup: impl FnOnce(&mut World), kill: Kill) {
+    killed_mid_run_with(setup, kill, &[]).await;
+}
+
+async fn killed_mid_run_with(setup: impl FnOnce(&mut World), kill: Kill, vars: &[(&str, &str)]) {
     const CONCURRENCY: usize = 8;
     const BATCH: usize = 10;
     let mut world = World::new(TARGET_ACCOUNT);
@@ -302,14 +337,14 @@ async fn killed_mid_run(setup: impl FnOnce(&mut World), kill: Kill) {
     world.latency = Duration::from_millis(5);
     setup(&mut world);
     let aws = LocalAws::start(world).await.unwrap();
-    let mut running = spawn(
-        &aws,
-        &[
-            ("STAGING_ACCOUNT_IDS", STAGING_A),
-            ("DRS_MAX_RPS", "100"),
-            ("RECONCILE_CONCURRENCY", &CONCURRENCY.to_string()),
-        ],
-    );
+    let concurrency = CONCURRENCY.to_string();
+    let mut all = vec![
+        ("STAGING_ACCOUNT_IDS", STAGING_A),
+        ("DRS_MAX_RPS", "100"),
+        ("RECONCILE_CONCURRENCY", concurrency.as_str()),
+    ];
+    all.extend_from_slice(vars);
+    let mut running = spawn(&aws, &all);
     let extended = || aws.world().extended().len();
     let invocation = aws.invoke(event("scheduled-reconciliation"), Duration::from_secs(120));
     let kill_at = match kill {

@@ -628,13 +628,24 @@ fn describe(world: &World, account: &str, region: &str, body: &Value) -> Reply {
         }
         Some(_) => return Reply::validation("filters.stagingAccountIDs", "must be a list"),
     };
+    // `sourceServerIDs`: up to 200 ids (the model's `DescribeSourceServersRequestFiltersIDs`).
+    let ids: Option<Vec<String>> = match filters.get("sourceServerIDs") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(ids)) if ids.len() <= 200 => Some(
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+        ),
+        Some(_) => return Reply::validation("filters.sourceServerIDs", "at most 200 ids"),
+    };
+    let named = |id: &str| ids.as_ref().is_none_or(|ids| ids.iter().any(|i| i == id));
     // Paged on keys first, then only the page is rendered: records are a few KB.
     // The account's own servers have no staging account: a filter by staging
     // account leaves them out.
     let mut items: Vec<(String, Listed<'_>)> = world
         .extended
         .iter()
-        .filter(|e| e.account == account && e.region == region)
+        .filter(|e| e.account == account && e.region == region && named(&e.id))
         .filter(|e| {
             staging_accounts
                 .as_ref()
@@ -647,7 +658,7 @@ fn describe(world: &World, account: &str, region: &str, body: &Value) -> Reply {
             world
                 .own
                 .iter()
-                .filter(|o| o.account == account && o.region == region)
+                .filter(|o| o.account == account && o.region == region && named(&o.id))
                 .map(|o| (o.arn.clone(), Listed::Own(o))),
         );
     }

@@ -37,13 +37,11 @@ impl World {
                         .map(|o| o.region.clone())
                 })?;
             // DRS's template names no subnet: EC2 then uses the default VPC.
-            let template = self.new_launch_template(
-                &region,
-                TemplateVersion {
-                    instance_type: Some("t3.small".to_owned()),
-                    ..TemplateVersion::default()
-                },
-            );
+            let first = self.ec2.new_templates.clone().unwrap_or(TemplateVersion {
+                instance_type: Some("t3.small".to_owned()),
+                ..TemplateVersion::default()
+            });
+            let template = self.new_launch_template(&region, first);
             self.launch_configs.insert(
                 server_id.to_owned(),
                 LaunchConfig {
@@ -165,6 +163,19 @@ pub fn update(world: &mut World, account: &str, region: &str, body: &Value) -> R
             if !v.as_str().is_some_and(|v| allowed.contains(&v)) {
                 return Reply::validation(field, "is not one of the allowed values");
             }
+        }
+    }
+    for field in ["copyPrivateIp", "copyTags", "postLaunchEnabled"] {
+        if body.get(field).is_some_and(|v| !v.is_boolean()) {
+            return Reply::validation(field, "must be a boolean");
+        }
+    }
+    if let Some(licensing) = body.get("licensing") {
+        let ok = licensing
+            .as_object()
+            .is_some_and(|l| l.iter().all(|(k, v)| k == "osByol" && v.is_boolean()));
+        if !ok {
+            return Reply::validation("licensing", "must be {\"osByol\": boolean}");
         }
     }
     let Some(config) = world.launch_config_mut(id) else {

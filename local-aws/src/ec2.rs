@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::reply::{xml_escape, Reply};
-use crate::world::{Ec2UnknownIds, World};
+use crate::world::{Ec2UnknownIds, InterfaceInheritance, TemplateChecks, World};
 
 /// Instance types every zone offers unless told otherwise.
 const OFFERED: &[&str] = &["t3.small", "t3.medium", "m5.large", "m5.xlarge", "c5.large"];
@@ -34,7 +34,11 @@ pub struct SecurityGroup {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TemplateVersion {
     pub subnet_id: Option<String>,
+    /// The primary network interface's groups.
     pub security_group_ids: Vec<String>,
+    /// The instance's own `SecurityGroupIds`, outside any interface: EC2 says
+    /// groups go on the interface where one is given.
+    pub instance_groups: Vec<String>,
     pub private_ip: Option<String>,
     pub instance_type: Option<String>,
 }
@@ -58,6 +62,9 @@ pub struct Ec2State {
     pub(crate) no_default_vpc: BTreeSet<String>,
     /// Instance types by (region, zone), where not the usual list.
     pub(crate) offered: BTreeMap<(String, String), BTreeSet<String>>,
+    /// The first version of the templates DRS makes from now on, where not
+    /// the usual one.
+    pub(crate) new_templates: Option<TemplateVersion>,
 }
 
 /// A region's default VPC.
@@ -107,6 +114,11 @@ impl World {
             (region.to_owned(), zone.to_owned()),
             types.iter().map(|t| (*t).to_owned()).collect(),
         );
+    }
+
+    /// The templates DRS makes for servers from now on start as `first`.
+    pub fn make_templates_like(&mut self, first: TemplateVersion) {
+        self.ec2.new_templates = Some(first);
     }
 
     pub fn delete_launch_template(&mut self, id: &str) {
@@ -159,6 +171,17 @@ pub fn handle(world: &mut World, region: &str, form: &[(String, String)]) -> Rep
         );
     }
     let action = value(form, "Action").unwrap_or_default();
+    let writes = matches!(
+        action,
+        "CreateLaunchTemplateVersion" | "ModifyLaunchTemplate"
+    );
+    if writes && world.ec2_refuses_writes {
+        return error(
+            403,
+            "UnauthorizedOperation",
+            "You are not authorized to perform this operation.",
+        );
+    }
     if value(form, "Version") != Some("2016-11-15") {
         return error(400, "InvalidParameterValue", "Version must be 2016-11-15");
     }
@@ -370,11 +393,19 @@ fn version_xml(template: &LaunchTemplate, number: usize, version: &TemplateVersi
     if let Some(ip) = &version.private_ip {
         interface.push_str(&format!("<privateIpAddress>{ip}</privateIpAddress>"));
     }
-    let instance_type = version
+    let mut instance_type = version
         .instance_type
         .as_ref()
         .map(|t| format!("<instanceType>{t}</instanceType>"))
         .unwrap_or_default();
+    if !version.instance_groups.is_empty() {
+        let items: String = version
+            .instance_groups
+            .iter()
+            .map(|g| format!("<item>{g}</item>"))
+            .collect();
+        instance_type.push_str(&format!("<securityGroupIdSet>{items}</securityGroupIdSet>"));
+    }
     format!(
         "<item><launchTemplateId>{}</launchTemplateId><launchTemplateName>drs-{}</launchTemplateName><versionNumber>{number}</versionNumber><defaultVersion>{}</defaultVersion><launchTemplateData>{instance_type}<networkInterfaceSet><item>{interface}</item></networkInterfaceSet></launchTemplateData></item>",
         template.id,
@@ -460,6 +491,7 @@ fn describe_offerings(world: &World, region: &str, form: &[(String, String)]) ->
 /// A new version from the source version (or the default), with the network
 /// interface's subnet and groups the request gives.
 fn create_template_version(world: &mut World, region: &str, form: &[(String, String)]) -> Reply {
+    let inheritance = world.template_interfaces;
     let Some(id) = value(form, "LaunchTemplateId").map(str::to_owned) else {
         return error(
             400,
@@ -494,13 +526,69 @@ fn create_template_version(world: &mut World, region: &str, form: &[(String, Str
         );
     };
     let prefix = "LaunchTemplateData.NetworkInterface.1.";
-    if let Some(subnet) = value(form, &format!("{prefix}SubnetId")) {
-        version.subnet_id = Some(subnet.to_owned());
+    let interface_sent = form.iter().any(|(k, _)| k.starts_with(prefix));
+    let own_groups = list(form, "LaunchTemplateData.SecurityGroupId");
+    let sent = |field: &str| value(form, &format!("{prefix}{field}")).map(str::to_owned);
+    let interface_groups = list(form, &format!("{prefix}SecurityGroupId"));
+    if interface_sent {
+        match inheritance {
+            // The interface sent is the interface: what it leaves out is gone.
+            InterfaceInheritance::Replace => {
+                version.subnet_id = sent("SubnetId");
+                version.security_group_ids = interface_groups.clone();
+                version.private_ip = sent("PrivateIpAddress");
+            }
+            // Field by field over the source version's interface.
+            InterfaceInheritance::Merge => {
+                version.subnet_id = sent("SubnetId").or(version.subnet_id);
+                if !interface_groups.is_empty() {
+                    version.security_group_ids = interface_groups.clone();
+                }
+                version.private_ip = sent("PrivateIpAddress").or(version.private_ip);
+            }
+        }
     }
-    let groups = list(form, &format!("{prefix}SecurityGroupId"));
-    if !groups.is_empty() {
-        version.security_group_ids = groups;
+    if !own_groups.is_empty() {
+        version.instance_groups = own_groups.clone();
     }
+    let mut issues: Vec<(&str, String)> = Vec::new();
+    // EC2: "If you specify a network interface, you must specify any security
+    // groups as part of the network interface instead of using this parameter";
+    // groups inherited from the source version count as given.
+    if interface_sent && !version.instance_groups.is_empty() {
+        issues.push((
+            "InvalidParameterCombination",
+            "Network interfaces and an instance-level security groups may not be specified on the same request".into(),
+        ));
+    }
+    if let Some(subnet) = sent("SubnetId") {
+        if !world_subnet_in(&world.ec2, region, &subnet) {
+            issues.push((
+                "InvalidSubnetID.NotFound",
+                format!("The subnet ID '{subnet}' does not exist"),
+            ));
+        }
+    }
+    for group in interface_groups.iter().chain(&own_groups) {
+        if world
+            .ec2
+            .groups
+            .get(group)
+            .is_none_or(|g| g.region != region)
+        {
+            issues.push((
+                "InvalidGroup.NotFound",
+                format!("The security group '{group}' does not exist"),
+            ));
+        }
+    }
+    if let (TemplateChecks::Refuse, Some((code, message))) = (world.template_checks, issues.first())
+    {
+        return error(400, code, message);
+    }
+    let Some(template) = world.ec2.templates.get_mut(&id) else {
+        return error(500, "InternalError", "the template went away");
+    };
     template.versions.push(version.clone());
     let number = template.versions.len();
     let xml = version_xml(template, number, &version)
@@ -508,7 +596,25 @@ fn create_template_version(world: &mut World, region: &str, form: &[(String, Str
         .trim_end_matches("</item>")
         .to_owned()
         + "</launchTemplateVersion>";
-    response("CreateLaunchTemplateVersion", &xml)
+    let warning = if issues.is_empty() {
+        String::new()
+    } else {
+        let items: String = issues
+            .iter()
+            .map(|(code, message)| {
+                format!(
+                    "<item><code>{code}</code><message>{}</message></item>",
+                    xml_escape(message)
+                )
+            })
+            .collect();
+        format!("<warning><errorSet>{items}</errorSet></warning>")
+    };
+    response("CreateLaunchTemplateVersion", &(xml + &warning))
+}
+
+fn world_subnet_in(ec2: &crate::ec2::Ec2State, region: &str, id: &str) -> bool {
+    ec2.subnets.get(id).is_some_and(|s| s.region == region)
 }
 
 fn modify_template(world: &mut World, region: &str, form: &[(String, String)]) -> Reply {

@@ -36,9 +36,9 @@ pub use reply::{Delivery, Reply};
 pub use runtime_api::{Invocation, RuntimeApi, FUNCTION_ARN};
 pub use world::{
     BacklogLag, Call, DuplicateCreate, Ec2UnknownIds, EntriesReply, ExtendedServer, ExtensionClock,
-    ExtensionReplication, Fault, Landing, LaunchResultFields, Limiter, OwnServer, PageTokens,
-    RepeatDisconnect, Replication, SourceServerQuota, StagingDeletion, StagingServer, World,
-    FUNCTION_KEY,
+    ExtensionReplication, Fault, InterfaceInheritance, Landing, LaunchResultFields, Limiter,
+    OwnServer, PageTokens, RepeatDisconnect, Replication, SourceServerQuota, StagingDeletion,
+    StagingServer, TemplateChecks, World, FUNCTION_KEY,
 };
 
 /// The target account the demo and tests use unless told otherwise.

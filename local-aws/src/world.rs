@@ -354,6 +354,31 @@ struct Planned {
     fault: Fault,
 }
 
+/// What `CreateLaunchTemplateVersion` with a `SourceVersion` keeps of the
+/// source's network interface when the request gives one. EC2 says given
+/// parameters "overwrite any corresponding launch parameters inherited from the
+/// source version", not whether an interface is one parameter or many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterfaceInheritance {
+    /// The interface sent replaces the source's whole: what it leaves out is gone.
+    Replace,
+    /// Field by field: what it leaves out is kept from the source.
+    Merge,
+}
+
+/// What `CreateLaunchTemplateVersion` does with parameters that are not valid
+/// (a subnet or group that does not exist, groups both on an interface and on
+/// the instance). EC2's model: the version is made, and "an error code and an
+/// error message are returned for each issue" in its `warning`; its user guide:
+/// parameters "are not fully validated". A refusal is offered too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemplateChecks {
+    /// The version is made; each issue is in the answer's `warning`.
+    Warn,
+    /// The call fails with the first issue's code (400).
+    Refuse,
+}
+
 /// What an EC2 describe answers when it names an id that does not exist.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ec2UnknownIds {
@@ -448,6 +473,15 @@ pub struct World {
     pub ec2_refuses: bool,
     /// What a describe naming an id that does not exist answers.
     pub ec2_unknown_ids: Ec2UnknownIds,
+    /// EC2 refuses the launch baseline's writes (`CreateLaunchTemplateVersion`,
+    /// `ModifyLaunchTemplate`) with `UnauthorizedOperation`, and answers reads:
+    /// a role granted the reads only, or an SCP denying the writes.
+    pub ec2_refuses_writes: bool,
+    /// What a new template version made from a source version keeps of the
+    /// source's network interface when the request gives one.
+    pub template_interfaces: InterfaceInheritance,
+    /// What a new template version with parameters that are not valid answers.
+    pub template_checks: TemplateChecks,
     pub(crate) ec2: crate::ec2::Ec2State,
     /// DRS launch configurations of the target account's servers, by server id.
     pub(crate) launch_configs: HashMap<String, crate::drs_launch::LaunchConfig>,
@@ -512,6 +546,9 @@ impl World {
             token_ttl: None,
             ec2_refuses: false,
             ec2_unknown_ids: Ec2UnknownIds::FailCall,
+            ec2_refuses_writes: false,
+            template_interfaces: InterfaceInheritance::Replace,
+            template_checks: TemplateChecks::Warn,
             ec2: crate::ec2::Ec2State::default(),
             launch_configs: HashMap::new(),
             source_ips: HashMap::new(),

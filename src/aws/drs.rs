@@ -638,6 +638,68 @@ impl TargetDrs {
         })
     }
 
+    /// Sets the launch configuration fields a baseline names, and answers the
+    /// template DRS names for the server. Idempotent (the model says so), so
+    /// asked again like a read on a transient failure.
+    pub async fn update_launch_configuration(
+        &self,
+        server_id: &str,
+        fields: &crate::domain::baseline::BaselineFields,
+        deadline: &Deadline,
+    ) -> Result<Option<String>, AwsError> {
+        use aws_sdk_drs::types::{
+            LaunchDisposition, Licensing, TargetInstanceTypeRightSizingMethod,
+        };
+        let output = self
+            .read(deadline, || {
+                self.client
+                    .update_launch_configuration()
+                    .source_server_id(server_id)
+                    .set_launch_disposition(
+                        fields
+                            .launch_disposition
+                            .map(|d| LaunchDisposition::from(d.as_str())),
+                    )
+                    .set_target_instance_type_right_sizing_method(
+                        fields
+                            .right_sizing
+                            .map(|r| TargetInstanceTypeRightSizingMethod::from(r.as_str())),
+                    )
+                    .set_copy_private_ip(fields.copy_private_ip)
+                    .set_copy_tags(fields.copy_tags)
+                    .set_licensing(
+                        fields
+                            .os_byol
+                            .map(|b| Licensing::builder().os_byol(b).build()),
+                    )
+                    .send()
+                    .map_err_into(Service::Drs, "UpdateLaunchConfiguration")
+            })
+            .await?;
+        Ok(output
+            .ec2_launch_template_id()
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned))
+    }
+
+    /// The primary IPv4 address one server's `sourceProperties` show (for an
+    /// extension, its staging server's); `None` when DRS shows none.
+    pub async fn source_ip(
+        &self,
+        server_id: &str,
+        deadline: &Deadline,
+    ) -> Result<Option<String>, AwsError> {
+        let filters = DescribeSourceServersRequestFilters::builder()
+            .source_server_ids(server_id)
+            .build();
+        let page = self.describe_page(Some(filters), None, 1, deadline).await?;
+        Ok(page
+            .items()
+            .iter()
+            .find(|s| s.source_server_id() == Some(server_id))
+            .and_then(primary_ipv4))
+    }
+
     /// Every staging account that already has servers extended into the target
     /// account, all pages, unless the deadline comes first. Ids DRS returns
     /// malformed are skipped.

@@ -28,7 +28,8 @@ const TEMPLATE_NOT_FOUND: &[&str] = &[
 
 #[derive(Clone, Debug)]
 pub struct TargetEc2 {
-    client: aws_sdk_ec2::Client,
+    /// Shared with `ec2_template`, the baseline's writes.
+    pub(super) client: aws_sdk_ec2::Client,
 }
 
 impl TargetEc2 {
@@ -60,7 +61,7 @@ impl TargetEc2 {
                 };
                 Known::Found(template_data(data))
             }
-            Ok(Err(error)) if TEMPLATE_NOT_FOUND.contains(&error.code()) => Known::Missing,
+            Ok(Err(error)) if is_template_not_found(&error) => Known::Missing,
             Ok(Err(error)) => {
                 tracing::warn!(%error, "could not read a launch template");
                 Known::Unchecked
@@ -268,8 +269,13 @@ where
     known
 }
 
+/// EC2 saying a launch template, or the version asked for, does not exist.
+pub(super) fn is_template_not_found(error: &AwsError) -> bool {
+    TEMPLATE_NOT_FOUND.contains(&error.code())
+}
+
 /// An EC2 call, cut at the invocation's `calls_by`; `Err` when the deadline cut it.
-async fn within<F: Future>(deadline: &Deadline, call: F) -> Result<F::Output, ()> {
+pub(super) async fn within<F: Future>(deadline: &Deadline, call: F) -> Result<F::Output, ()> {
     match deadline.calls_by() {
         Some(by) if tokio::time::Instant::now() >= by => Err(()),
         Some(by) => tokio::time::timeout_at(by, call).await.map_err(|_| ()),

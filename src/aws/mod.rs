@@ -5,6 +5,7 @@
 pub mod clients;
 pub mod drs;
 pub mod ec2;
+pub mod ec2_template;
 pub mod event_bus;
 pub mod pace;
 pub mod paced_http;

@@ -40,6 +40,9 @@ pub struct Config {
     /// `LAUNCH_CHECKS_PER_RUN`: most servers, besides those a run extended,
     /// whose launch settings it checks; 0 turns the check off.
     pub launch_checks_per_run: usize,
+    /// `LAUNCH_BASELINE`: launch settings applied to each server this function
+    /// creates; `None`: left as DRS made them.
+    pub launch_baseline: Option<crate::domain::baseline::LaunchBaseline>,
 }
 
 impl Config {
@@ -182,8 +185,10 @@ impl Config {
                 0,
                 100_000,
             )?,
+            launch_baseline: get("LAUNCH_BASELINE")
+                .map(|raw| crate::domain::baseline::LaunchBaseline::parse(&raw))
+                .transpose()?,
         })
-        .and_then(|config| refuse_launch_baseline(get("LAUNCH_BASELINE")).map(|()| config))
     }
 
     /// Whether the allowlist (if any) lets this staging account be acted on.
@@ -191,18 +196,6 @@ impl Config {
         self.staging_account_ids
             .as_ref()
             .is_none_or(|ids| ids.contains(account))
-    }
-}
-
-/// A launch baseline is not applied by this version: one set must not look
-/// applied when nothing is, so it stops the start.
-fn refuse_launch_baseline(raw: Option<String>) -> Result<(), ConfigError> {
-    match raw {
-        None => Ok(()),
-        Some(_) => Err(err(
-            "LAUNCH_BASELINE",
-            "launch baselines are not applied by this version; unset it (launch settings are then left as DRS made them, and checked)",
-        )),
     }
 }
 
@@ -410,8 +403,13 @@ mod tests {
             ("STALE_EXTENSIONS", "delete"),
             ("STALE_AFTER_HOURS", "24"),
             ("QUOTA_WARN_PERCENT", "90"),
+            ("LAUNCH_BASELINE", r#"{"default": {"copyTags": false}}"#),
         ])
         .unwrap();
+        assert_eq!(
+            c.launch_baseline.map(|b| b.default.copy_tags),
+            Some(Some(false))
+        );
         assert_eq!(c.quota_warn_percent, 90);
         assert_eq!(c.stale.action, crate::domain::stale::StaleAction::Delete);
         assert_eq!(c.stale.after.as_secs(), 24 * 3_600);
@@ -463,7 +461,7 @@ mod tests {
             ("LAUNCH_CHECKS_PER_RUN", "100001"),
             (
                 "LAUNCH_BASELINE",
-                "{\"default\": {\"copyPrivateIp\": true}}",
+                "{\"default\": {\"copyPrivateIp\": \"on\"}}",
             ),
             ("LAUNCH_BASELINE", "{not json"),
         ];

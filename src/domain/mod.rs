@@ -4,6 +4,7 @@
 
 pub mod arn;
 pub(crate) mod aws_error;
+pub(crate) mod baseline;
 pub(crate) mod config;
 pub(crate) mod deadline;
 pub(crate) mod extended;

@@ -96,6 +96,9 @@ pub enum Outcome {
         extended_source_server_arn: String,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         dropped_tags: Vec<DroppedTag>,
+        /// Whether `LAUNCH_BASELINE` was applied; absent when none is set.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        launch_baseline: Option<crate::domain::baseline::BaselineResult>,
     },
     Skipped {
         #[serde(flatten)]
@@ -137,6 +140,7 @@ impl Outcome {
             extended_source_server_id: extended.id,
             extended_source_server_arn: extended.arn,
             dropped_tags,
+            launch_baseline: None,
         }
     }
 
@@ -317,6 +321,9 @@ pub struct Response {
     /// its alarm.
     #[serde(skip)]
     pub region_not_served: usize,
+    /// Servers created whose launch baseline could not be applied.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub launch_baseline_failed: usize,
 }
 
 /// The summary as the response has always written it: keys in alphabetical order

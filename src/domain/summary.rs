@@ -16,6 +16,8 @@ pub struct Counts {
     pub skipped: usize,
     pub failed: usize,
     pub rejected: usize,
+    /// Servers created whose launch baseline could not be applied.
+    pub launch_baseline_failed: usize,
 }
 
 /// The `Reconciliation Completed` detail.
@@ -48,6 +50,10 @@ pub struct Summary {
     pub not_ready: usize,
     #[serde(skip_serializing_if = "is_zero")]
     pub not_ready_unsent: usize,
+    /// Servers this run created whose launch baseline (`LAUNCH_BASELINE`) could
+    /// not be applied; they stay `created`.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub launch_baseline_failed: usize,
     /// Stale extensions this run deleted (`STALE_EXTENSIONS=delete`).
     pub stale_deleted: usize,
     /// Launch settings checked (`launchChecked`, `launchNotReady`,
@@ -99,6 +105,7 @@ impl Summary {
             syncing: 0,
             not_ready: 0,
             not_ready_unsent: 0,
+            launch_baseline_failed: 0,
             stale_deleted: 0,
             launch: Default::default(),
             launch_not_ready_unsent: 0,
@@ -115,6 +122,7 @@ impl Summary {
         self.skipped = counts.skipped;
         self.failed = counts.failed;
         self.rejected = counts.rejected;
+        self.launch_baseline_failed = counts.launch_baseline_failed;
         unfinished.sort();
         unfinished.dedup();
         self.complete = unfinished.is_empty();

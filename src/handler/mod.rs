@@ -200,6 +200,12 @@ impl App {
             configured_tags: self.config.extension_tags.clone(),
             copy_staging_tags: self.config.copy_staging_tags,
             dry_run: self.config.dry_run || dry_run.unwrap_or(false),
+            // One per invocation: what it reads once (tagged subnets) is this run's.
+            baseline: self
+                .config
+                .launch_baseline
+                .clone()
+                .map(|rules| std::sync::Arc::new(crate::run::baseline::Baseline::new(rules))),
         }
     }
 

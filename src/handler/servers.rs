@@ -62,7 +62,7 @@ impl App {
                     continue;
                 }
             };
-            let extension = extend(
+            let mut extension = extend(
                 &drs,
                 settings,
                 &server.arn,
@@ -70,6 +70,11 @@ impl App {
                 Known::Unknown,
             )
             .await;
+            // Still holding its place: the baseline's calls are covered by it.
+            let ec2 = self.clients.ec2(region);
+            settings
+                .apply_baseline(&mut extension, &drs, ec2.as_ref())
+                .await;
             match extension {
                 Extension::Done(outcome) => {
                     refused.note(&server.arn, &outcome);

@@ -14,6 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use crate::aws::drs::{CreateFailed, TargetDrs};
+use crate::aws::ec2::TargetEc2;
 use crate::domain::arn::{AccountId, Region, SourceServerArn};
 use crate::domain::aws_error::ErrorKind;
 use crate::domain::deadline::Deadline;
@@ -22,6 +23,7 @@ use crate::domain::outcome::{ExtendedServer, MadeBy, Outcome, Subject};
 use crate::domain::scope::UnfinishedReason;
 use crate::domain::tags::{self, Tags};
 use crate::domain::UNPOISONED;
+use crate::run::baseline::Baseline;
 
 /// What every extension in one run shares.
 #[derive(Clone, Debug)]
@@ -36,6 +38,24 @@ pub struct ExtendSettings {
     /// Set once an outcome event is given up: from then on no attempt of a
     /// create is sent, however far its server's work has gone.
     pub stop: Arc<AtomicBool>,
+    /// `LAUNCH_BASELINE`, with what the run reads once for it.
+    pub baseline: Option<Arc<Baseline>>,
+}
+
+impl ExtendSettings {
+    /// Applies the launch baseline, where one is set, to a server this
+    /// invocation created. Call it while the server holds its place for its
+    /// event: the place covers these calls as it covers the create.
+    pub async fn apply_baseline(
+        &self,
+        extension: &mut Extension,
+        drs: &TargetDrs,
+        ec2: Option<&TargetEc2>,
+    ) {
+        if let (Some(baseline), Extension::Done(outcome)) = (&self.baseline, extension) {
+            baseline.settle(outcome, drs, ec2, &self.deadline).await;
+        }
+    }
 }
 
 /// Refusals met on creates that no retry changes: where a run, or an event's
@@ -250,6 +270,7 @@ mod tests {
             deadline: Deadline::none(),
             made_by: "req-1".to_owned(),
             stop: Arc::default(),
+            baseline: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! coverage it reads, and outcome events reported as they happen. Imports
 //! `domain`, `inbound` and `aws`; never the handler.
 
+pub mod baseline;
 pub mod coverage;
 pub mod extend;
 pub mod launch;

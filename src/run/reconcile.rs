@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use crate::aws::clients::Clients;
 use crate::aws::drs::{ExtensibleServer, TargetDrs};
+use crate::aws::ec2::TargetEc2;
 use crate::aws::paging::{Page, Paging, Stop};
 use crate::domain::arn::SourceServerArn;
 use crate::domain::aws_error::AwsError;
@@ -73,12 +74,13 @@ pub async fn run(
         let Some(drs) = clients.drs(&surveyed.scope.region) else {
             continue;
         };
+        let ec2 = clients.ec2(&surveyed.scope.region);
         let (shared, at_once) = (shared.clone(), at_once.clone());
         tasks.spawn(
             async move {
                 let _working = at_once.acquire_owned().await;
                 let scope = surveyed.scope.clone();
-                (scope, reconcile_scope(drs, shared, surveyed).await)
+                (scope, reconcile_scope(drs, ec2, shared, surveyed).await)
             }
             .in_current_span(),
         );
@@ -96,7 +98,12 @@ pub async fn run(
 /// Sweeps after which an account still showing new servers is left unfinished.
 const MAX_SWEEPS: usize = 20;
 
-async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed) -> ScopeReport {
+async fn reconcile_scope(
+    drs: TargetDrs,
+    ec2: Option<TargetEc2>,
+    shared: Arc<Shared>,
+    surveyed: Surveyed,
+) -> ScopeReport {
     let Surveyed { scope, first } = surveyed;
     let first = match first {
         Listing::Listed { page, .. } => page,
@@ -109,6 +116,7 @@ async fn reconcile_scope(drs: TargetDrs, shared: Arc<Shared>, surveyed: Surveyed
     let mut sweeper = Sweeper {
         keep_tags: shared.settings.copy_staging_tags && !shared.settings.dry_run,
         drs,
+        ec2,
         shared,
         scope,
         tried: HashSet::new(),
@@ -149,6 +157,8 @@ struct HeldBack {
 /// One scope's work across its sweeps.
 struct Sweeper {
     drs: TargetDrs,
+    /// For the launch baseline's template writes, where the region has EC2.
+    ec2: Option<TargetEc2>,
     shared: Arc<Shared>,
     scope: Scope,
     keep_tags: bool,
@@ -243,9 +253,9 @@ impl Sweeper {
         if let Some(met) = shared.refused.met(&scope.staging_account_id, &scope.region) {
             return Err(met.refusal.reason());
         }
-        let (drs, held_back) = (self.drs.clone(), self.held_back.clone());
+        let (drs, ec2, held_back) = (self.drs.clone(), self.ec2.clone(), self.held_back.clone());
         self.in_flight.spawn(async move {
-            let extension = extend(
+            let mut extension = extend(
                 &drs,
                 &shared.settings,
                 &staging,
@@ -254,6 +264,12 @@ impl Sweeper {
             )
             .await;
             drop(permit);
+            // After the create's permit (EC2 is not DRS's rate), but before the
+            // event: `held` covers these calls.
+            shared
+                .settings
+                .apply_baseline(&mut extension, &drs, ec2.as_ref())
+                .await;
             match extension {
                 Extension::Done(outcome) => {
                     shared.refused.note(&staging, &outcome);

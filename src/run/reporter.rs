@@ -40,6 +40,8 @@ pub struct Tally {
     pub quota_exceeded: usize,
     /// Requests refused for a region this function does not serve.
     pub region_not_served: usize,
+    /// Servers created whose launch baseline was not applied.
+    pub launch_baseline_failed: usize,
     /// Servers that failed, by staging account and region: what a run left
     /// unextended.
     pub failed_servers: BTreeMap<(AccountId, Region), usize>,
@@ -55,6 +57,7 @@ impl Tally {
             skipped: self.skipped,
             failed: self.failed,
             rejected: self.rejected,
+            launch_baseline_failed: self.launch_baseline_failed,
         }
     }
 
@@ -73,6 +76,9 @@ impl Tally {
             if is_source_server_quota(error_code, quota_code.as_deref()))
         {
             self.quota_exceeded += 1;
+        }
+        if matches!(&outcome, Outcome::Created { launch_baseline: Some(b), .. } if !b.applied) {
+            self.launch_baseline_failed += 1;
         }
         if matches!(
             &outcome,
@@ -119,6 +125,7 @@ impl Tally {
             rejected: self.rejected,
             quota_exceeded: self.quota_exceeded,
             region_not_served: self.region_not_served,
+            launch_baseline_failed: self.launch_baseline_failed,
             ..Response::default()
         }
     }

@@ -83,6 +83,7 @@ for metric in [
     ("drs-extender", "ExtensionErrors"),
     ("drs-extender", "QuotaExceeded"),
     ("drs-extender", "RegionNotServed"),
+    ("drs-extender", "LaunchBaselineFailed"),
     ("drs-extender", "UnfinishedScopes"),
     ("drs-extender", "NotReady"),
     ("drs-extender", "QuotaUsedPercent"),
@@ -178,7 +179,7 @@ launch_statements = [
 check(
     "the launch readiness reads where DRS is called, and only reads (ec2:Describe* take no resource-level permissions)",
     len(launch_statements) == 1 and launch_statements[0].get("Resource") == "*"
-    and not any(a.startswith("ec2:") and a not in LAUNCH_READS for a in re.findall(r'"(ec2:[A-Za-z]+)"', policy_text)),
+    and not any(a.startswith("ec2:") and a not in LAUNCH_READS + ["ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate"] for a in re.findall(r'"(ec2:[A-Za-z]+)"', policy_text)),
     launch_statements,
 )
 launch_alarm = [a["Properties"] for a in alarms.values() if a["Properties"].get("MetricName") == "LaunchNotReady"]
@@ -188,6 +189,35 @@ check(
     launch_alarm,
 )
 check("LaunchChecksPerRun defaults to 500, as LAUNCH_CHECKS_PER_RUN does", params["LaunchChecksPerRun"]["Default"] == 500)
+BASELINE_WRITES = {
+    "drs:UpdateLaunchConfiguration": {"Fn::Sub": "arn:${AWS::Partition}:drs:*:${AWS::AccountId}:source-server/*"},
+    "ec2:CreateLaunchTemplateVersion": {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:launch-template/*"},
+    "ec2:ModifyLaunchTemplate": {"Fn::Sub": "arn:${AWS::Partition}:ec2:*:${AWS::AccountId}:launch-template/*"},
+}
+baseline_grants = {}
+for value, node in walk(role.get("Policies")):
+    if isinstance(node, dict) and set(node) == {"Fn::If"}:
+        cond, yes, _ = node["Fn::If"]
+        if isinstance(yes, dict) and "Action" in yes:
+            actions = yes["Action"] if isinstance(yes["Action"], list) else [yes["Action"]]
+            for action in actions:
+                if action in BASELINE_WRITES:
+                    baseline_grants[action] = (cond, yes.get("Resource"), yes.get("Condition"))
+DRS_MANAGED = {"Null": {"aws:ResourceTag/AWSElasticDisasterRecoveryManaged": "false"}}
+check(
+    "the launch baseline's writes only with LaunchBaseline set, each on its own resource type in this account, templates only DRS's",
+    set(baseline_grants) == set(BASELINE_WRITES)
+    and all(cond == "AppliesLaunchBaseline" and res == BASELINE_WRITES[a] for a, (cond, res, _) in baseline_grants.items())
+    and all(c == DRS_MANAGED for a, (_, _, c) in baseline_grants.items() if a.startswith("ec2:"))
+    and sum(policy_text.count(f'"{a}"') for a in BASELINE_WRITES) == len(BASELINE_WRITES),
+    baseline_grants,
+)
+check(
+    "AppliesLaunchBaseline: a LaunchBaseline set, where DRS is called",
+    target["Conditions"]["AppliesLaunchBaseline"] == {"Fn::And": [{"Fn::Not": [{"Fn::Equals": [{"Ref": "LaunchBaseline"}, ""]}]}, {"Condition": "CallsDrsItself"}]},
+    target["Conditions"].get("AppliesLaunchBaseline"),
+)
+check("LaunchBaseline defaults to none, as LAUNCH_BASELINE does", params["LaunchBaseline"]["Default"] == "")
 scheduler_schedules = [r["Properties"] for r in res.values() if r.get("Type") == "AWS::Scheduler::Schedule"]
 check(
     "the schedule tells each run its period, for its turn of the launch checks",

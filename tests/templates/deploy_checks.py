@@ -322,7 +322,7 @@ def tagging_by_resource(stack):
 
 def granted_actions(stack, role_id):
     """The drs:, servicequotas: and ec2: actions a role's inline policies grant, Fn::If taken to
-    the branch the stack's conditions pick."""
+    the branch the stack's conditions pick; an action granted under a condition is named with it."""
     def taken(value):
         if isinstance(value, dict) and set(value) == {"Fn::If"}:
             cond, yes, no = value["Fn::If"]
@@ -337,20 +337,28 @@ def granted_actions(stack, role_id):
     for policy in stack.resources[role_id]["Properties"].get("Policies", []):
         for statement in taken(policy["PolicyDocument"]["Statement"]):
             action = statement.get("Action", [])
+            condition = statement.get("Condition")
             for name in [action] if isinstance(action, str) else action:
                 if name.startswith(("drs:", "servicequotas:", "ec2:")):
-                    actions.add(name)
+                    actions.add(name if condition is None else f"{name} if {json.dumps(condition, sort_keys=True)}")
     return actions
 
 
 def assumed_role_grants_what_the_function_does(target, target_role):
     """With TARGET_ROLE_ARN set, every DRS and Service Quotas call goes through the assumed
     role: it must grant what the function's own role grants when it calls them itself."""
+    drs_managed = ' if {"Null": {"aws:ResourceTag/AWSElasticDisasterRecoveryManaged": "false"}}'
+    writes = {"drs:UpdateLaunchConfiguration", "ec2:CreateLaunchTemplateVersion" + drs_managed, "ec2:ModifyLaunchTemplate" + drs_managed}
     for stale in ["report", "delete"]:
-        own = Stack("target", target, REGIONS[0], {"SenderAccountIds": "222233334444", "StaleExtensions": stale})
-        role = Stack("target-role", target_role, REGIONS[0], {"ExtenderRoleArn": f"arn:aws:iam::{ACCOUNT}:role/r", "StaleExtensions": stale})
-        mine, theirs = granted_actions(own, "ExtenderFunctionRole"), granted_actions(role, "TargetRole")
-        check(f"target-role grants what the function grants itself (StaleExtensions={stale})", mine == theirs and {"servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota"} <= mine, sorted(mine ^ theirs))
+        for baseline in [False, True]:
+            own = Stack("target", target, REGIONS[0], {"SenderAccountIds": "222233334444", "StaleExtensions": stale,
+                                                        "LaunchBaseline": '{"default": {"copyTags": true}}' if baseline else ""})
+            role = Stack("target-role", target_role, REGIONS[0], {"ExtenderRoleArn": f"arn:aws:iam::{ACCOUNT}:role/r", "StaleExtensions": stale,
+                                                                  "AppliesLaunchBaseline": "true" if baseline else "false"})
+            mine, theirs = granted_actions(own, "ExtenderFunctionRole"), granted_actions(role, "TargetRole")
+            check(f"target-role grants what the function grants itself (StaleExtensions={stale}, baseline={baseline})",
+                  mine == theirs and {"servicequotas:GetServiceQuota", "servicequotas:GetAWSDefaultServiceQuota"} <= mine
+                  and (writes <= mine if baseline else not writes & mine), sorted(mine ^ theirs))
 
 
 def branches(stack, value):
