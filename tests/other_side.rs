@@ -190,7 +190,7 @@ async fn a_drs_rate_that_falls_mid_run_slows_the_run_and_fails_no_server() {
     assert_eq!(summary["created"], h.aws.world().extended().len());
 }
 
-/// Mechanism: `Pages`, which stops a listing on a token it followed already, or
+/// Mechanism: `Paging`, which stops a listing on a token it followed already, or
 /// past 200 pages, and says so in `unfinished`.
 #[tokio::test]
 async fn page_tokens_that_repeat_or_never_end_stop_the_listing_and_say_so() {

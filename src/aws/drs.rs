@@ -14,32 +14,15 @@ use aws_sdk_drs::types::DescribeSourceServersRequestFilters;
 
 use crate::aws::pace::Pace;
 use crate::aws::paced_http::CallScope;
+use crate::aws::paging::{Page, Paging, Stop};
 use crate::aws::sdk_error::{self, Call, SdkCall};
 use crate::domain::arn::{AccountId, SourceServerArn};
 use crate::domain::aws_error::{AwsError, ErrorKind, Service};
 use crate::domain::deadline::Deadline;
+use crate::domain::extended::ExtendedRecord;
 use crate::domain::outcome::{ExtendedServer, MadeBy};
 use crate::domain::readiness::Replication;
-use crate::domain::scope::UnfinishedReason;
 use crate::domain::tags::Tags;
-
-/// What coverage keeps of one extended server (a real record is a few KB).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ExtendedRecord {
-    pub id: String,
-    pub arn: String,
-    pub staging_arn: String,
-    pub staging_account: String,
-    /// DRS's message when the extension is in `EXTENSION_ERROR`.
-    pub extension_error: Option<String>,
-    pub made_by: MadeBy,
-    /// What readiness is sorted from; dropped with the page.
-    pub replication: Replication,
-    /// The mark of a broken extension (`stale::ERROR_SINCE_KEY`), as tagged.
-    pub error_since: Option<crate::domain::stale::Mark>,
-    /// The staging server's primary IPv4 address, as its source properties show.
-    pub source_ip: Option<String>,
-}
 
 /// A staging server that is not yet extended into the target account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,13 +30,6 @@ pub struct ExtensibleServer {
     /// As DRS gave it; validated by the caller like any other input.
     pub arn: String,
     pub tags: Option<Tags>,
-}
-
-/// One page of a paginated listing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next_token: Option<String>,
 }
 
 /// A time as DRS writes one (`ISO8601DatetimeString`), or the function's own
@@ -136,6 +112,7 @@ fn quota_code_of<R>(
 }
 
 const CREATE: &str = "CreateExtendedSourceServer";
+const LIST_STAGING: &str = "ListStagingAccounts";
 
 /// What an operation that got no attempt through in its time says: DRS's own
 /// code for its rate.
@@ -154,10 +131,6 @@ pub const EXTENSIBLE_PAGE_SIZE: i32 = 300;
 const STAGING_ACCOUNTS_PAGE_SIZE: i32 = 50;
 /// `DescribeSourceServers` has no documented maximum; 1000 keeps pages few.
 const DESCRIBE_PAGE_SIZE: i32 = 1000;
-/// Pages of one listing followed at most. A staging account holds at most 300
-/// servers, and a target account's quota is in the thousands: a listing that
-/// keeps handing out tokens past this is answering garbage.
-pub const MAX_PAGES: usize = 200;
 
 /// A create that did not succeed, and whether it may have taken effect all the
 /// same: an attempt went unanswered (timeout, dropped connection), or DRS failed
@@ -166,41 +139,6 @@ pub const MAX_PAGES: usize = 200;
 pub struct CreateFailed {
     pub error: AwsError,
     pub may_have_taken_effect: bool,
-}
-
-/// Where a listing goes next: its page tokens followed, but never one it has
-/// followed already (a DRS that hands out the same token again would be listed
-/// for ever), nor more than [`MAX_PAGES`] of them.
-#[derive(Debug, Default)]
-pub struct Pages {
-    followed: HashSet<String>,
-}
-
-/// What [`Pages::follow`] says of the token a page gave.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Following {
-    /// The listing ended.
-    Done,
-    /// Ask for this page next.
-    Next(String),
-    /// Stop short (`PageTokenRepeated`, `TooManyPages`); the reason says why,
-    /// for the run's `unfinished`.
-    Stopped(UnfinishedReason),
-}
-
-impl Pages {
-    pub fn follow(&mut self, token: Option<String>) -> Following {
-        let Some(token) = token else {
-            return Following::Done;
-        };
-        if self.followed.len() >= MAX_PAGES {
-            return Following::Stopped(UnfinishedReason::TooManyPages);
-        }
-        if !self.followed.insert(token.clone()) {
-            return Following::Stopped(UnfinishedReason::PageTokenRepeated);
-        }
-        Following::Next(token)
-    }
 }
 
 /// Reads of one page, counting the first, when answers are garbled or cut off.
@@ -322,33 +260,28 @@ impl TargetDrs {
         deadline: &Deadline,
     ) -> Result<HashMap<String, ExtendedServer>, AwsError> {
         let mut found = HashMap::new();
-        let mut next_token = None;
-        let mut pages = Pages::default();
+        let mut listing = Paging::default();
+        let staging = std::slice::from_ref(staging);
         loop {
-            let page = self
-                .extended_records(
-                    std::slice::from_ref(staging),
-                    next_token,
-                    DESCRIBE_PAGE_SIZE,
-                    deadline,
-                )
-                .await?;
-            for record in page.items {
+            let records = match listing
+                .next(|token| self.extended_records(staging, token, DESCRIBE_PAGE_SIZE, deadline))
+                .await
+            {
+                Ok(Some(records)) => records,
+                Err(Stop::Failed(error)) => return Err(error),
+                // A listing stopped short still answers what it found: a look
+                // wants one server, and a repeating DRS has shown all it will.
+                Ok(None) | Err(_) => return Ok(found),
+            };
+            found.extend(records.into_iter().map(|record| {
                 let extended = ExtendedServer {
                     id: record.id,
                     arn: record.arn,
                     made_by: record.made_by,
                 };
-                found.insert(record.staging_arn, extended);
-            }
-            // A listing stopped short still answers what it found: a look wants
-            // one server, and a repeating DRS has shown all it will.
-            match pages.follow(page.next_token) {
-                Following::Next(token) => next_token = Some(token),
-                Following::Done | Following::Stopped(_) => break,
-            }
+                (record.staging_arn, extended)
+            }));
         }
-        Ok(found)
     }
 
     /// One `DescribeSourceServers` page, read again when garbled or cut off.
@@ -678,9 +611,6 @@ impl TargetDrs {
         })
     }
 
-    /// Every staging account that already has servers extended into the target
-    /// account, all pages, unless the deadline comes first. Ids DRS returns
-    /// malformed are skipped.
     /// A server's DRS launch configuration, as far as launch readiness reads it.
     pub async fn launch_configuration(
         &self,
@@ -770,56 +700,66 @@ impl TargetDrs {
             .and_then(primary_ipv4))
     }
 
+    /// Every staging account that already has servers extended into the target
+    /// account, all pages, unless the deadline comes first. Ids DRS returns
+    /// malformed are skipped.
     pub async fn list_staging_accounts(
         &self,
         deadline: Deadline,
     ) -> Result<Vec<AccountId>, AwsError> {
         let mut accounts = Vec::new();
         let mut seen = HashSet::new();
-        let mut next_token = None;
-        let mut pages = Pages::default();
+        let mut listing = Paging::until(deadline);
         loop {
-            if deadline.reached() {
-                return Err(AwsError::deadline_reached(
-                    Service::Drs,
-                    "ListStagingAccounts",
-                ));
-            }
-            let page = self
-                .read(&deadline, || {
-                    self.client
-                        .list_staging_accounts()
-                        .max_results(STAGING_ACCOUNTS_PAGE_SIZE)
-                        .set_next_token(next_token.clone())
-                        .send()
-                        .map_err_into(Service::Drs, "ListStagingAccounts")
-                })
-                .await?;
-            for account in page.accounts() {
-                if let Some(id) = account
-                    .account_id()
-                    .and_then(|id| AccountId::parse(id).ok())
-                {
-                    if seen.insert(id.clone()) {
-                        accounts.push(id);
-                    }
+            let listed = listing
+                .next(|token| self.staging_account_page(token, &deadline))
+                .await;
+            let page = match listed {
+                Ok(Some(page)) => page,
+                Ok(None) => return Ok(accounts),
+                Err(Stop::Deadline) => {
+                    return Err(AwsError::deadline_reached(Service::Drs, LIST_STAGING))
                 }
-            }
-            match pages.follow(next_page(page.next_token())) {
-                Following::Done => break,
-                Following::Next(token) => next_token = Some(token),
+                Err(Stop::Failed(error)) => return Err(error),
                 // Accounts past where DRS repeated itself were never seen: the
                 // region is reported unlisted, not taken as whole.
-                Following::Stopped(reason) => {
+                Err(Stop::Short(reason)) => {
                     return Err(AwsError::new(
                         Service::Drs,
-                        "ListStagingAccounts",
+                        LIST_STAGING,
                         ErrorKind::InvalidResponse,
                     )
-                    .with_message(format!("ListStagingAccounts stopped short: {reason}")))
+                    .with_message(format!("{LIST_STAGING} stopped short: {reason}")))
                 }
-            }
+            };
+            accounts.extend(page.into_iter().filter(|id| seen.insert(id.clone())));
         }
-        Ok(accounts)
+    }
+
+    /// One `ListStagingAccounts` page, the ids that parse.
+    async fn staging_account_page(
+        &self,
+        next_token: Option<String>,
+        deadline: &Deadline,
+    ) -> Result<Page<AccountId>, AwsError> {
+        let page = self
+            .read(deadline, || {
+                self.client
+                    .list_staging_accounts()
+                    .max_results(STAGING_ACCOUNTS_PAGE_SIZE)
+                    .set_next_token(next_token.clone())
+                    .send()
+                    .map_err_into(Service::Drs, LIST_STAGING)
+            })
+            .await?;
+        let items = page
+            .accounts()
+            .iter()
+            .filter_map(|account| AccountId::parse(account.account_id()?).ok())
+            .collect();
+        Ok(Page {
+            items,
+            next_token: next_page(page.next_token()),
+        })
     }
 }

@@ -9,6 +9,7 @@ pub mod ec2_template;
 pub mod event_bus;
 pub mod pace;
 pub mod paced_http;
+pub mod paging;
 pub mod quotas;
 pub mod retry_after;
 pub mod sdk_error;

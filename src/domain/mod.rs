@@ -7,6 +7,7 @@ pub(crate) mod aws_error;
 pub(crate) mod baseline;
 pub(crate) mod config;
 pub(crate) mod deadline;
+pub(crate) mod extended;
 pub(crate) mod extension_event;
 pub(crate) mod failure;
 pub(crate) mod hint;

@@ -33,7 +33,7 @@ pub enum UnfinishedReason {
     FanOutUndelivered,
     /// A listing stopped on a page token it had followed already.
     PageTokenRepeated,
-    /// A listing stopped after `aws::drs::MAX_PAGES` pages.
+    /// A listing stopped after `aws::paging::MAX_PAGES` pages.
     TooManyPages,
     /// Refusals no retry changes (`domain::failure::Refusal`).
     ServiceQuotaExceeded,
@@ -136,4 +136,22 @@ pub struct ScopeCoverage {
     /// Launch settings checked this run (`launchChecked`, ...).
     #[serde(flatten)]
     pub launch: crate::domain::launch::LaunchCounts,
+}
+
+impl ScopeCoverage {
+    /// Nothing found yet.
+    pub fn new(scope: &Scope) -> Self {
+        Self {
+            staging_account_id: scope.staging_account_id.clone(),
+            region: scope.region.clone(),
+            extended: 0,
+            extension_errors: 0,
+            not_extended: 0,
+            ready: 0,
+            syncing: 0,
+            not_ready: 0,
+            not_ready_reasons: std::collections::BTreeMap::new(),
+            launch: Default::default(),
+        }
+    }
 }

@@ -10,19 +10,20 @@ use crate::domain::arn::AccountId;
 use crate::domain::config::Config;
 use crate::domain::deadline::{self, Deadline};
 use crate::domain::outcome::{Outcome, Response};
+use crate::domain::scope::Unfinished;
 use crate::domain::scope::UnfinishedReason;
-use crate::domain::scope::{Scope, Unfinished};
 use crate::error::InvocationError;
-use crate::inbound::authorize::{authorize, serves, Trusted};
+use crate::inbound::authorize::Trusted;
 use crate::inbound::classify::{classify, Classified, Request};
 use crate::metrics::InvocationMetrics;
 use crate::run::extend::ExtendSettings;
+use crate::run::launch::LaunchRules;
 use crate::run::reporter::{Reporter, Reporting};
 
 mod reconciliation;
 mod servers;
 
-use reconciliation::{Coverage, Reconciled};
+use reconciliation::Reconciled;
 
 pub struct App {
     config: Config,
@@ -41,6 +42,17 @@ struct MetricsSink {
     first_event_ms: std::sync::OnceLock<u64>,
     /// Whether the cold start was reported (with the first invocation's metrics).
     cold_start_reported: std::sync::atomic::AtomicBool,
+}
+
+/// Who asks, and what the invocation's work is bounded and labelled by.
+struct Asked<'a> {
+    /// The envelope's `account`.
+    sender: Option<AccountId>,
+    trusted: Trusted,
+    deadline: Deadline,
+    /// Lambda's, for `made_by`.
+    request_id: &'a str,
+    launch: LaunchRules,
 }
 
 impl App {
@@ -119,117 +131,74 @@ impl App {
             detail_type = trigger.detail_type.as_deref().unwrap_or("-"),
             "event received"
         );
-        if let Request::Ignored(reason) = request {
-            tracing::info!(%reason, "event ignored");
-            let response = Response::ignored(reason);
-            self.record(&response);
-            return Ok(response);
-        }
-        let reporting = Reporting::start(
-            &self.bus,
-            trigger,
-            self.config.reconcile_concurrency,
-            deadline.events_by(),
-        );
-        let reporter = reporting.reporter().clone();
-        let made_by = made_by(&event.context.request_id);
-        let settings = self.settings(None, deadline, &made_by, &reporter);
-        let launch_rules = self.launch_rules(&event.payload);
-        let mut not_tried = Vec::new();
-        let reconciled = match request {
-            Request::Ignored(_) => None,
+        let asked = Asked {
+            sender,
+            trusted,
+            deadline,
+            request_id: &event.context.request_id,
+            launch: self.launch_rules(&event.payload),
+        };
+        // An ignored event starts no reporting: it sends nothing.
+        let start_reporting = || {
+            let (concurrency, events_by) =
+                (self.config.reconcile_concurrency, deadline.events_by());
+            Reporting::start(&self.bus, trigger, concurrency, events_by)
+        };
+        let (reporting, reconciled, not_tried) = match request {
+            Request::Ignored(reason) => return Ok(self.ignore(reason)),
             Request::Rejected(rejection) => {
-                reporter.report(Outcome::rejected(rejection)).await;
-                None
+                let reporting = start_reporting();
+                let outcome = Outcome::rejected(rejection);
+                reporting.reporter().report(outcome).await;
+                (reporting, None, Vec::new())
             }
             Request::Servers(servers) => {
-                not_tried = self
-                    .extend_servers(servers, sender.as_ref(), &trusted, &settings, &reporter)
-                    .await;
-                None
+                let reporting = start_reporting();
+                let reporter = reporting.reporter();
+                let not_tried = self.extend_servers(servers, &asked, reporter).await;
+                (reporting, None, not_tried)
             }
             Request::ReconcileAccount { account, region } => {
-                let allowed = serves(&self.config, &region, Some(&account))
-                    .and_then(|()| authorize(&self.config, &account, sender.as_ref(), &trusted));
-                match allowed {
-                    Err(rejection) => {
-                        reporter.report(Outcome::rejected(rejection)).await;
-                        None
-                    }
-                    Ok(()) => {
-                        let coverage = Coverage {
-                            scopes: vec![Scope {
-                                staging_account_id: account,
-                                region: region.clone(),
-                            }],
-                            regions: vec![region],
-                            unfinished: Vec::new(),
-                            none_listed: false,
-                        };
-                        Some(
-                            self.reconcile(
-                                coverage,
-                                false,
-                                settings,
-                                launch_rules,
-                                deadline,
-                                &reporter,
-                            )
-                            .await,
-                        )
-                    }
-                }
+                let reporting = start_reporting();
+                let reporter = reporting.reporter();
+                let reconciled = self
+                    .reconcile_account(account, region, &asked, reporter)
+                    .await;
+                (reporting, reconciled, Vec::new())
             }
-            Request::Reconcile(request) => match self.requested_regions(&request) {
-                Err(rejection) => {
-                    reporter.report(Outcome::rejected(rejection)).await;
-                    None
-                }
-                Ok(regions) => {
-                    let settings = self.settings(request.dry_run, deadline, &made_by, &reporter);
-                    let coverage = self
-                        .coverage(
-                            &request,
-                            regions,
-                            sender.as_ref(),
-                            &trusted,
-                            deadline,
-                            &reporter,
-                        )
-                        .await;
-                    Some(
-                        self.reconcile(
-                            coverage,
-                            request.fanned_out,
-                            settings,
-                            launch_rules,
-                            deadline,
-                            &reporter,
-                        )
-                        .await,
-                    )
-                }
-            },
+            Request::Reconcile(request) => {
+                let reporting = start_reporting();
+                let reporter = reporting.reporter();
+                let reconciled = self.reconcile_requested(request, &asked, reporter).await;
+                (reporting, reconciled, Vec::new())
+            }
         };
-        drop(reporter);
         self.finish(reporting, reconciled, not_tried, started, deadline)
             .await
     }
 
+    /// Answers an event the function does not act on.
+    fn ignore(&self, reason: String) -> Response {
+        tracing::info!(%reason, "event ignored");
+        let response = Response::ignored(reason);
+        self.record(&response);
+        response
+    }
+
+    /// What a run's work is told: the deadline, what it is labelled with, and
+    /// whether a dry run was asked for (it may not lift a configured one).
     fn settings(
         &self,
         dry_run: Option<bool>,
-        deadline: Deadline,
-        made_by: &str,
+        asked: &Asked<'_>,
         reporter: &Reporter,
     ) -> ExtendSettings {
         ExtendSettings {
-            deadline,
-            made_by: made_by.to_owned(),
+            deadline: asked.deadline,
+            made_by: made_by(asked.request_id),
             stop: reporter.given_up_flag().clone(),
             configured_tags: self.config.extension_tags.clone(),
             copy_staging_tags: self.config.copy_staging_tags,
-            // A request may ask for a dry run; it may not lift a configured one.
             dry_run: self.config.dry_run || dry_run.unwrap_or(false),
             // One per invocation: what it reads once (tagged subnets) is this run's.
             baseline: self

@@ -6,12 +6,13 @@ use std::collections::BTreeSet;
 use crate::aws::event_bus::PublishError;
 use crate::domain::arn::{AccountId, Region};
 use crate::domain::deadline::Deadline;
+use crate::domain::extended::CoverageRules;
 use crate::domain::outcome::{Outcome, Subject};
 use crate::domain::quota::RegionQuota;
 use crate::domain::rejection::Rejection;
 use crate::domain::scope::UnfinishedReason;
 use crate::domain::scope::{Scope, Unfinished};
-use crate::inbound::authorize::{authorize, serves, Trusted};
+use crate::inbound::authorize::{authorize, serves};
 use crate::inbound::classify::ReconcileRequest;
 use crate::run::coverage::{self, CoverageReport};
 use crate::run::extend::ExtendSettings;
@@ -22,7 +23,7 @@ use crate::run::reporter::Reporter;
 use crate::run::summary::Summary;
 use crate::run::survey;
 
-use super::App;
+use super::{App, Asked};
 
 /// What a reconciliation leaves for the end of the invocation: its summary (the
 /// counts are filled in last), what it left undone, and a fan-out that failed.
@@ -36,21 +37,73 @@ pub(super) struct Reconciled {
 }
 
 /// The accounts and regions a reconciliation covers.
-pub(super) struct Coverage {
-    pub(super) scopes: Vec<Scope>,
-    pub(super) regions: Vec<Region>,
+struct Coverage {
+    scopes: Vec<Scope>,
+    regions: Vec<Region>,
     /// Regions whose staging accounts could not be listed.
-    pub(super) unfinished: Vec<Unfinished>,
+    unfinished: Vec<Unfinished>,
     /// `ListStagingAccounts` was asked and named no account in any region.
-    pub(super) none_listed: bool,
+    none_listed: bool,
 }
 
 impl App {
-    /// The regions a request asks for, all of them served, or its rejection.
-    pub(super) fn requested_regions(
+    /// One account in one region: an event that named no readable server.
+    pub(super) async fn reconcile_account(
         &self,
-        request: &ReconcileRequest,
-    ) -> Result<Vec<Region>, Rejection> {
+        account: AccountId,
+        region: Region,
+        asked: &Asked<'_>,
+        reporter: &Reporter,
+    ) -> Option<Reconciled> {
+        let allowed = serves(&self.config, &region, Some(&account)).and_then(|()| {
+            authorize(
+                &self.config,
+                &account,
+                asked.sender.as_ref(),
+                &asked.trusted,
+            )
+        });
+        if let Err(rejection) = allowed {
+            reporter.report(Outcome::rejected(rejection)).await;
+            return None;
+        }
+        let coverage = Coverage {
+            scopes: vec![Scope {
+                staging_account_id: account,
+                region: region.clone(),
+            }],
+            regions: vec![region],
+            unfinished: Vec::new(),
+            none_listed: false,
+        };
+        let settings = self.settings(None, asked, reporter);
+        let reconciled = self.reconcile(coverage, false, settings, asked, reporter);
+        Some(reconciled.await)
+    }
+
+    /// A reconciliation requested, or scheduled: the regions it asks for, then
+    /// the accounts in them.
+    pub(super) async fn reconcile_requested(
+        &self,
+        request: ReconcileRequest,
+        asked: &Asked<'_>,
+        reporter: &Reporter,
+    ) -> Option<Reconciled> {
+        let regions = match self.requested_regions(&request) {
+            Ok(regions) => regions,
+            Err(rejection) => {
+                reporter.report(Outcome::rejected(rejection)).await;
+                return None;
+            }
+        };
+        let settings = self.settings(request.dry_run, asked, reporter);
+        let coverage = self.coverage(&request, regions, asked, reporter).await;
+        let reconciled = self.reconcile(coverage, request.fanned_out, settings, asked, reporter);
+        Some(reconciled.await)
+    }
+
+    /// The regions a request asks for, all of them served, or its rejection.
+    fn requested_regions(&self, request: &ReconcileRequest) -> Result<Vec<Region>, Rejection> {
         let Some(regions) = &request.regions else {
             return Ok(self.config.reconcile_regions.clone());
         };
@@ -63,19 +116,18 @@ impl App {
     /// Which accounts and regions a reconciliation covers. Accounts it was asked
     /// for but may not touch, and failed listings of staging accounts, are
     /// reported as they are found.
-    pub(super) async fn coverage(
+    async fn coverage(
         &self,
         request: &ReconcileRequest,
         regions: Vec<Region>,
-        sender: Option<&AccountId>,
-        trusted: &Trusted,
-        deadline: Deadline,
+        asked: &Asked<'_>,
         reporter: &Reporter,
     ) -> Coverage {
+        let (sender, trusted, deadline) = (asked.sender.as_ref(), &asked.trusted, asked.deadline);
         let mut refused = BTreeSet::new();
         let mut scopes = BTreeSet::new();
         let mut unfinished = Vec::new();
-        let (mut asked, mut listed_accounts) = (false, 0);
+        let (mut listing_asked, mut listed_accounts) = (false, 0);
         let sender_is_trusted = trusted.contains(sender);
         for region in &regions {
             let accounts: Vec<AccountId> =
@@ -89,7 +141,7 @@ impl App {
                             Some(drs) => drs.list_staging_accounts(deadline).await,
                             None => continue,
                         };
-                        asked = true;
+                        listing_asked = true;
                         match listed {
                             Ok(accounts) => {
                                 listed_accounts += accounts.len();
@@ -131,7 +183,7 @@ impl App {
             }
         }
         Coverage {
-            none_listed: asked && listed_accounts == 0 && unfinished.is_empty(),
+            none_listed: listing_asked && listed_accounts == 0 && unfinished.is_empty(),
             scopes: scopes.into_iter().collect(),
             regions,
             unfinished,
@@ -140,15 +192,15 @@ impl App {
 
     /// Surveys the covered accounts, then works them here or, when the work does
     /// not fit in this invocation, hands each account to an invocation of its own.
-    pub(super) async fn reconcile(
+    async fn reconcile(
         &self,
         coverage: Coverage,
         fanned_out: bool,
         settings: ExtendSettings,
-        launch_rules: LaunchRules,
-        deadline: Deadline,
+        asked: &Asked<'_>,
         reporter: &Reporter,
     ) -> Reconciled {
+        let (deadline, launch_rules) = (asked.deadline, &asked.launch);
         let Coverage {
             scopes,
             regions,
@@ -156,7 +208,7 @@ impl App {
             none_listed,
         } = coverage;
         let mut summary = Summary::covering(&scopes, &regions, settings.dry_run);
-        let rules = coverage::CoverageRules {
+        let rules = CoverageRules {
             readiness: self.config.readiness,
             stale: self.config.stale,
             dry_run: settings.dry_run,
@@ -210,7 +262,7 @@ impl App {
                 coverage::read(&self.clients, &kept, deadline, reporter, &rules).await;
             let quota = self.watch_quota(&regions, deadline).await;
             let launch = self
-                .check_launch(&mut coverage, &launch_rules, deadline, reporter)
+                .check_launch(&mut coverage, launch_rules, deadline, reporter)
                 .await;
             return Reconciled {
                 summary,
@@ -242,7 +294,7 @@ impl App {
         };
         // Last: a check not made is only unchecked, and the rest matters more.
         let launch = self
-            .check_launch(&mut coverage, &launch_rules, deadline, reporter)
+            .check_launch(&mut coverage, launch_rules, deadline, reporter)
             .await;
         Reconciled {
             summary,

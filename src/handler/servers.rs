@@ -4,27 +4,26 @@
 //! (`EVENTS_UNDELIVERED`), or DRS refused an earlier create of this invocation
 //! for a reason no retry changes.
 
-use crate::domain::arn::AccountId;
 use crate::domain::outcome::Outcome;
 use crate::domain::rejection::Rejection;
 use crate::domain::scope::Unfinished;
-use crate::inbound::authorize::{authorize, serves, Trusted};
+use crate::inbound::authorize::{authorize, serves};
 use crate::inbound::classify::ServerRequest;
-use crate::run::extend::{extend, ExtendSettings, Extension, Known, Refusals};
+use crate::run::extend::{extend, Extension, Known, Refusals};
 use crate::run::reporter::Reporter;
 
-use super::App;
+use super::{App, Asked};
 
 impl App {
     /// Extends each server and reports its outcome; answers the servers not tried.
     pub(super) async fn extend_servers(
         &self,
         servers: Vec<Result<ServerRequest, Rejection>>,
-        sender: Option<&AccountId>,
-        trusted: &Trusted,
-        settings: &ExtendSettings,
+        asked: &Asked<'_>,
         reporter: &Reporter,
     ) -> Vec<Unfinished> {
+        let settings = &self.settings(None, asked, reporter);
+        let (sender, trusted) = (asked.sender.as_ref(), &asked.trusted);
         // The servers after a refusal no retry changes are not tried.
         let refused = Refusals::default();
         let mut unfinished = Vec::new();

@@ -7,21 +7,23 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::hash::{BuildHasher, RandomState};
+use std::time::SystemTime;
 
 use crate::aws::clients::Clients;
-use crate::aws::drs::{ExtendedRecord, Following, Pages, TargetDrs};
+use crate::aws::drs::{write_time, TargetDrs};
+use crate::aws::paging::{Paging, Stop};
 use crate::domain::arn::{AccountId, Region};
-use crate::domain::aws_error::{ErrorKind, ReadStopped, Unread};
+use crate::domain::aws_error::{ReadStopped, Unread};
 use crate::domain::deadline::Deadline;
+use crate::domain::extended::{assess, CoverageRules, ExtendedRecord, Reach};
 use crate::domain::extension_event::{
     detail_text, Deleted, ExtendedServerSubject, LastLaunch, NotReady, Unhealthy,
 };
-use crate::domain::outcome::MadeBy;
 use crate::domain::outcome::{OutboundEvent, MAX_ERROR_MESSAGE};
-use crate::domain::readiness::{self, lag_seconds, Readiness, ReadinessRules};
+use crate::domain::readiness::{lag_seconds, Readiness};
 use crate::domain::scope::UnfinishedReason;
 use crate::domain::scope::{Scope, ScopeCoverage};
-use crate::domain::stale::{self, MarkChange, Repair, Stale, StaleRules, ERROR_SINCE_KEY};
+use crate::domain::stale::{MarkChange, Repair, Stale, ERROR_SINCE_KEY};
 use crate::run::launch::LaunchCandidate;
 use crate::run::reporter::{Place, Reporter};
 
@@ -34,16 +36,6 @@ pub const UNHEALTHY_DETAIL_TYPE: &str = "Extended Source Server Unhealthy";
 pub const NOT_READY_DETAIL_TYPE: &str = "Extended Source Server Not Ready";
 pub const DELETED_DETAIL_TYPE: &str = "Extended Source Server Deleted";
 
-/// What a coverage read judges by, and whether it may write (a dry run marks
-/// and deletes nothing, and says what it would delete).
-#[derive(Clone, Debug, Default)]
-pub struct CoverageRules {
-    pub readiness: ReadinessRules,
-    pub stale: StaleRules,
-    pub dry_run: bool,
-    /// This invocation's `drs-extender:request-id`: what it extended.
-    pub made_by: String,
-}
 /// `Extended Source Server Not Ready` events a run sends at most; the rest are
 /// counted. A region gone bad would otherwise send one per server.
 pub const MAX_NOT_READY_EVENTS: usize = 100;
@@ -87,11 +79,6 @@ pub async fn read(
     reporter: &Reporter,
     rules: &CoverageRules,
 ) -> CoverageReport {
-    let now = std::time::SystemTime::now();
-    let mut not_ready_sent = 0;
-    let mut not_ready_unsent = 0;
-    let mut stale_deleted = 0;
-    let mut launch_candidates = Vec::new();
     let mut by_region: BTreeMap<&Region, BTreeSet<&AccountId>> = BTreeMap::new();
     for scope in scopes {
         by_region
@@ -99,204 +86,186 @@ pub async fn read(
             .or_default()
             .insert(&scope.staging_account_id);
     }
-    let mut counts: BTreeMap<(AccountId, Region), ScopeCoverage> = scopes
-        .iter()
-        .map(|s| {
-            let entry = ScopeCoverage {
-                staging_account_id: s.staging_account_id.clone(),
-                region: s.region.clone(),
-                extended: 0,
-                extension_errors: 0,
-                not_extended: 0,
-                ready: 0,
-                syncing: 0,
-                not_ready: 0,
-                not_ready_reasons: BTreeMap::new(),
-                launch: Default::default(),
-            };
-            ((s.staging_account_id.clone(), s.region.clone()), entry)
-        })
-        .collect();
-    let mut unread = Vec::new();
+    let mut reading = Reading {
+        deadline,
+        reporter,
+        rules,
+        now: SystemTime::now(),
+        counts: scopes
+            .iter()
+            .map(|s| {
+                (
+                    (s.staging_account_id.clone(), s.region.clone()),
+                    ScopeCoverage::new(s),
+                )
+            })
+            .collect(),
+        not_ready_sent: 0,
+        report: CoverageReport::default(),
+    };
     for (region, accounts) in by_region {
         let Some(drs) = clients.drs(region) else {
             continue;
         };
         let accounts: Vec<AccountId> = accounts.into_iter().cloned().collect();
         for chunk in accounts.chunks(ACCOUNTS_PER_CALL) {
-            let mut next_token = None;
-            let mut pages = Pages::default();
-            // A page DRS hands out twice (under a token not yet seen) must not
-            // count its servers twice: each is remembered by a hash of its ARN,
-            // eight bytes a server.
-            let mut counted: HashSet<u64> = HashSet::new();
-            loop {
-                if deadline.reached() {
-                    unread.push(Unread {
-                        region: region.clone(),
-                        staging_accounts: chunk.len(),
-                        error_code: ReadStopped::Call(ErrorKind::Deadline),
-                    });
-                    break;
-                }
-                let page = match drs
-                    .extended_records(chunk, next_token, PAGE_SIZE, &deadline)
-                    .await
-                {
-                    Ok(page) => page,
-                    Err(error) => {
-                        tracing::warn!(%region, %error, "could not read coverage");
-                        unread.push(Unread {
-                            region: region.clone(),
-                            staging_accounts: chunk.len(),
-                            error_code: ReadStopped::Call(error.kind),
-                        });
-                        break;
-                    }
-                };
-                for record in page.items {
-                    if !counted.insert(hash_of(&record.arn)) {
-                        continue;
-                    }
-                    let Ok(account) = AccountId::parse(&record.staging_account) else {
-                        continue;
-                    };
-                    let Some(entry) = counts.get_mut(&(account, region.clone())) else {
-                        continue;
-                    };
-                    entry.extended += 1;
-                    let readiness = readiness::classify(
-                        record.extension_error.is_some(),
-                        &record.replication,
-                        &rules.readiness,
-                        now,
-                    );
-                    let (mark, stale) = stale::decide(
-                        record.extension_error.is_some(),
-                        record.error_since.as_ref(),
-                        &record.replication,
-                        &rules.stale,
-                        rules.dry_run,
-                        now,
-                    );
-                    if !rules.dry_run {
-                        let marked = match &mark {
-                            MarkChange::Set(at) => {
-                                let at = crate::aws::drs::write_time(*at);
-                                drs.tag(&record.arn, ERROR_SINCE_KEY, &at, &deadline).await
-                            }
-                            MarkChange::Clear => {
-                                drs.untag(&record.arn, ERROR_SINCE_KEY, &deadline).await
-                            }
-                            MarkChange::Keep => Ok(()),
-                        };
-                        if let Err(error) = marked {
-                            // The next run marks it again: the clock starts late,
-                            // never early.
-                            tracing::warn!(%region, %error, "could not change a broken extension's mark");
-                        }
-                    }
-                    match &readiness {
-                        Readiness::Ready => entry.ready += 1,
-                        Readiness::Syncing => entry.syncing += 1,
-                        Readiness::NotReady(reason) => {
-                            entry.not_ready += 1;
-                            *entry.not_ready_reasons.entry(reason.clone()).or_default() += 1;
-                        }
-                    }
-                    if record.extension_error.is_some() {
-                        entry.extension_errors += 1;
-                        // A place kept until this server's event is out: a delete
-                        // that failed may still have taken effect (no answer), and its
-                        // `Unhealthy` event is then all that tells of it.
-                        let (mut delete_failed, mut held) = (None, None);
-                        if let Some(Stale {
-                            since,
-                            repair: Repair::Delete,
-                        }) = &stale
-                        {
-                            match delete_stale(&drs, &record, &deadline, reporter).await {
-                                Ok(place) => {
-                                    stale_deleted += 1;
-                                    let deleted = deleted_event(&record, region, since, reporter);
-                                    reporter.send_held(deleted, Some(place)).await;
-                                    continue;
-                                }
-                                Err((why, place)) => {
-                                    tracing::warn!(%region, why, "a stale extension was kept");
-                                    (delete_failed, held) = (Some(why), place);
-                                }
-                            }
-                        }
-                        reporter
-                            .send_held(
-                                unhealthy_event(
-                                    &record,
-                                    region,
-                                    stale.as_ref(),
-                                    delete_failed,
-                                    reporter,
-                                ),
-                                held,
-                            )
-                            .await;
-                    } else {
-                        if let Readiness::NotReady(reason) = readiness {
-                            if not_ready_sent < MAX_NOT_READY_EVENTS {
-                                not_ready_sent += 1;
-                                reporter
-                                    .send(not_ready_event(&record, region, &reason, reporter))
-                                    .await;
-                            } else {
-                                not_ready_unsent += 1;
-                            }
-                        }
-                        let account = entry.staging_account_id.clone();
-                        launch_candidates.push(launch_candidate(record, account, region, rules));
-                    }
-                }
-                match pages.follow(page.next_token) {
-                    Following::Done => break,
-                    Following::Next(token) => next_token = Some(token),
-                    Following::Stopped(reason) => {
-                        tracing::warn!(%region, %reason, "coverage read stopped short");
-                        unread.push(Unread {
-                            region: region.clone(),
-                            staging_accounts: chunk.len(),
-                            error_code: ReadStopped::Listing(reason),
-                        });
-                        break;
-                    }
-                }
+            if let Err(stop) = reading.read_chunk(&drs, region, chunk).await {
+                reading.report.unread.push(Unread {
+                    region: region.clone(),
+                    staging_accounts: chunk.len(),
+                    error_code: unread(region, stop),
+                });
             }
         }
     }
     CoverageReport {
-        scopes: counts.into_values().collect(),
-        unread,
-        not_ready_unsent,
-        stale_deleted,
-        launch_candidates,
+        scopes: reading.counts.into_values().collect(),
+        ..reading.report
     }
 }
 
-/// A reachable extended server, as the launch check needs it.
-fn launch_candidate(
-    record: ExtendedRecord,
-    account: AccountId,
-    region: &Region,
-    rules: &CoverageRules,
-) -> LaunchCandidate {
-    let made_now = matches!(&record.made_by, MadeBy::Invocation(by) if *by == rules.made_by);
-    LaunchCandidate {
-        id: record.id,
-        arn: record.arn,
-        staging_arn: record.staging_arn,
-        staging_account: account,
-        region: region.clone(),
-        source_ip: record.source_ip,
-        made_now,
+/// One coverage read under way: what it judges by, and what it has found.
+struct Reading<'a> {
+    deadline: Deadline,
+    reporter: &'a Reporter,
+    rules: &'a CoverageRules,
+    now: SystemTime,
+    counts: BTreeMap<(AccountId, Region), ScopeCoverage>,
+    not_ready_sent: usize,
+    /// All but the scopes, which are `counts` until the end.
+    report: CoverageReport,
+}
+
+impl Reading<'_> {
+    /// The extended servers of one call's staging accounts, page by page.
+    async fn read_chunk(
+        &mut self,
+        drs: &TargetDrs,
+        region: &Region,
+        chunk: &[AccountId],
+    ) -> Result<(), Stop> {
+        let deadline = self.deadline;
+        let mut listing = Paging::until(deadline);
+        // A page DRS hands out twice (under a token not yet seen) must not
+        // count its servers twice: each is remembered by a hash of its ARN,
+        // eight bytes a server.
+        let mut counted: HashSet<u64> = HashSet::new();
+        while let Some(records) = listing
+            .next(|token| drs.extended_records(chunk, token, PAGE_SIZE, &deadline))
+            .await?
+        {
+            for record in records {
+                if counted.insert(hash_of(&record.arn)) {
+                    self.take(drs, region, record).await;
+                }
+            }
+        }
+        Ok(())
     }
+
+    /// Counts one extended server in its scope and acts as it is assessed.
+    async fn take(&mut self, drs: &TargetDrs, region: &Region, record: ExtendedRecord) {
+        let Ok(account) = AccountId::parse(&record.staging_account) else {
+            return;
+        };
+        let scope = (account, region.clone());
+        let Some(coverage) = self.counts.get_mut(&scope) else {
+            return;
+        };
+        let assessment = assess(&record, self.rules, self.now);
+        assessment.count(coverage);
+        self.mark(drs, region, &record.arn, &assessment.mark).await;
+        match assessment.reach {
+            Reach::Unreachable(stale) => self.unreachable(drs, region, &record, stale).await,
+            Reach::Reachable { made_now } => {
+                if let Readiness::NotReady(reason) = &assessment.readiness {
+                    self.not_ready(&record, region, reason).await;
+                }
+                self.report.launch_candidates.push(LaunchCandidate {
+                    id: record.id,
+                    arn: record.arn,
+                    staging_arn: record.staging_arn,
+                    staging_account: scope.0,
+                    region: region.clone(),
+                    source_ip: record.source_ip,
+                    made_now,
+                });
+            }
+        }
+    }
+
+    async fn mark(&self, drs: &TargetDrs, region: &Region, arn: &str, change: &MarkChange) {
+        let deadline = &self.deadline;
+        let marked = match change {
+            MarkChange::Set(at) => {
+                drs.tag(arn, ERROR_SINCE_KEY, &write_time(*at), deadline)
+                    .await
+            }
+            MarkChange::Clear => drs.untag(arn, ERROR_SINCE_KEY, deadline).await,
+            MarkChange::Keep => Ok(()),
+        };
+        if let Err(error) = marked {
+            // The next run marks it again: the clock starts late, never early.
+            tracing::warn!(%region, %error, "could not change a broken extension's mark");
+        }
+    }
+
+    /// `Unhealthy`; a stale one to be deleted is deleted first, and `Deleted`
+    /// is sent instead when the delete goes through.
+    async fn unreachable(
+        &mut self,
+        drs: &TargetDrs,
+        region: &Region,
+        record: &ExtendedRecord,
+        stale: Option<Stale>,
+    ) {
+        // A place kept until this server's event is out: a delete that failed
+        // may still have taken effect (no answer), and its `Unhealthy` event is
+        // then all that tells of it.
+        let (mut delete_failed, mut held) = (None, None);
+        if let Some(Stale {
+            since,
+            repair: Repair::Delete,
+        }) = &stale
+        {
+            match delete_stale(drs, record, &self.deadline, self.reporter).await {
+                Ok(place) => {
+                    self.report.stale_deleted += 1;
+                    let deleted = deleted_event(record, region, since, self.reporter);
+                    self.reporter.send_held(deleted, Some(place)).await;
+                    return;
+                }
+                Err((why, place)) => {
+                    tracing::warn!(%region, why, "a stale extension was kept");
+                    (delete_failed, held) = (Some(why), place);
+                }
+            }
+        }
+        let unhealthy =
+            unhealthy_event(record, region, stale.as_ref(), delete_failed, self.reporter);
+        self.reporter.send_held(unhealthy, held).await;
+    }
+
+    /// `Not Ready`, for the first [`MAX_NOT_READY_EVENTS`]; the rest counted.
+    async fn not_ready(&mut self, record: &ExtendedRecord, region: &Region, reason: &str) {
+        if self.not_ready_sent >= MAX_NOT_READY_EVENTS {
+            self.report.not_ready_unsent += 1;
+            return;
+        }
+        self.not_ready_sent += 1;
+        let event = not_ready_event(record, region, reason, self.reporter);
+        self.reporter.send(event).await;
+    }
+}
+
+/// Why a read stopped short, as `coverageUnread` says it.
+fn unread(region: &Region, stop: Stop) -> ReadStopped {
+    match &stop {
+        Stop::Deadline => {}
+        Stop::Failed(error) => tracing::warn!(%region, %error, "could not read coverage"),
+        Stop::Short(reason) => tracing::warn!(%region, %reason, "coverage read stopped short"),
+    }
+    stop.into()
 }
 
 /// Deletes a stale extension the way a create is made, admitted by the run's

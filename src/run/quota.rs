@@ -6,9 +6,10 @@
 use std::collections::HashSet;
 
 use crate::aws::clients::Clients;
-use crate::aws::drs::{Following, Pages, TargetDrs};
+use crate::aws::drs::TargetDrs;
+use crate::aws::paging::{Paging, Stop};
 use crate::domain::arn::Region;
-use crate::domain::aws_error::{ErrorKind, ReadStopped};
+use crate::domain::aws_error::ReadStopped;
 use crate::domain::deadline::Deadline;
 use crate::domain::quota::{judge, QuotaReading, RegionQuota};
 use crate::run::coverage::hash_of;
@@ -76,32 +77,19 @@ fn no_applied_value(why: &str) -> bool {
 /// counted once: each server is remembered by a hash of its ARN.
 async fn count_source_servers(drs: &TargetDrs, deadline: &Deadline) -> (u64, Option<ReadStopped>) {
     let mut seen: HashSet<u64> = HashSet::new();
-    let mut pages = Pages::default();
-    let mut next_token = None;
-    loop {
-        if deadline.reached() {
-            return (
-                seen.len() as u64,
-                Some(ReadStopped::Call(ErrorKind::Deadline)),
-            );
-        }
-        let page = match drs
-            .source_server_page(next_token, PAGE_SIZE, deadline)
+    let mut listing = Paging::until(*deadline);
+    let stopped = loop {
+        match listing
+            .next(|token| drs.source_server_page(token, PAGE_SIZE, deadline))
             .await
         {
-            Ok(page) => page,
-            Err(error) => {
-                tracing::warn!(%error, "could not count the source servers");
-                return (seen.len() as u64, Some(ReadStopped::Call(error.kind)));
-            }
-        };
-        seen.extend(page.items.iter().map(|id| hash_of(id)));
-        match pages.follow(page.next_token) {
-            Following::Next(token) => next_token = Some(token),
-            Following::Done => return (seen.len() as u64, None),
-            Following::Stopped(reason) => {
-                return (seen.len() as u64, Some(ReadStopped::Listing(reason)))
-            }
+            Ok(Some(ids)) => seen.extend(ids.iter().map(|id| hash_of(id))),
+            Ok(None) => break None,
+            Err(stop) => break Some(stop),
         }
+    };
+    if let Some(Stop::Failed(error)) = &stopped {
+        tracing::warn!(%error, "could not count the source servers");
     }
+    (seen.len() as u64, stopped.map(ReadStopped::from))
 }

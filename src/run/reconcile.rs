@@ -17,8 +17,9 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::aws::clients::Clients;
-use crate::aws::drs::{Following, Pages, TargetDrs};
+use crate::aws::drs::{ExtensibleServer, TargetDrs};
 use crate::aws::ec2::TargetEc2;
+use crate::aws::paging::{Page, Paging, Stop};
 use crate::domain::arn::SourceServerArn;
 use crate::domain::aws_error::AwsError;
 use crate::domain::deadline::Deadline;
@@ -104,164 +105,233 @@ async fn reconcile_scope(
     surveyed: Surveyed,
 ) -> ScopeReport {
     let Surveyed { scope, first } = surveyed;
-    let mut report = ScopeReport {
-        examined: 0,
-        unfinished: None,
-    };
-    let mut start = match first {
+    let first = match first {
         Listing::Listed { page, .. } => page,
         Listing::Failed(error) => {
             listing_failed(&shared.reporter, &scope, error).await;
-            report.unfinished = Some(UnfinishedReason::ListingFailed);
-            return report;
+            return ScopeReport::unfinished(UnfinishedReason::ListingFailed);
         }
-        Listing::NotReached => {
-            report.unfinished = Some(UnfinishedReason::Deadline);
-            return report;
-        }
+        Listing::NotReached => return ScopeReport::unfinished(UnfinishedReason::Deadline),
     };
-    let mut tried: HashSet<String> = HashSet::new();
-    let mut in_flight = InFlight::default();
-    // Set by a server whose create the deadline did not let through, or that a
-    // given-up event held back.
-    let not_reached = Arc::new(AtomicBool::new(false));
-    let withheld = Arc::new(AtomicBool::new(false));
-    let keep_tags = shared.settings.copy_staging_tags && !shared.settings.dry_run;
-    let result = 'sweeps: {
+    let mut sweeper = Sweeper {
+        keep_tags: shared.settings.copy_staging_tags && !shared.settings.dry_run,
+        drs,
+        ec2,
+        shared,
+        scope,
+        tried: HashSet::new(),
+        in_flight: InFlight::default(),
+        held_back: Arc::default(),
+        examined: 0,
+    };
+    let swept = sweeper.sweeps(first).await;
+    sweeper.report(swept)
+}
+
+impl ScopeReport {
+    fn unfinished(reason: UnfinishedReason) -> Self {
+        Self {
+            examined: 0,
+            unfinished: Some(reason),
+        }
+    }
+}
+
+/// How one sweep of a scope ended.
+enum Swept {
+    /// The list is known whole: nothing was skipped, and nothing is left.
+    Whole,
+    /// Servers not tried before were found across pages: sweep again.
+    Again,
+    Stopped(UnfinishedReason),
+}
+
+/// Servers whose create the deadline did not let through, or that a given-up
+/// event held back; each set by the server's own task.
+#[derive(Default)]
+struct HeldBack {
+    not_reached: AtomicBool,
+    withheld: AtomicBool,
+}
+
+/// One scope's work across its sweeps.
+struct Sweeper {
+    drs: TargetDrs,
+    /// For the launch baseline's template writes, where the region has EC2.
+    ec2: Option<TargetEc2>,
+    shared: Arc<Shared>,
+    scope: Scope,
+    keep_tags: bool,
+    /// Each server is tried at most once a run.
+    tried: HashSet<String>,
+    in_flight: InFlight,
+    held_back: Arc<HeldBack>,
+    examined: usize,
+}
+
+impl Sweeper {
+    async fn sweeps(&mut self, first: Option<Page<ExtensibleServer>>) -> Option<UnfinishedReason> {
+        let mut first = first;
         for _ in 0..MAX_SWEEPS {
-            let mut found_new = false;
-            let mut followed_a_token = false;
-            let mut cut_short = false;
-            let mut token: Option<String> = None;
-            let mut pages = Pages::default();
-            loop {
-                let page = match start.take() {
-                    Some(page) => page,
-                    None => {
-                        if shared.deadline.reached() {
-                            break 'sweeps Some(UnfinishedReason::Deadline);
-                        }
-                        let listed = drs
-                            .list_extensible(
-                                &scope.staging_account_id,
-                                token.clone(),
-                                keep_tags,
-                                &shared.deadline,
-                            )
-                            .await;
-                        match listed {
-                            Ok(page) => page,
-                            // DRS no longer takes its own token (it expired): end the
-                            // sweep here; the next starts from the first page.
-                            Err(error) if token.is_some() && is_token_refusal(&error) => {
-                                tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %error, "page token refused; the next sweep starts over");
-                                cut_short = true;
-                                break;
-                            }
-                            Err(error) => {
-                                listing_failed(&shared.reporter, &scope, error).await;
-                                break 'sweeps Some(UnfinishedReason::ListingFailed);
-                            }
-                        }
-                    }
-                };
-                for server in page.items {
-                    if !tried.insert(server.arn.clone()) {
-                        continue;
-                    }
-                    found_new = true;
-                    report.examined += 1;
-                    let staging = match listed_arn(&server.arn, &scope) {
-                        Ok(arn) => arn,
-                        Err(rejection) => {
-                            shared.reporter.report(Outcome::rejected(rejection)).await;
-                            continue;
-                        }
-                    };
-                    // A place for its event, then one among the creates in flight.
-                    let creating = shared.creates.clone().acquire_owned();
-                    let (held, permit) =
-                        match shared.reporter.admit(&shared.deadline, creating).await {
-                            Ok(admitted) => admitted,
-                            Err(reason) => break 'sweeps Some(reason),
-                        };
-                    let met = shared.refused.met(&scope.staging_account_id, &scope.region);
-                    if let Some(met) = met {
-                        break 'sweeps Some(met.refusal.reason());
-                    }
-                    let (drs, ec2, task, not_reached, withheld) = (
-                        drs.clone(),
-                        ec2.clone(),
-                        shared.clone(),
-                        not_reached.clone(),
-                        withheld.clone(),
-                    );
-                    in_flight.spawn(async move {
-                        let mut extension = extend(
-                            &drs,
-                            &task.settings,
-                            &staging,
-                            server.tags.as_ref(),
-                            Known::NotExtended,
-                        )
-                        .await;
-                        drop(permit);
-                        // After the create's permit (EC2 is not DRS's rate), but
-                        // before the event: `held` covers these calls.
-                        task.settings
-                            .apply_baseline(&mut extension, &drs, ec2.as_ref())
-                            .await;
-                        match extension {
-                            Extension::Done(outcome) => {
-                                task.refused.note(&staging, &outcome);
-                                task.reporter.report_held(*outcome, Some(held)).await;
-                            }
-                            Extension::NotReached(UnfinishedReason::EventsUndelivered) => {
-                                withheld.store(true, Ordering::SeqCst)
-                            }
-                            Extension::NotReached(_) => not_reached.store(true, Ordering::SeqCst),
-                        }
-                    });
-                    in_flight.settle_finished();
-                }
-                match pages.follow(page.next_token) {
-                    Following::Done => break,
-                    Following::Next(next) => token = Some(next),
-                    // Servers past where DRS repeated itself were never seen.
-                    Following::Stopped(reason) => {
-                        tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %reason, "listing stopped short");
-                        break 'sweeps Some(reason);
-                    }
-                }
-                followed_a_token = true;
-            }
-            // A sweep ends with nothing in flight, so the next one lists a list
-            // that no longer changes under it because of this run.
-            in_flight.settle_all().await;
-            match (found_new, followed_a_token || cut_short) {
-                // One page is the whole list at one moment: nothing was skipped.
-                (_, false) => break 'sweeps None,
-                // Across pages, only a whole sweep that finds nothing new proves it.
-                (false, true) if !cut_short => break 'sweeps None,
-                // Servers past the pages DRS would page to were never seen.
-                (false, true) => break 'sweeps Some(UnfinishedReason::PageTokenRefused),
-                (true, true) => {}
+            match self.sweep(first.take()).await {
+                Swept::Again => {}
+                Swept::Whole => return None,
+                Swept::Stopped(reason) => return Some(reason),
             }
         }
         Some(UnfinishedReason::StillChanging)
-    };
-    in_flight.settle_all().await;
-    report.unfinished = match result {
-        // The servers held back are the run's first loss.
-        None | Some(UnfinishedReason::StillChanging) if withheld.load(Ordering::SeqCst) => {
-            Some(UnfinishedReason::EventsUndelivered)
+    }
+
+    /// Lists the scope to the end once (from `first`, where the survey read it),
+    /// starting each server not tried yet.
+    async fn sweep(&mut self, first: Option<Page<ExtensibleServer>>) -> Swept {
+        let examined = self.examined;
+        let mut listing = Paging::until(self.shared.deadline).starting_with(first);
+        let listed = self.list(&mut listing).await;
+        let found_new = self.examined > examined;
+        let swept = match listed {
+            // One page is the whole list at one moment: nothing was skipped.
+            // Across pages, only a whole sweep that finds nothing new proves it.
+            Ok(()) if found_new && listing.followed() => Swept::Again,
+            Ok(()) => Swept::Whole,
+            Err(Halt::Run(reason)) => Swept::Stopped(reason),
+            // DRS no longer takes its own token (it expired): the next sweep
+            // starts from the first page.
+            Err(Halt::Listing(Stop::Failed(error)))
+                if listing.followed() && is_token_refusal(&error) =>
+            {
+                tracing::warn!(account = %self.scope.staging_account_id, region = %self.scope.region, %error, "page token refused; the next sweep starts over");
+                // Servers past the pages DRS would page to were never seen.
+                if found_new {
+                    Swept::Again
+                } else {
+                    Swept::Stopped(UnfinishedReason::PageTokenRefused)
+                }
+            }
+            Err(Halt::Listing(stop)) => Swept::Stopped(self.listing_stopped(stop).await),
+        };
+        // A sweep ends with nothing in flight, so the next one lists a list
+        // that no longer changes under it because of this run.
+        self.in_flight.settle_all().await;
+        swept
+    }
+
+    async fn list(&mut self, listing: &mut Paging<ExtensibleServer>) -> Result<(), Halt> {
+        let deadline = self.shared.deadline;
+        while let Some(servers) = listing
+            .next(|token| {
+                let account = &self.scope.staging_account_id;
+                self.drs
+                    .list_extensible(account, token, self.keep_tags, &deadline)
+            })
+            .await
+            .map_err(Halt::Listing)?
+        {
+            for server in servers {
+                if self.tried.insert(server.arn.clone()) {
+                    self.start(server).await.map_err(Halt::Run)?;
+                }
+            }
         }
-        None | Some(UnfinishedReason::StillChanging) if not_reached.load(Ordering::SeqCst) => {
-            Some(UnfinishedReason::Deadline)
+        Ok(())
+    }
+
+    /// Starts one server's create, once it has a place for its event and one
+    /// among the creates in flight; answers why the scope stops here.
+    async fn start(&mut self, server: ExtensibleServer) -> Result<(), UnfinishedReason> {
+        self.examined += 1;
+        let (shared, scope) = (self.shared.clone(), &self.scope);
+        let staging = match listed_arn(&server.arn, scope) {
+            Ok(arn) => arn,
+            Err(rejection) => {
+                shared.reporter.report(Outcome::rejected(rejection)).await;
+                return Ok(());
+            }
+        };
+        let creating = shared.creates.clone().acquire_owned();
+        let (held, permit) = shared.reporter.admit(&shared.deadline, creating).await?;
+        if let Some(met) = shared.refused.met(&scope.staging_account_id, &scope.region) {
+            return Err(met.refusal.reason());
         }
-        other => other,
-    };
-    report
+        let (drs, ec2, held_back) = (self.drs.clone(), self.ec2.clone(), self.held_back.clone());
+        self.in_flight.spawn(async move {
+            let mut extension = extend(
+                &drs,
+                &shared.settings,
+                &staging,
+                server.tags.as_ref(),
+                Known::NotExtended,
+            )
+            .await;
+            drop(permit);
+            // After the create's permit (EC2 is not DRS's rate), but before the
+            // event: `held` covers these calls.
+            shared
+                .settings
+                .apply_baseline(&mut extension, &drs, ec2.as_ref())
+                .await;
+            match extension {
+                Extension::Done(outcome) => {
+                    shared.refused.note(&staging, &outcome);
+                    shared.reporter.report_held(*outcome, Some(held)).await;
+                }
+                Extension::NotReached(UnfinishedReason::EventsUndelivered) => {
+                    held_back.withheld.store(true, Ordering::SeqCst)
+                }
+                Extension::NotReached(_) => held_back.not_reached.store(true, Ordering::SeqCst),
+            }
+        });
+        self.in_flight.settle_finished();
+        Ok(())
+    }
+
+    /// Why a listing that stopped short leaves the scope unfinished.
+    async fn listing_stopped(&self, stop: Stop) -> UnfinishedReason {
+        let scope = &self.scope;
+        match stop {
+            Stop::Deadline => UnfinishedReason::Deadline,
+            Stop::Failed(error) => {
+                listing_failed(&self.shared.reporter, scope, error).await;
+                UnfinishedReason::ListingFailed
+            }
+            // Servers past where DRS repeated itself were never seen.
+            Stop::Short(reason) => {
+                tracing::warn!(account = %scope.staging_account_id, region = %scope.region, %reason, "listing stopped short");
+                reason
+            }
+        }
+    }
+
+    fn report(self, swept: Option<UnfinishedReason>) -> ScopeReport {
+        let held_back = &self.held_back;
+        let unfinished = match swept {
+            // The servers held back are the run's first loss.
+            None | Some(UnfinishedReason::StillChanging)
+                if held_back.withheld.load(Ordering::SeqCst) =>
+            {
+                Some(UnfinishedReason::EventsUndelivered)
+            }
+            None | Some(UnfinishedReason::StillChanging)
+                if held_back.not_reached.load(Ordering::SeqCst) =>
+            {
+                Some(UnfinishedReason::Deadline)
+            }
+            other => other,
+        };
+        ScopeReport {
+            examined: self.examined,
+            unfinished,
+        }
+    }
+}
+
+/// Why a sweep's listing ended before its end.
+enum Halt {
+    /// The listing stopped short.
+    Listing(Stop),
+    /// The run stops starting servers here (the deadline, a given-up event, a
+    /// refusal no retry changes).
+    Run(UnfinishedReason),
 }
 
 /// DRS refusing a page token it gave (expired): a `ValidationException`. Any other

@@ -10,7 +10,8 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use crate::aws::clients::Clients;
-use crate::aws::drs::{ExtensibleServer, Page};
+use crate::aws::drs::ExtensibleServer;
+use crate::aws::paging::Page;
 use crate::domain::arn::{AccountId, Region};
 use crate::domain::aws_error::AwsError;
 use crate::domain::deadline::Deadline;
