@@ -34,7 +34,16 @@ pub fn init() {
 /// filters are not read: targets only, which keeps a regex engine out of the
 /// binary), and the cap on the raw event, which no directive lifts.
 fn filter(level: Option<&str>, rust_log: Option<&str>) -> Targets {
+    // Lambda's levels are TRACE to FATAL (`LoggingConfig.ApplicationLogLevel`);
+    // tracing has no FATAL, and ERROR is the nearest that still logs.
     let level = level
+        .map(|l| {
+            if l.eq_ignore_ascii_case("fatal") {
+                "error"
+            } else {
+                l
+            }
+        })
         .and_then(|l| LevelFilter::from_str(l).ok())
         .unwrap_or(LevelFilter::INFO);
     let mut default = None;
@@ -96,5 +105,8 @@ mod tests {
         assert!(read.would_enable("aws_smithy_runtime::client", &Level::DEBUG));
         let level_only = filter(Some("debug"), None);
         assert!(level_only.would_enable("drs_extender", &Level::DEBUG));
+        let fatal = filter(Some("FATAL"), None);
+        assert!(fatal.would_enable("drs_extender", &Level::ERROR));
+        assert!(!fatal.would_enable("drs_extender", &Level::WARN));
     }
 }
