@@ -7,7 +7,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
-use aws_sdk_ec2::types::{Filter, LocationType};
+use aws_sdk_ec2::types::{Filter, LaunchTemplateVersion, LocationType};
 
 use crate::aws::sdk_error::SdkCall;
 use crate::domain::aws_error::{AwsError, Service};
@@ -44,29 +44,41 @@ impl TargetEc2 {
         template_id: &str,
         deadline: &Deadline,
     ) -> Known<TemplateData> {
+        match self.read_default(template_id, deadline).await {
+            Ok(Some(version)) => match version.launch_template_data() {
+                Some(data) => Known::Found(template_data(data)),
+                None => Known::Found(TemplateData::default()),
+            },
+            Ok(None) => Known::Missing,
+            Err(error) => {
+                if !error.is_deadline() {
+                    tracing::warn!(%error, "could not read a launch template");
+                }
+                Known::Unchecked
+            }
+        }
+    }
+
+    /// The template's default version as EC2 describes it; `None`: the
+    /// template or its default version does not exist.
+    pub(super) async fn read_default(
+        &self,
+        template_id: &str,
+        deadline: &Deadline,
+    ) -> Result<Option<LaunchTemplateVersion>, AwsError> {
+        const OPERATION: &str = "DescribeLaunchTemplateVersions";
         let call = self
             .client
             .describe_launch_template_versions()
             .launch_template_id(template_id)
             .versions("$Default")
             .send()
-            .map_err_into(Service::Ec2, "DescribeLaunchTemplateVersions");
+            .map_err_into(Service::Ec2, OPERATION);
         match within(deadline, call).await {
-            Ok(Ok(output)) => {
-                let Some(version) = output.launch_template_versions().first() else {
-                    return Known::Missing;
-                };
-                let Some(data) = version.launch_template_data() else {
-                    return Known::Found(TemplateData::default());
-                };
-                Known::Found(template_data(data))
-            }
-            Ok(Err(error)) if is_template_not_found(&error) => Known::Missing,
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "could not read a launch template");
-                Known::Unchecked
-            }
-            Err(_) => Known::Unchecked,
+            Ok(Ok(output)) => Ok(output.launch_template_versions().first().cloned()),
+            Ok(Err(error)) if is_template_not_found(&error) => Ok(None),
+            Ok(Err(error)) => Err(error),
+            Err(()) => Err(AwsError::deadline_reached(Service::Ec2, OPERATION)),
         }
     }
 
@@ -270,7 +282,7 @@ where
 }
 
 /// EC2 saying a launch template, or the version asked for, does not exist.
-pub(super) fn is_template_not_found(error: &AwsError) -> bool {
+fn is_template_not_found(error: &AwsError) -> bool {
     TEMPLATE_NOT_FOUND.contains(&error.code())
 }
 

@@ -112,21 +112,7 @@ impl TargetEc2 {
         deadline: &Deadline,
     ) -> Result<(), NotSet> {
         let cut = |operation| move |()| AwsError::deadline_reached(Service::Ec2, operation);
-        let read = self
-            .client
-            .describe_launch_template_versions()
-            .launch_template_id(template_id)
-            .versions("$Default")
-            .send()
-            .map_err_into(Service::Ec2, "DescribeLaunchTemplateVersions");
-        let source = match within(deadline, read)
-            .await
-            .map_err(cut("DescribeLaunchTemplateVersions"))?
-        {
-            Ok(output) => output.launch_template_versions().first().cloned(),
-            Err(error) if crate::aws::ec2::is_template_not_found(&error) => None,
-            Err(error) => return Err(error.into()),
-        };
+        let source = self.read_default(template_id, deadline).await?;
         let Some((source, number)) = source.and_then(|v| {
             let number = v.version_number()?;
             Some((v, number))
